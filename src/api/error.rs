@@ -1,0 +1,150 @@
+//! The one error type of the API: every failure answers
+//! `{"error": {"code", "message", ...}}` with a stable code, as the tutorial shows.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::manifest::write::WriteError;
+use crate::manifest::Diagnostic;
+
+/// One field-level problem of a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    /// Dotted path of the field in the request body, e.g. `model.max_context`.
+    pub field: String,
+    /// JSON pointer of the field in the manifest document.
+    pub pointer: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 429 with the tutorial's body and a `Retry-After` of at least one second.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let secs = retry_after.max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "Rate limit exceeded. Try again in {secs} second{}.",
+                if secs == 1 { "" } else { "s" }
+            ),
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+
+    /// 500; the cause is logged, not returned.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {cause}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal server error; the server log has the details",
+        )
+    }
+
+    /// 400 `validation_failed` with one detail per diagnostic.
+    pub fn validation(message: impl Into<String>, diagnostics: &[Diagnostic]) -> Self {
+        let mut e = Self::bad_request("validation_failed", message);
+        e.details = diagnostics
+            .iter()
+            .map(|d| FieldError {
+                field: d
+                    .pointer
+                    .strip_prefix("/spec")
+                    .unwrap_or(&d.pointer)
+                    .trim_start_matches('/')
+                    .replace('/', ".")
+                    .replace("~1", "/")
+                    .replace("~0", "~"),
+                pointer: d.pointer.clone(),
+                message: d.message.clone(),
+                file: (!d.file.as_os_str().is_empty()).then(|| d.file.display().to_string()),
+                line: (d.line > 0).then_some(d.line),
+            })
+            .collect();
+        e
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match &e {
+            WriteError::NotFound(..) => ApiError::not_found(e.to_string()),
+            WriteError::AlreadyExists(..) => ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string()),
+            WriteError::Moved(..) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            WriteError::PreconditionFailed(..) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
+            }
+            WriteError::Invalid(diagnostics) => ApiError::validation(
+                "the change would make the manifests invalid; nothing was written",
+                diagnostics,
+            ),
+            WriteError::Io { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if !self.details.is_empty() {
+            error["details"] = serde_json::to_value(&self.details).unwrap_or_default();
+        }
+        if let Some(secs) = self.retry_after {
+            error["retry_after"] = secs.into();
+        }
+        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"claw\""));
+        }
+        response
+    }
+}

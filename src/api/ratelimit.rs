@@ -1,0 +1,140 @@
+//! Per-token rate limiting (GCRA via `governor`), configured live from the Config's
+//! `rate_limit`: the limiter is rebuilt the first time a request sees new settings, so a
+//! change applies to the very next request.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::Quota;
+
+use crate::auth::TokenHash;
+use crate::manifest::kinds::RateLimitConfig;
+
+type Gcra = governor::RateLimiter<
+    TokenHash,
+    DefaultKeyedStateStore<TokenHash>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+struct Limiter {
+    settings: RateLimitConfig,
+    gcra: Gcra,
+    /// Time for one request's worth of capacity to come back.
+    per_request: Duration,
+}
+
+impl Limiter {
+    fn new(settings: &RateLimitConfig) -> Limiter {
+        let rpm = NonZeroU32::new(settings.requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
+        Limiter {
+            settings: settings.clone(),
+            gcra: Gcra::keyed(Quota::per_minute(rpm).allow_burst(burst))
+                .with_middleware::<StateInformationMiddleware>(),
+            per_request: Duration::from_secs(60) / rpm.get(),
+        }
+    }
+}
+
+/// The outcome of one check, with what the `X-RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Requests that may be made in a burst (`X-RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests left in the current burst (`X-RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Unix time at which the burst is full again (`X-RateLimit-Reset`).
+    pub reset: u64,
+    /// Seconds to wait, when the request is refused.
+    pub retry_after: Option<u64>,
+}
+
+/// The per-token limiter.
+pub struct RateLimiter {
+    current: ArcSwap<Limiter>,
+}
+
+impl RateLimiter {
+    /// A limiter with the given settings.
+    pub fn new(settings: &RateLimitConfig) -> RateLimiter {
+        RateLimiter {
+            current: ArcSwap::from_pointee(Limiter::new(settings)),
+        }
+    }
+
+    /// Counts one request of `key` against `settings` (rebuilding the limiter if they changed).
+    pub fn check(&self, key: &TokenHash, settings: &RateLimitConfig) -> Decision {
+        let mut limiter = self.current.load();
+        if limiter.settings != *settings {
+            self.current.store(std::sync::Arc::new(Limiter::new(settings)));
+            limiter = self.current.load();
+        }
+        let burst = limiter.settings.burst;
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        match limiter.gcra.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let refill = limiter.per_request * burst.saturating_sub(remaining);
+                Decision {
+                    limit: burst,
+                    remaining,
+                    reset: (now_unix + refill).as_secs_f64().ceil() as u64,
+                    retry_after: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(limiter.gcra.clock().now());
+                let refill = limiter.per_request * burst;
+                Decision {
+                    limit: burst,
+                    remaining: 0,
+                    reset: (now_unix + refill).as_secs_f64().ceil() as u64,
+                    retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(rpm: u32, burst: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            requests_per_minute: rpm,
+            burst,
+        }
+    }
+
+    #[test]
+    fn allows_a_burst_then_refuses_with_a_retry_after_of_at_least_one_second() {
+        let limiter = RateLimiter::new(&settings(60, 3));
+        let key = [7; 32];
+        let s = settings(60, 3);
+        let remaining: Vec<_> = (0..3).map(|_| limiter.check(&key, &s).remaining).collect();
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let refused = limiter.check(&key, &s);
+        assert_eq!(refused.limit, 3);
+        assert!(refused.retry_after.is_some_and(|s| s >= 1));
+        // Another token has its own budget.
+        assert!(limiter.check(&[8; 32], &s).retry_after.is_none());
+    }
+
+    #[test]
+    fn new_settings_apply_to_the_next_check() {
+        let limiter = RateLimiter::new(&settings(60, 1));
+        let key = [1; 32];
+        limiter.check(&key, &settings(60, 1));
+        assert!(limiter.check(&key, &settings(60, 1)).retry_after.is_some());
+        let d = limiter.check(&key, &settings(600, 10));
+        assert_eq!((d.limit, d.retry_after), (10, None));
+    }
+}

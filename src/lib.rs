@@ -1,0 +1,11 @@
+//! claw: a declarative, GitOps-driven server for the OpenClaw API.
+//!
+//! Users commit YAML manifests; `claw serve` validates them, converges runtime state to match,
+//! and serves `/api/v1`, whose writes go back to the manifests. See `ARCHITECTURE.md` for the
+//! map of modules.
+
+pub mod auth;
+pub mod live;
+pub mod manifest;
+pub mod reconcile;
+pub mod store;

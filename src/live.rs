@@ -1,0 +1,46 @@
+//! Live state: what the reconciler has put in force, read lock-free by the API.
+//!
+//! The reconciler (and only it) publishes here; request handlers only load. Each field is
+//! swapped as a whole, so a reader sees one consistent version of it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::TokenTable;
+use crate::manifest::kinds::ConfigSpec;
+use crate::manifest::Digest;
+use crate::reconcile::status::Summary;
+
+/// The Config in force.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveConfig {
+    pub spec: ConfigSpec,
+    /// Digest of the applied Config resource (the API's ETag); `None` for built-in defaults.
+    pub digest: Option<Digest>,
+}
+
+/// State shared between the reconciler (writer) and the API (reader).
+pub struct Live {
+    pub config: ArcSwap<ActiveConfig>,
+    pub tokens: TokenTable,
+    pub summary: ArcSwap<Summary>,
+    pub started: Instant,
+    /// The manifests root, for messages.
+    pub manifests: PathBuf,
+}
+
+impl Live {
+    /// Fresh live state with built-in defaults and no tokens.
+    pub fn new(manifests: PathBuf) -> Arc<Live> {
+        Arc::new(Live {
+            config: ArcSwap::from_pointee(ActiveConfig::default()),
+            tokens: TokenTable::default(),
+            summary: ArcSwap::from_pointee(Summary::default()),
+            started: Instant::now(),
+            manifests,
+        })
+    }
+}

@@ -1,0 +1,406 @@
+//! Loading manifests: a file's text into resources and diagnostics, a directory tree into a
+//! [`ManifestSet`].
+//!
+//! Every error of every document is collected in one pass; nothing stops at the first one.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use super::kinds::{Kind, Metadata, Spec, API_VERSION};
+use super::yaml::{self, SourceDoc};
+use super::{schema, Diagnostic, Digest, Origin, Resource};
+
+/// What one manifest file declares.
+#[derive(Debug, Clone)]
+pub struct FileLoad {
+    /// Digest of the file's bytes: an unchanged digest means nothing to do.
+    pub digest: Digest,
+    /// The resources in force from this file. `load` puts the valid documents here; the
+    /// reconciler keeps the last good ones here while the file has errors.
+    pub resources: Vec<Resource>,
+    /// Errors of the file's current content.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Kind and name of the invalid documents that still say who they are: the reconciler
+    /// never deletes these, so a typo cannot revoke a token or remove a skill.
+    pub claimed: Vec<(Kind, String)>,
+    /// True when the file is not even YAML: then nobody can tell what it declares, and the
+    /// reconciler holds every delete until it is fixed.
+    pub unreadable: bool,
+}
+
+/// True for the file names the loader reads: `*.yaml` / `*.yml`, not hidden (editor swap and
+/// our own temp files start with a dot).
+pub fn is_manifest_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+}
+
+/// Digest of a file's bytes.
+pub fn digest_bytes(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
+}
+
+/// Parses and validates one file's text. `rel` is the path relative to the manifests root.
+pub fn parse_file(rel: &Path, text: &str) -> FileLoad {
+    let digest = digest_bytes(text.as_bytes());
+    let file: Arc<Path> = Arc::from(rel);
+    let mut out = FileLoad {
+        digest,
+        resources: Vec::new(),
+        diagnostics: Vec::new(),
+        claimed: Vec::new(),
+        unreadable: false,
+    };
+    let docs = match yaml::parse_documents(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            out.unreadable = true;
+            out.diagnostics.push(Diagnostic {
+                file: rel.to_path_buf(),
+                line: e.position.line,
+                column: e.position.column,
+                kind: None,
+                name: None,
+                pointer: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+            });
+            return out;
+        }
+    };
+    for doc in docs {
+        match parse_document(&file, &doc) {
+            Ok(resource) => out.resources.push(resource),
+            Err(mut diags) => {
+                let kind = doc.value.get("kind").and_then(Value::as_str);
+                let name = doc.value.pointer("/metadata/name").and_then(Value::as_str);
+                if let (Some(Ok(kind)), Some(name)) = (kind.map(str::parse::<Kind>), name) {
+                    out.claimed.push((kind, name.to_owned()));
+                }
+                out.diagnostics.append(&mut diags);
+            }
+        }
+    }
+    out
+}
+
+/// Turns one parsed document into a resource, or the list of everything wrong with it.
+pub fn parse_document(file: &Arc<Path>, doc: &SourceDoc) -> Result<Resource, Vec<Diagnostic>> {
+    let value = &doc.value;
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let kind_text = value.get("kind").and_then(Value::as_str);
+    let kind = kind_text.and_then(|k| k.parse::<Kind>().ok());
+    let diag = |pointer: &str, message: String| {
+        let pos = doc.position(pointer);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            kind,
+            name: name.clone(),
+            pointer: pointer.to_owned(),
+            message,
+        }
+    };
+
+    if !value.is_object() {
+        return Err(vec![diag(
+            "",
+            "a manifest must be a mapping with apiVersion, kind, metadata and spec".into(),
+        )]);
+    }
+    let mut errors = Vec::new();
+    match value.get("apiVersion").and_then(Value::as_str) {
+        Some(API_VERSION) => {}
+        Some(other) => errors.push(diag(
+            "/apiVersion",
+            format!("unsupported apiVersion \"{other}\": expected \"{API_VERSION}\""),
+        )),
+        None => errors.push(diag(
+            "",
+            format!("missing required field \"apiVersion\" (expected \"{API_VERSION}\")"),
+        )),
+    }
+    let Some(kind) = kind else {
+        let valid = Kind::ALL.map(|k| k.as_str()).join(", ");
+        errors.push(match kind_text {
+            Some(k) => diag("/kind", format!("unknown kind \"{k}\": expected one of {valid}")),
+            None => diag("", format!("missing required field \"kind\" ({valid})")),
+        });
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    for v in schema::validate(kind, value) {
+        errors.push(diag(&v.pointer, v.message));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let metadata: Metadata = match value
+        .get("metadata")
+        .map(|m| serde_json::from_value(m.clone()))
+    {
+        Some(Ok(m)) => m,
+        _ => return Err(vec![diag("/metadata", type_mismatch(kind, "metadata"))]),
+    };
+    let empty = Value::Object(Default::default());
+    let spec = match Spec::from_value(kind, value.get("spec").unwrap_or(&empty)) {
+        Ok(s) => s,
+        Err(_) => return Err(vec![diag("/spec", type_mismatch(kind, "spec"))]),
+    };
+    let digest = resource_digest(kind, &metadata, &spec);
+    Ok(Resource {
+        kind,
+        metadata,
+        spec,
+        digest,
+        origin: Origin {
+            file: file.clone(),
+            line: doc.start.line,
+            column: doc.start.column,
+        },
+    })
+}
+
+// The schema accepted the document, so this is our bug (schema and types disagree); the
+// serde message is not shown because it can quote the value, which may be a pasted secret.
+fn type_mismatch(kind: Kind, field: &str) -> String {
+    format!("{field} passed the {kind} schema but not the {kind} type; please report this")
+}
+
+/// Digest of a resource's meaning: kind, metadata and typed spec in canonical order.
+pub fn resource_digest(kind: Kind, metadata: &Metadata, spec: &Spec) -> Digest {
+    let mut h = Sha256::new();
+    h.update(kind.as_str());
+    h.update([0]);
+    h.update(serde_json::to_vec(metadata).unwrap_or_default());
+    h.update([0]);
+    h.update(serde_json::to_vec(spec).unwrap_or_default());
+    h.finalize().into()
+}
+
+/// Every manifest file below `root`, relative to it, sorted; hidden files and directories are
+/// skipped, and so are symlinked directories (they can form cycles).
+pub fn scan(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    scan_into(root, Path::new(""), &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn scan_into(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let dir = root.join(rel);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        // A directory removed while we walk is simply gone.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.as_os_str().is_empty() => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let child = rel.join(&name);
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            scan_into(root, &child, out)?;
+        } else if is_manifest_file(&child)
+            && (file_type.is_file() || std::fs::metadata(root.join(&child))?.is_file())
+        {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Reads one manifest file; `None` when it does not exist (any more).
+pub fn read_file(root: &Path, rel: &Path) -> io::Result<Option<String>> {
+    match std::fs::read(root.join(rel)) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not UTF-8 text", rel.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads and parses one file; `None` when it does not exist (any more). A file that is not
+/// UTF-8 is reported as an unreadable manifest rather than failing the whole load.
+pub fn load_path(root: &Path, rel: &Path) -> io::Result<Option<FileLoad>> {
+    match read_file(root, rel) {
+        Ok(Some(text)) => Ok(Some(parse_file(rel, &text))),
+        Ok(None) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            let bytes = std::fs::read(root.join(rel))?;
+            let mut load = parse_file(rel, "");
+            load.digest = digest_bytes(&bytes);
+            load.unreadable = true;
+            load.diagnostics.push(Diagnostic {
+                file: rel.to_path_buf(),
+                line: 1,
+                column: 1,
+                kind: None,
+                name: None,
+                pointer: String::new(),
+                message: "file is not UTF-8 text".into(),
+            });
+            Ok(Some(load))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The manifests of a directory: every file with what it declares.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestSet {
+    /// Files by path relative to the root, in path order (which decides duplicate winners).
+    pub files: BTreeMap<PathBuf, FileLoad>,
+}
+
+impl ManifestSet {
+    /// Loads every manifest below `root`.
+    pub fn load(root: &Path) -> io::Result<ManifestSet> {
+        let mut set = ManifestSet::default();
+        for rel in scan(root)? {
+            set.load_file(root, &rel)?;
+        }
+        Ok(set)
+    }
+
+    /// Loads (or reloads) one file; a file that no longer exists is dropped from the set.
+    pub fn load_file(&mut self, root: &Path, rel: &Path) -> io::Result<()> {
+        match load_path(root, rel)? {
+            Some(load) => self.files.insert(rel.to_path_buf(), load),
+            None => self.files.remove(rel),
+        };
+        Ok(())
+    }
+
+    /// Every resource in force, in file order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.files.values().flat_map(|f| f.resources.iter())
+    }
+
+    /// The first resource of this kind and name, in file order.
+    pub fn find(&self, kind: Kind, name: &str) -> Option<&Resource> {
+        self.resources()
+            .find(|r| r.kind == kind && r.metadata.name == name)
+    }
+
+    /// Errors of the files themselves (not the cross-resource rules).
+    pub fn file_diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.files.values().flat_map(|f| f.diagnostics.iter())
+    }
+
+    /// Digest over every file's path and content: the manifests' revision when not in git.
+    pub fn revision(&self) -> Digest {
+        let mut h = Sha256::new();
+        for (path, file) in &self.files {
+            h.update(path.to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update(file.digest);
+        }
+        h.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "apiVersion: openclaw.dev/v1
+kind: Token
+metadata:
+  name: ci
+spec:
+  scope: execute
+  sha256: 0a0000000000000000000000000000000000000000000000000000000000000b
+";
+
+    #[test]
+    fn a_valid_document_becomes_a_resource_with_its_origin() {
+        let load = parse_file(Path::new("tokens/ci.yaml"), TOKEN);
+        assert!(load.diagnostics.is_empty(), "{:?}", load.diagnostics);
+        let r = &load.resources[0];
+        assert_eq!((r.kind, r.name()), (Kind::Token, "ci"));
+        assert_eq!(&*r.origin.file, Path::new("tokens/ci.yaml"));
+        assert_eq!(r.origin.line, 1);
+    }
+
+    #[test]
+    fn every_error_of_every_document_is_reported_with_its_position() {
+        let text = format!(
+            "{}---\napiVersion: openclaw.dev/v1\nkind: Token\nmetadata:\n  name: bad\nspec:\n  scope: admin\n  sha256: xyz\n---\nkind: Gizmo\n",
+            TOKEN
+        );
+        let load = parse_file(Path::new("t.yaml"), &text);
+        assert_eq!(load.resources.len(), 1);
+        let found: Vec<_> = load
+            .diagnostics
+            .iter()
+            .map(|d| (d.line, d.pointer.as_str(), d.name.as_deref()))
+            .collect();
+        assert!(found.contains(&(14, "/spec/scope", Some("bad"))), "{found:?}");
+        assert!(found.contains(&(15, "/spec/sha256", Some("bad"))), "{found:?}");
+        assert!(
+            load.diagnostics
+                .iter()
+                .any(|d| d.line == 17 && d.message.contains("unknown kind \"Gizmo\"")),
+            "{:?}",
+            load.diagnostics
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_errors_name_the_line() {
+        let load = parse_file(Path::new("x.yaml"), "kind: Token\nmetadata: [unclosed\n");
+        assert_eq!(load.diagnostics.len(), 1);
+        assert!(load.diagnostics[0].line >= 2);
+        assert!(load.diagnostics[0].message.starts_with("invalid YAML"));
+    }
+
+    #[test]
+    fn digest_ignores_formatting_and_spelled_out_defaults() {
+        let a = parse_file(Path::new("a.yaml"), "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata: {name: default}\nspec: {}\n");
+        let b = parse_file(
+            Path::new("b.yaml"),
+            "# comment\napiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  git: {auto_commit: false}\n",
+        );
+        assert_eq!(a.resources[0].digest, b.resources[0].digest);
+    }
+
+    #[test]
+    fn scan_skips_hidden_and_non_yaml_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/.git")).unwrap();
+        std::fs::write(dir.path().join("a/one.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("two.yml"), "").unwrap();
+        std::fs::write(dir.path().join(".hidden.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("a/.git/x.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+        assert_eq!(
+            scan(dir.path()).unwrap(),
+            vec![PathBuf::from("a/one.yaml"), PathBuf::from("two.yml")]
+        );
+    }
+}

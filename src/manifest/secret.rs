@@ -1,0 +1,107 @@
+//! Resolving secret references (`{fromEnv}`, `{fromFile}`, `{ref}`) to their values.
+//!
+//! Values are resolved when needed and never logged, stored in manifests or returned by the API.
+//! `{ref: NAME}` names a file under `<data>/secrets/`, written with mode 0600 by the server.
+
+use std::path::{Path, PathBuf};
+
+use super::kinds::SecretRef;
+
+/// Why a secret reference could not be resolved. Messages name the reference, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("secret file {path} cannot be read: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("stored secret \"{0}\" does not exist")]
+    MissingRef(String),
+    #[error("stored secret name \"{0}\" is not a valid name")]
+    BadRef(String),
+}
+
+/// Where relative `fromFile` paths and stored secrets are found.
+#[derive(Debug, Clone)]
+pub struct SecretContext {
+    /// Directory relative `fromFile` paths are resolved against (the manifests root).
+    pub base_dir: PathBuf,
+    /// The server's data dir (holds `secrets/`).
+    pub data_dir: PathBuf,
+}
+
+impl SecretContext {
+    /// Resolves a reference to its value, trimming one trailing newline from files.
+    pub fn resolve(&self, secret: &SecretRef) -> Result<String, SecretError> {
+        match secret {
+            SecretRef::FromEnv(name) => {
+                std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))
+            }
+            SecretRef::FromFile(path) => {
+                let path = self.base_dir.join(path);
+                read_trimmed(&path).map_err(|source| SecretError::File { path, source })
+            }
+            SecretRef::Ref(name) => {
+                let path = stored_secret_path(&self.data_dir, name)
+                    .ok_or_else(|| SecretError::BadRef(name.clone()))?;
+                read_trimmed(&path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => SecretError::MissingRef(name.clone()),
+                    _ => SecretError::File { path, source: e },
+                })
+            }
+        }
+    }
+}
+
+/// Path of a stored secret; `None` for names that could leave the secrets directory.
+pub fn stored_secret_path(data_dir: &Path, name: &str) -> Option<PathBuf> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| data_dir.join("secrets").join(name))
+}
+
+fn read_trimmed(path: &Path) -> std::io::Result<String> {
+    let mut s = std::fs::read_to_string(path)?;
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_files_relative_to_the_base_and_refuses_escaping_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.txt"), "s3cret\n").unwrap();
+        let ctx = SecretContext {
+            base_dir: dir.path().into(),
+            data_dir: dir.path().into(),
+        };
+        assert_eq!(ctx.resolve(&SecretRef::FromFile("key.txt".into())).unwrap(), "s3cret");
+        assert!(matches!(
+            ctx.resolve(&SecretRef::Ref("../key.txt".into())),
+            Err(SecretError::BadRef(_))
+        ));
+        assert!(matches!(
+            ctx.resolve(&SecretRef::Ref("nope".into())),
+            Err(SecretError::MissingRef(_))
+        ));
+        let err = ctx
+            .resolve(&SecretRef::FromEnv("CLAW_TEST_SURELY_UNSET_VAR".into()))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "environment variable CLAW_TEST_SURELY_UNSET_VAR is not set");
+    }
+}

@@ -1,0 +1,26 @@
+//! One handler per kind. To give a kind real behaviour, add a file here and list it in [`all`].
+
+mod accept;
+mod config;
+mod token;
+
+use std::sync::Arc;
+
+use super::handler::Handler;
+use crate::live::Live;
+use crate::manifest::Kind;
+
+/// The handlers of every kind, indexed by [`Kind`]; kinds without behaviour yet are accepted
+/// after validation.
+pub fn all(live: &Arc<Live>) -> Vec<Arc<dyn Handler>> {
+    let mut handlers: Vec<Arc<dyn Handler>> = vec![
+        Arc::new(config::ConfigHandler::new(live.clone())),
+        Arc::new(token::TokenHandler::new(live.clone())),
+    ];
+    for kind in Kind::ALL {
+        if !handlers.iter().any(|h| h.kind() == kind) {
+            handlers.push(Arc::new(accept::AcceptHandler(kind)));
+        }
+    }
+    handlers
+}

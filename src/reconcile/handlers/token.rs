@@ -1,0 +1,98 @@
+//! The Token handler: keeps the `tokens` table and the in-memory [`TokenTable`] equal to the
+//! Token manifests, so a token created or revoked on disk takes effect without a restart.
+//!
+//! [`TokenTable`]: crate::auth::TokenTable
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use crate::auth::{TokenHash, TokenRecord};
+use crate::live::Live;
+use crate::manifest::{Kind, Resource, Spec};
+use crate::reconcile::handler::{ApplyError, Handler, Outcome};
+use crate::store::{self, StoreError};
+
+#[derive(Default)]
+struct Staged {
+    upserts: Vec<TokenRecord>,
+    removes: Vec<String>,
+}
+
+/// Converges tokens.
+pub struct TokenHandler {
+    live: Arc<Live>,
+    staged: Mutex<Staged>,
+}
+
+impl TokenHandler {
+    /// A handler publishing into `live`.
+    pub fn new(live: Arc<Live>) -> Self {
+        TokenHandler {
+            live,
+            staged: Mutex::new(Staged::default()),
+        }
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, Staged> {
+        self.staged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Handler for TokenHandler {
+    fn kind(&self) -> Kind {
+        Kind::Token
+    }
+
+    async fn apply(&self, tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+        let Spec::Token(spec) = &r.spec else {
+            return Err(ApplyError::new("WrongKind", "not a Token"));
+        };
+        let mut hash: TokenHash = [0; 32];
+        hex::decode_to_slice(&spec.sha256, &mut hash)
+            .map_err(|_| ApplyError::new("InvalidDigest", "sha256 is not 64 hex digits"))?;
+        match store::tokens::upsert(tx, r.name(), spec).await {
+            Ok(()) => {}
+            Err(StoreError::Query(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                return Err(ApplyError::new(
+                    "DuplicateDigest",
+                    "another Token has the same sha256; each token must be generated separately (claw token create)",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let expires_at = spec.expires_at.map(|t| t.unix_timestamp());
+        self.staged().upserts.push(TokenRecord {
+            name: r.name().to_owned(),
+            scope: spec.scope,
+            hash,
+            expires_at,
+            last_used: None,
+        });
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(match expires_at {
+            Some(at) if at <= now => Outcome {
+                reason: "Expired",
+                message: "token has expired; requests with it are refused".into(),
+            },
+            _ => Outcome::applied(format!("token accepted with scope {}", spec.scope.as_str())),
+        })
+    }
+
+    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
+        store::tokens::delete(tx, name).await?;
+        self.staged().removes.push(name.to_owned());
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let staged = std::mem::take(&mut *self.staged());
+        self.live.tokens.apply(staged.upserts, &staged.removes);
+    }
+
+    fn discard(&self) {
+        *self.staged() = Staged::default();
+    }
+}

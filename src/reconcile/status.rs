@@ -1,0 +1,76 @@
+//! Per-resource status (Ready, reason, message, applied revision, time) and the summary the
+//! API shows.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::manifest::{Diagnostic, Kind};
+
+/// The condition of one declared resource, in the manner of a Kubernetes `Ready` condition.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    pub kind: Kind,
+    pub name: String,
+    pub file: Arc<Path>,
+    pub line: usize,
+    pub ready: bool,
+    /// CamelCase machine-readable cause, e.g. `Applied`, `InvalidManifest`, `ApplyFailed`.
+    pub reason: String,
+    pub message: String,
+    /// The manifests revision at which the current spec was applied.
+    pub applied_revision: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_transition_time: OffsetDateTime,
+    /// Reason and message of the last successful apply, restored when an invalid edit of an
+    /// unchanged resource is fixed.
+    #[serde(skip)]
+    pub applied_outcome: Option<(&'static str, String)>,
+}
+
+impl ResourceStatus {
+    /// Sets the condition, moving the transition time only when readiness or reason change.
+    pub fn set(&mut self, ready: bool, reason: &str, message: String, now: OffsetDateTime) {
+        if self.ready != ready || self.reason != reason {
+            self.last_transition_time = now;
+        }
+        self.ready = ready;
+        self.reason = reason.to_owned();
+        self.message = message;
+    }
+}
+
+/// Counts of one kind's resources.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct KindCount {
+    pub total: usize,
+    pub ready: usize,
+}
+
+/// What `GET /api/v1/status` reports about reconciliation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// True once the first full reconcile has finished.
+    pub initialised: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_run_at: Option<OffsetDateTime>,
+    pub last_duration_ms: u64,
+    /// Revision of the manifests last reconciled.
+    pub revision: String,
+    /// Number of manifest files.
+    pub files: usize,
+    pub resources: std::collections::BTreeMap<Kind, KindCount>,
+    /// Deletes held back by the prune guard (0 when none).
+    pub prune_blocked: usize,
+    /// Every current problem: invalid files, rule violations, failed applies, held prunes.
+    pub errors: Vec<Diagnostic>,
+}
+
+impl Summary {
+    /// True when nothing is wrong.
+    pub fn healthy(&self) -> bool {
+        self.errors.is_empty() && self.prune_blocked == 0
+    }
+}

@@ -1,0 +1,170 @@
+//! The watcher: turns file-system events into reconcile triggers.
+//!
+//! Events are hints, never facts: a path in an event only means "this may have changed", and
+//! the reconciler re-reads and hashes it. Bursts are debounced (an editor's save is several
+//! events); an overflowed or failed watch asks for a full pass, and so does a timer, which also
+//! repairs whatever an event could have missed.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Controller, Scope};
+use crate::manifest::load::is_manifest_file;
+
+/// Timing of the watcher.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Quiet time after the last event before a burst is handed on.
+    pub debounce: Duration,
+    /// Interval of the full resync.
+    pub resync: Duration,
+}
+
+/// Starts watching `root` (recursively). The task ends when `stop` is cancelled.
+pub fn spawn(
+    root: PathBuf,
+    controller: Controller,
+    timing: Timing,
+    stop: CancellationToken,
+) -> notify::Result<tokio::task::JoinHandle<()>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    })?;
+    watcher.watch(&root, RecursiveMode::Recursive)?;
+    // Events name canonical paths on some platforms; compare against both forms.
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
+    Ok(tokio::spawn(async move {
+        let _watcher = watcher; // dropped (and the OS watch removed) when the task ends
+        let mut resync = tokio::time::interval(timing.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await; // the first tick is immediate; start-up already did a full pass
+        loop {
+            let first = tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = resync.tick() => {
+                    controller.trigger(Scope::Full);
+                    continue;
+                }
+                event = rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+            };
+            let mut batch = Batch::default();
+            batch.add(&root, &canonical, first);
+            // Debounce: wait for a quiet period, but never longer than 10 windows in total.
+            let deadline = tokio::time::Instant::now() + timing.debounce * 10;
+            loop {
+                let quiet = tokio::time::Instant::now() + timing.debounce;
+                match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
+                    Ok(Some(event)) => batch.add(&root, &canonical, event),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if let Some(scope) = batch.into_scope() {
+                controller.trigger(scope);
+            }
+        }
+    }))
+}
+
+#[derive(Default)]
+struct Batch {
+    full: bool,
+    files: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Batch {
+    fn add(&mut self, root: &Path, canonical: &Path, event: notify::Result<notify::Event>) {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!("file watcher error, doing a full resync: {e}");
+                self.full = true;
+                return;
+            }
+        };
+        if event.need_rescan() {
+            self.full = true;
+            return;
+        }
+        for path in event.paths {
+            let Some(rel) = path
+                .strip_prefix(root)
+                .or_else(|_| path.strip_prefix(canonical))
+                .ok()
+                .map(Path::to_path_buf)
+            else {
+                continue;
+            };
+            if rel.as_os_str().is_empty() {
+                // The root itself moved or vanished.
+                self.full = true;
+            } else if rel.components().any(is_hidden) {
+                // .git, editor swap files, our own temp files.
+            } else if is_manifest_file(&rel) {
+                self.files.insert(rel);
+            } else {
+                // Possibly a directory created, moved or removed: look below it.
+                self.dirs.insert(rel);
+            }
+        }
+    }
+
+    fn into_scope(self) -> Option<Scope> {
+        if self.full {
+            Some(Scope::Full)
+        } else if self.files.is_empty() && self.dirs.is_empty() {
+            None
+        } else {
+            Some(Scope::Paths {
+                files: self.files,
+                dirs: self.dirs,
+            })
+        }
+    }
+}
+
+fn is_hidden(c: Component<'_>) -> bool {
+    matches!(c, Component::Normal(name) if name.to_string_lossy().starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(paths: &[&str]) -> notify::Result<notify::Event> {
+        let mut e = notify::Event::new(notify::EventKind::Any);
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        Ok(e)
+    }
+
+    #[test]
+    fn batches_manifest_files_and_dirs_and_skips_hidden_paths() {
+        let mut b = Batch::default();
+        let root = Path::new("/m");
+        b.add(root, root, event(&["/m/tokens/a.yaml", "/m/.git/index", "/m/.a.yaml.swp", "/m/skills", "/elsewhere/x.yaml"]));
+        let Some(Scope::Paths { files, dirs }) = b.into_scope() else { panic!() };
+        assert_eq!(files, BTreeSet::from([PathBuf::from("tokens/a.yaml")]));
+        assert_eq!(dirs, BTreeSet::from([PathBuf::from("skills")]));
+    }
+
+    #[test]
+    fn rescan_flags_and_errors_ask_for_a_full_pass() {
+        let mut b = Batch::default();
+        b.add(Path::new("/m"), Path::new("/m"), Err(notify::Error::generic("overflow")));
+        assert_eq!(b.into_scope(), Some(Scope::Full));
+        let mut b = Batch::default();
+        b.add(Path::new("/m"), Path::new("/m"), event(&["/m"]));
+        assert_eq!(b.into_scope(), Some(Scope::Full));
+    }
+}

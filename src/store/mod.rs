@@ -1,0 +1,104 @@
+//! The embedded database: sqlx on SQLite in the data dir (WAL, migrations, busy timeout).
+//!
+//! It holds actual state — what the reconciler has applied — so that a restarted server knows
+//! what is in force before it reads a single manifest, and `claw diff` can compare without a
+//! server. One file per table family; all SQL lives in this module.
+
+pub mod resources;
+pub mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// The database file's name inside the data dir.
+pub const DB_FILE: &str = "claw.db";
+
+/// Errors of the store, naming the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database {path}: migration failed: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and runs pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            source: sqlx::Error::Io(e),
+        })?;
+        Self::connect(&path, true).await
+    }
+
+    /// Opens an existing database read-only, for CLI verbs; `None` when there is none yet.
+    pub async fn open_existing(data_dir: &Path) -> Result<Option<Store>, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::connect(&path, false).await.map(Some)
+    }
+
+    async fn connect(path: &Path, writable: bool) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(err)?
+            .filename(path)
+            .create_if_missing(writable)
+            .read_only(!writable)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        if writable {
+            sqlx::migrate!("./migrations")
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        Ok(Store { pool })
+    }
+
+    /// The connection pool, for the table modules.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Waits for open connections to finish and closes them.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

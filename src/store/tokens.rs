@@ -1,0 +1,114 @@
+//! The `tokens` table: tokens in force (SHA-256 digests only) and their last use.
+
+use sqlx::{Row, SqliteConnection};
+
+use super::{Store, StoreError};
+use crate::auth::{Scope, TokenHash, TokenRecord};
+use crate::manifest::kinds::TokenSpec;
+
+/// A row of the table, as `claw token list` shows it.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub name: String,
+    pub scope: String,
+    pub sha256: String,
+    pub created_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+/// Every token row.
+pub async fn list(store: &Store) -> Result<Vec<TokenRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT name, scope, sha256, created_at, expires_at, last_used_at FROM tokens ORDER BY name",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TokenRow {
+                name: r.try_get(0)?,
+                scope: r.try_get(1)?,
+                sha256: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                expires_at: r.try_get(4)?,
+                last_used_at: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// Every token as a record for the in-memory table (used at start-up, before reconciling).
+pub async fn load_records(store: &Store) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut out = Vec::new();
+    for row in list(store).await? {
+        let mut hash: TokenHash = [0; 32];
+        let Ok(scope) = row.scope.parse::<Scope>() else { continue };
+        if hex::decode_to_slice(&row.sha256, &mut hash).is_err() {
+            continue;
+        }
+        out.push(TokenRecord {
+            name: row.name,
+            scope,
+            hash,
+            expires_at: row.expires_at.as_deref().and_then(parse_unix),
+            last_used: row.last_used_at.as_deref().and_then(parse_unix),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_unix(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+fn rfc3339(t: &time::OffsetDateTime) -> Option<String> {
+    t.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Inserts or updates a token, keeping its last use.
+pub async fn upsert(conn: &mut SqliteConnection, name: &str, spec: &TokenSpec) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tokens (name, sha256, scope, created_at, expires_at, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (name) DO UPDATE SET sha256 = ?2, scope = ?3, created_at = ?4, expires_at = ?5, description = ?6",
+    )
+    .bind(name)
+    .bind(&spec.sha256)
+    .bind(spec.scope.as_str())
+    .bind(spec.created_at.as_ref().and_then(rfc3339))
+    .bind(spec.expires_at.as_ref().and_then(rfc3339))
+    .bind(spec.description.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes a revoked token.
+pub async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM tokens WHERE name = ?1")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Persists last-use times collected in memory (batched, off the request path).
+pub async fn record_last_used(store: &Store, uses: &[(std::sync::Arc<str>, i64)]) -> Result<(), StoreError> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.pool().begin().await?;
+    for (name, at) in uses {
+        let Ok(at) = time::OffsetDateTime::from_unix_timestamp(*at) else { continue };
+        sqlx::query("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
+            .bind(name.as_ref())
+            .bind(rfc3339(&at))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
