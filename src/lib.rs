@@ -4,8 +4,12 @@
 //! and serves `/api/v1`, whose writes go back to the manifests. See `ARCHITECTURE.md` for the
 //! map of modules.
 
+pub mod api;
 pub mod auth;
+pub mod cli;
+pub mod client;
 pub mod live;
 pub mod manifest;
 pub mod reconcile;
+pub mod server;
 pub mod store;

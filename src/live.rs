@@ -30,6 +30,8 @@ pub struct Live {
     pub started: Instant,
     /// The manifests root, for messages.
     pub manifests: PathBuf,
+    /// Counts finished reconcile passes; subscribe to wait for convergence without polling.
+    pub passes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Live {
@@ -41,6 +43,17 @@ impl Live {
             summary: ArcSwap::from_pointee(Summary::default()),
             started: Instant::now(),
             manifests,
+            passes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Waits until a finished pass leaves `done` true (checked at once, then after each pass).
+    pub async fn wait_for(&self, mut done: impl FnMut(&Live) -> bool) {
+        let mut passes = self.passes.subscribe();
+        while !done(self) {
+            if passes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `claw` binary: parse the command line and hand over to the library.
+
+fn main() -> std::process::ExitCode {
+    claw::cli::main()
+}

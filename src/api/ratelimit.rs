@@ -34,7 +34,7 @@ impl Limiter {
         let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
         Limiter {
             settings: settings.clone(),
-            gcra: Gcra::keyed(Quota::per_minute(rpm).allow_burst(burst))
+            gcra: governor::RateLimiter::keyed(Quota::per_minute(rpm).allow_burst(burst))
                 .with_middleware::<StateInformationMiddleware>(),
             per_request: Duration::from_secs(60) / rpm.get(),
         }

@@ -5,6 +5,7 @@
 //! never holds a token in memory longer than the request, and probing by digest leaks nothing
 //! useful about stored tokens through timing.
 
+pub mod issue;
 pub mod token;
 
 use std::collections::HashMap;

@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod kinds;
 pub mod load;
 pub mod rules;
+pub mod scaffold;
 pub mod schema;
 pub mod secret;
 pub mod write;

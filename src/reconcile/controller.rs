@@ -237,6 +237,7 @@ impl Reconciler {
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.last_run = Some((OffsetDateTime::now_utc(), started.elapsed()));
         self.publish_summary(&report);
+        self.live.passes.send_modify(|n| *n += 1);
         report
     }
 

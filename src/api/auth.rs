@@ -1,0 +1,138 @@
+//! Authentication, authorisation and rate limiting of every `/api/v1` request.
+//!
+//! Order: refuse tokens in the query string -> bearer token -> [`TokenTable`] (401 for a
+//! missing, unknown, expired or revoked token) -> per-token rate limit (429) -> scope (403).
+//! Authenticated responses carry `X-RateLimit-Limit/Remaining/Reset`. The token is hashed and
+//! dropped; only the token's name is ever logged.
+//!
+//! [`TokenTable`]: crate::auth::TokenTable
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{token, AuthError, Scope, TokenEntry};
+
+static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The caller of a request, for handlers (write-backs name the token in commits and logs).
+#[derive(Clone)]
+pub struct Caller(pub Arc<TokenEntry>);
+
+/// The scope a call needs: GETs need `read`; creating and cancelling tasks need `execute`;
+/// everything else needs `full`.
+pub fn required_scope(method: &Method, path: &str) -> Scope {
+    if method == Method::GET || method == Method::HEAD {
+        return Scope::Read;
+    }
+    let path = path.trim_end_matches('/');
+    let is_task_call = path == "/api/v1/tasks"
+        || path
+            .strip_prefix("/api/v1/tasks/")
+            .and_then(|rest| rest.strip_suffix("/cancel"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    if method == Method::POST && is_task_call {
+        Scope::Execute
+    } else {
+        Scope::Full
+    }
+}
+
+/// True when the query string seems to carry a credential.
+fn query_has_token(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = key.to_ascii_lowercase();
+        matches!(
+            key.as_str(),
+            "token" | "access_token" | "api_key" | "apikey" | "api_token" | "auth" | "bearer" | "key"
+        ) || value.starts_with(token::PREFIX)
+            || key.starts_with(token::PREFIX)
+    })
+}
+
+/// The `/api/v1` middleware.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if req.uri().query().is_some_and(query_has_token) {
+        return ApiError::bad_request(
+            "token_in_query",
+            "tokens are not accepted in the URL (URLs end up in logs and browser history); send `Authorization: Bearer <token>`, and revoke the token if the URL was shared",
+        )
+        .into_response();
+    }
+    let Some(presented) = bearer(&req) else {
+        return ApiError::unauthorized("missing bearer token: send `Authorization: Bearer <token>`").into_response();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let entry = match state.live.tokens.authenticate(presented, now) {
+        Ok(entry) => entry,
+        Err(AuthError::Invalid) => return ApiError::unauthorized("invalid or revoked token").into_response(),
+        Err(e @ AuthError::Expired(_)) => return ApiError::unauthorized(e.to_string()).into_response(),
+    };
+
+    let config = state.live.config.load();
+    let decision = state.limiter.check(entry.hash(), &config.spec.rate_limit);
+    let mut response = if let Some(retry_after) = decision.retry_after {
+        ApiError::rate_limited(retry_after).into_response()
+    } else {
+        let needed = required_scope(req.method(), req.uri().path());
+        if entry.scope.allows(needed) {
+            entry.touch(now);
+            req.extensions_mut().insert(Caller(entry.clone()));
+            next.run(req).await
+        } else {
+            ApiError::forbidden(format!(
+                "token '{}' has scope {}; this call needs {}",
+                entry.name,
+                entry.scope.as_str(),
+                needed.as_str()
+            ))
+            .into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(LIMIT.clone(), HeaderValue::from(decision.limit));
+    headers.insert(REMAINING.clone(), HeaderValue::from(decision.remaining));
+    headers.insert(RESET.clone(), HeaderValue::from(decision.reset));
+    response
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_by_method_and_path() {
+        assert_eq!(required_scope(&Method::GET, "/api/v1/config"), Scope::Read);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/tasks"), Scope::Execute);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/tasks/task_1/cancel"), Scope::Execute);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/tasks/a/b/cancel"), Scope::Full);
+        assert_eq!(required_scope(&Method::PATCH, "/api/v1/config"), Scope::Full);
+        assert_eq!(required_scope(&Method::DELETE, "/api/v1/tasks/x"), Scope::Full);
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_recognised() {
+        assert!(query_has_token("access_token=abc"));
+        assert!(query_has_token("limit=1&x=ocl_abc"));
+        assert!(query_has_token("TOKEN=1"));
+        assert!(!query_has_token("limit=20&offset=0&status=completed"));
+    }
+}

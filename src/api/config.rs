@@ -1,0 +1,113 @@
+//! `GET /api/v1/config` and `PATCH /api/v1/config` (RFC 7396 JSON merge patch of the Config
+//! spec, written back to the file that holds the Config, with `ETag` / `If-Match`).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::{etag, AppState, JsonBody};
+use crate::manifest::kinds::ConfigSpec;
+use crate::manifest::rules::CONFIG_NAME;
+use crate::manifest::write::{merge_patch, Edit, WriteError};
+use crate::manifest::{Digest, Kind};
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/config", get(get_config).patch(patch_config))
+}
+
+/// The spec as the API shows it. Secret references (`{fromEnv: NAME}`, ...) name where a
+/// secret lives, never its value, and values are never resolved here.
+fn redacted(spec: &ConfigSpec) -> Value {
+    serde_json::to_value(spec).unwrap_or_default()
+}
+
+fn respond(spec: &ConfigSpec, digest: Option<&Digest>) -> Response {
+    let mut response = Json(redacted(spec)).into_response();
+    if let Some(d) = digest {
+        response.headers_mut().insert(header::ETAG, etag(d));
+    }
+    response
+}
+
+async fn get_config(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let active = state.live.config.load();
+    if let (Some(d), Some(inm)) = (active.digest.as_ref(), headers.get(header::IF_NONE_MATCH)) {
+        if inm.as_bytes() == etag(d).as_bytes() {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            r.headers_mut().insert(header::ETAG, etag(d));
+            return r;
+        }
+    }
+    respond(&active.spec, active.digest.as_ref())
+}
+
+/// Parses `If-Match`: `None` for absent or `*`, else the digest it names.
+fn if_match(headers: &HeaderMap) -> Result<Option<Digest>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.trim_start_matches("W/").trim_matches('"');
+    let mut digest = [0u8; 32];
+    match hex::decode_to_slice(tag, &mut digest) {
+        Ok(()) => Ok(Some(digest)),
+        // A tag we never issued cannot match.
+        Err(_) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "If-Match does not match the current config; GET it again for its ETag",
+        )),
+    }
+}
+
+async fn patch_config(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    headers: HeaderMap,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    if !patch.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_patch",
+            "the body must be a JSON object: a merge patch of the config (RFC 7396)",
+        ));
+    }
+    let expected = if_match(&headers)?;
+    if let (Some(expected), Some(current)) = (expected, state.live.config.load().digest) {
+        if expected != current {
+            return Err(WriteError::PreconditionFailed(Kind::Config, CONFIG_NAME.into()).into());
+        }
+    }
+    let edit = Edit::MergePatch {
+        kind: Kind::Config,
+        name: CONFIG_NAME.into(),
+        patch: patch.clone(),
+    };
+    let outcome = match state.controller.write(edit, expected).await {
+        // No Config manifest at all: the patch of an empty spec creates one.
+        Err(WriteError::NotFound(..)) if expected.is_none() => {
+            let mut spec = Value::Object(Default::default());
+            merge_patch(&mut spec, &patch);
+            let edit = Edit::Create {
+                kind: Kind::Config,
+                name: CONFIG_NAME.into(),
+                spec,
+                labels: Default::default(),
+            };
+            state.controller.write(edit, None).await?
+        }
+        other => other?,
+    };
+    tracing::info!(token = %caller.name, file = %outcome.path.display(), "config patched");
+    let active = state.live.config.load();
+    Ok(respond(&active.spec, active.digest.as_ref()))
+}

@@ -1,0 +1,176 @@
+//! The HTTP API (axum): `/api/v1/...` plus `/healthz` and `/readyz`.
+//!
+//! Requests pass body limit -> trace -> (for `/api/v1`) authentication, scope and rate limit
+//! ([`auth`]) -> one module per resource. Handlers read [`Live`] state and ask the
+//! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ratelimit;
+pub mod resources;
+pub mod status;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::live::Live;
+use crate::reconcile::Controller;
+use error::ApiError;
+use ratelimit::RateLimiter;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub live: Arc<Live>,
+    pub controller: Controller,
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let api = Router::new()
+        .merge(status::router())
+        .merge(config::router())
+        .merge(resources::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let x_request_id = header::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // The path only: a query string could carry a token someone pasted there.
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready once the first full reconcile has finished.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    if state.live.summary.load().initialised {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the first reconcile has not finished").into_response()
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+/// Gives errors produced below our handlers (axum's 405, tower-http's 413, ...) our JSON body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", format!("{method} is not allowed on {path}"))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(status, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
+        }
+        StatusCode::NOT_FOUND => ApiError::not_found(format!("no route for {method} {path}")),
+        s if s.is_server_error() => ApiError::internal(format!("{method} {path} answered {s}")),
+        s => ApiError::new(s, "bad_request", s.canonical_reason().unwrap_or("bad request")),
+    };
+    let mut out = error.into_response();
+    // Keep headers such as Allow and Retry-After.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name, value.clone());
+        }
+    }
+    out
+}
+
+/// A JSON request body whose every failure is one of our errors (400 / 413), with a message
+/// that never quotes the body.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+            } else {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!(
+                    "request body is not valid JSON for this call (line {}, column {}: {})",
+                    e.line(),
+                    e.column(),
+                    match e.classify() {
+                        serde_json::error::Category::Data => "unexpected field or type",
+                        serde_json::error::Category::Eof => "unexpected end",
+                        _ => "syntax error",
+                    }
+                ),
+            )
+        })
+    }
+}
+
+/// Quotes an entity tag.
+pub fn etag(digest: &[u8]) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", hex::encode(digest))).unwrap_or(HeaderValue::from_static("\"\""))
+}

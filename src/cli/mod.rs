@@ -1,0 +1,122 @@
+//! The command line: one file per verb. `main` parses, sets up logging and a runtime, and maps
+//! outcomes to exit codes (0 success; 1 "found something" for validate and diff, or a failed
+//! action; 2 usage or I/O errors).
+
+mod diff;
+mod serve;
+mod status;
+mod token;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// claw: a GitOps-driven server for the OpenClaw API.
+#[derive(Debug, Parser)]
+#[command(name = "claw", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controller and the API server.
+    Serve(serve::Args),
+    /// Scaffold a manifests dir: a Config and a full-scope `admin` token (printed once).
+    Init {
+        /// The manifests dir to create or complete.
+        #[arg(default_value = "manifests")]
+        dir: PathBuf,
+    },
+    /// Validate manifests against the schemas and cross-resource rules (for CI).
+    Validate(validate::Args),
+    /// Show what `serve` would change: resources to create, update and delete.
+    Diff(diff::Args),
+    /// Create, list and revoke API tokens (edits Token manifests).
+    #[command(subcommand)]
+    Token(token::Command),
+    /// Print a running server's status.
+    Status(status::Args),
+}
+
+/// Output formats shared by the verbs that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The `--manifests` flag (with its env var), shared by several verbs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManifestsArg {
+    /// The manifests dir.
+    #[arg(long, env = "CLAW_MANIFESTS", default_value = "manifests")]
+    pub manifests: PathBuf,
+}
+
+/// The `--data` flag (with its env var), shared by several verbs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArg {
+    /// The data dir (database, stored secrets).
+    #[arg(long, env = "CLAW_DATA", default_value = ".claw")]
+    pub data: PathBuf,
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("claw: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Init { dir } => init(&dir),
+        Command::Validate(args) => validate::run(args),
+        Command::Diff(args) => runtime.block_on(diff::run(args)),
+        Command::Token(command) => runtime.block_on(token::run(command)),
+        Command::Status(args) => runtime.block_on(status::run(args)),
+    }
+}
+
+fn init(dir: &std::path::Path) -> ExitCode {
+    match crate::manifest::scaffold::init(dir) {
+        Ok(done) => {
+            for path in &done.written {
+                eprintln!("wrote {}", dir.join(path).display());
+            }
+            if done.written.is_empty() {
+                eprintln!("{} already has a Config and a Token; nothing to do", dir.display());
+            }
+            if let Some(token) = done.admin_token {
+                print_new_token("admin", &token);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("claw init: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints a new token: the token alone on stdout (so `$(claw token create ...)` captures it),
+/// the warning on stderr.
+pub(crate) fn print_new_token(name: &str, token: &str) {
+    eprintln!("Token '{name}' created. It is shown once and never stored; keep it now:");
+    println!("{token}");
+}
+
+/// Logging to stderr; `RUST_LOG` overrides the level.
+pub(crate) fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

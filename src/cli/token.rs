@@ -1,0 +1,176 @@
+//! `claw token create|list|revoke`: edit Token manifests (hash only). Works with or without a
+//! running server; a running server picks the change up by watching.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::auth::issue::{self, NewToken};
+use crate::auth::Scope;
+use crate::manifest::write::WriteError;
+use crate::manifest::{Kind, ManifestSet, Spec};
+use crate::store::{self, Store};
+
+/// The `token` verbs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Generate a token, write its Token manifest (SHA-256 only) and print the token once.
+    Create {
+        /// Name of the token (lower case, digits, `-`, `_`, `.`).
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, default_value = "full", value_parser = parse_scope)]
+        scope: Scope,
+        /// Lifetime, e.g. `30d`, `12h`, `90m`; no expiry when absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// What the token is for.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        manifests: super::ManifestsArg,
+    },
+    /// List tokens: name, scope, created, expires, last used (when a server has seen it).
+    List {
+        #[command(flatten)]
+        manifests: super::ManifestsArg,
+        #[command(flatten)]
+        data: super::DataArg,
+        #[arg(long, value_enum, default_value = "text")]
+        format: super::Format,
+    },
+    /// Remove a token's manifest; a running server refuses it within one reconcile.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        manifests: super::ManifestsArg,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse::<Scope>().map_err(|e| e.to_string())
+}
+
+/// Runs a `token` verb.
+pub async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Create {
+            name,
+            scope,
+            expires,
+            description,
+            manifests,
+        } => {
+            let expires_at = match expires.map(|d| time::Duration::try_from(d).map(|d| OffsetDateTime::now_utc() + d)) {
+                Some(Err(_)) => {
+                    eprintln!("claw token create: --expires is too long");
+                    return ExitCode::from(2);
+                }
+                Some(Ok(at)) => Some(at.replace_nanosecond(0).unwrap_or(at)),
+                None => None,
+            };
+            let new = NewToken {
+                name: &name,
+                scope,
+                expires_at,
+                description: description.as_deref(),
+            };
+            match issue::create(&manifests.manifests, &new) {
+                Ok(issued) => {
+                    eprintln!(
+                        "wrote {} (scope {}{})",
+                        manifests.manifests.join(&issued.path).display(),
+                        scope.as_str(),
+                        expires_at
+                            .and_then(|t| t.format(&Rfc3339).ok())
+                            .map(|t| format!(", expires {t}"))
+                            .unwrap_or_default()
+                    );
+                    super::print_new_token(&name, &issued.token);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail("create", &manifests.manifests, e),
+            }
+        }
+        Command::Revoke { name, manifests } => match issue::revoke(&manifests.manifests, &name) {
+            Ok(path) => {
+                eprintln!(
+                    "revoked token '{name}': removed it from {}; a running server refuses it after its next reconcile",
+                    manifests.manifests.join(path).display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("revoke", &manifests.manifests, e),
+        },
+        Command::List {
+            manifests,
+            data,
+            format,
+        } => list(&manifests.manifests, &data.data, format).await,
+    }
+}
+
+fn fail(verb: &str, root: &std::path::Path, e: WriteError) -> ExitCode {
+    eprintln!("claw token {verb}: {e}");
+    if let WriteError::Invalid(diagnostics) = &e {
+        for d in diagnostics {
+            eprintln!("  {}", d.display_in(root));
+        }
+    }
+    ExitCode::from(1)
+}
+
+async fn list(root: &std::path::Path, data: &std::path::Path, format: super::Format) -> ExitCode {
+    let set = match ManifestSet::load(root) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("claw token list: {}: {e}", root.display());
+            return ExitCode::from(2);
+        }
+    };
+    let last_used: HashMap<String, String> = match Store::open_existing(data).await {
+        Ok(Some(store)) => store::tokens::list(&store)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| Some((row.name, row.last_used_at?)))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let fmt = |t: &Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+    let mut rows = Vec::new();
+    for r in set.resources().filter(|r| r.kind == Kind::Token) {
+        let Spec::Token(spec) = &r.spec else { continue };
+        rows.push(json!({
+            "name": r.name(),
+            "scope": spec.scope.as_str(),
+            "created": fmt(&spec.created_at),
+            "expires": fmt(&spec.expires_at),
+            "last_used": last_used.get(r.name()),
+            "file": root.join(&r.origin.file).display().to_string(),
+        }));
+    }
+    match format {
+        super::Format::Json => println!("{}", serde_json::Value::Array(rows)),
+        super::Format::Text => {
+            println!("{:<24} {:<8} {:<21} {:<21} {:<21}", "NAME", "SCOPE", "CREATED", "EXPIRES", "LAST USED");
+            for row in &rows {
+                let cell = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
+                println!(
+                    "{:<24} {:<8} {:<21} {:<21} {:<21}",
+                    cell("name"),
+                    cell("scope"),
+                    cell("created"),
+                    cell("expires"),
+                    cell("last_used")
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

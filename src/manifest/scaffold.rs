@@ -1,0 +1,104 @@
+//! `claw init`: a Config and a full-scope `admin` Token in a manifests dir, each written only
+//! if missing, so init is safe to run on a dir that already has some manifests.
+
+use std::path::{Path, PathBuf};
+
+use super::write::{atomic_write, default_path, WriteError};
+use super::{Kind, ManifestSet};
+use crate::auth::issue::{self, NewToken};
+use crate::auth::Scope;
+
+/// The Config `claw init` writes: every field optional, defaults shown.
+pub const DEFAULT_CONFIG: &str = r#"# The claw server's configuration. Every field is optional; values shown are the defaults.
+# Schema: schemas/config.schema.json (claw validate checks this file).
+apiVersion: openclaw.dev/v1
+kind: Config
+metadata:
+  name: default
+spec:
+  model:
+    provider: anthropic          # anthropic | openai | command
+    name: claude-sonnet-4-20250514
+    max_tokens: 4096
+    api_key: {fromEnv: ANTHROPIC_API_KEY}
+  tasks:
+    concurrency: 4
+    timeout_seconds: 600
+  rate_limit:                    # per token
+    requests_per_minute: 600
+    burst: 60
+  webhooks:
+    timeout_seconds: 15
+    max_attempts: 8
+  git:
+    auto_commit: false
+"#;
+
+/// What `init` did.
+#[derive(Debug, Default)]
+pub struct Scaffold {
+    /// Files written, relative to the root.
+    pub written: Vec<PathBuf>,
+    /// The admin token, when one was created: show it once.
+    pub admin_token: Option<String>,
+}
+
+/// Writes what is missing of a Config and an `admin` Token under `root`.
+pub fn init(root: &Path) -> Result<Scaffold, WriteError> {
+    let io = |source| WriteError::Io {
+        path: root.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(root).map_err(io)?;
+    let set = ManifestSet::load(root).map_err(io)?;
+    let mut out = Scaffold::default();
+    if !set.resources().any(|r| r.kind == Kind::Config) && set.file_diagnostics().next().is_none() {
+        let path = default_path(Kind::Config, "default");
+        atomic_write(&root.join(&path), DEFAULT_CONFIG.as_bytes()).map_err(io)?;
+        out.written.push(path);
+    }
+    if !set.resources().any(|r| r.kind == Kind::Token) {
+        let issued = issue::create(
+            root,
+            &NewToken {
+                name: "admin",
+                scope: Scope::Full,
+                expires_at: None,
+                description: Some("created by claw init"),
+            },
+        )?;
+        out.written.push(issued.path);
+        out.admin_token = Some(issued.token);
+    }
+    Ok(out)
+}
+
+/// True when `root` is missing or declares no Token (then `serve` initialises it).
+pub fn needs_init(root: &Path) -> bool {
+    match ManifestSet::load(root) {
+        Ok(set) => !set.resources().any(|r| r.kind == Kind::Token),
+        Err(_) => !root.exists(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_a_valid_config_and_an_admin_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = init(dir.path()).unwrap();
+        assert_eq!(first.written.len(), 2);
+        let token = first.admin_token.unwrap();
+        let set = ManifestSet::load(dir.path()).unwrap();
+        assert!(set.file_diagnostics().next().is_none(), "{:?}", set.files);
+        let admin = set.find(Kind::Token, "admin").unwrap();
+        let crate::manifest::Spec::Token(spec) = &admin.spec else { panic!() };
+        assert_eq!(spec.sha256, crate::auth::token::hash_hex(&token));
+        let text = std::fs::read_to_string(dir.path().join("tokens/admin.yaml")).unwrap();
+        assert!(!text.contains(&token), "the token itself must never be written");
+        let again = init(dir.path()).unwrap();
+        assert!(again.written.is_empty() && again.admin_token.is_none());
+    }
+}
