@@ -82,13 +82,19 @@ impl Client {
                 source,
             })?;
         let status = response.status();
-        let body: Value = response.json().await.map_err(|source| ClientError::Http { url, source })?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|source| ClientError::Http { url, source })?;
         if status.is_success() {
             Ok(body)
         } else {
             Err(ClientError::Api {
                 status: status.as_u16(),
-                code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+                code: body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_owned(),
                 message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
             })
         }

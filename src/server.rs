@@ -134,20 +134,26 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     );
 
     let mut tasks = vec![reconciler];
-    tasks.push(watcher::spawn(
-        options.manifests.clone(),
-        controller.clone(),
-        watcher::Timing {
-            debounce: options.debounce,
-            resync: options.resync,
-        },
+    tasks.push(
+        watcher::spawn(
+            options.manifests.clone(),
+            controller.clone(),
+            watcher::Timing {
+                debounce: options.debounce,
+                resync: options.resync,
+            },
+            stop.child_token(),
+        )
+        .map_err(|source| ServeError::Watch {
+            path: options.manifests.clone(),
+            source,
+        })?,
+    );
+    tasks.push(spawn_last_used_flusher(
+        live.clone(),
+        store.clone(),
         stop.child_token(),
-    )
-    .map_err(|source| ServeError::Watch {
-        path: options.manifests.clone(),
-        source,
-    })?);
-    tasks.push(spawn_last_used_flusher(live.clone(), store.clone(), stop.child_token()));
+    ));
 
     let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
     let app = api::router(
@@ -207,7 +213,11 @@ impl Server {
     }
 }
 
-fn spawn_last_used_flusher(live: Arc<Live>, store: Store, stop: CancellationToken) -> JoinHandle<()> {
+fn spawn_last_used_flusher(
+    live: Arc<Live>,
+    store: Store,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(15));
         loop {

@@ -53,7 +53,14 @@ fn query_has_token(query: &str) -> bool {
         let key = key.to_ascii_lowercase();
         matches!(
             key.as_str(),
-            "token" | "access_token" | "api_key" | "apikey" | "api_token" | "auth" | "bearer" | "key"
+            "token"
+                | "access_token"
+                | "api_key"
+                | "apikey"
+                | "api_token"
+                | "auth"
+                | "bearer"
+                | "key"
         ) || value.starts_with(token::PREFIX)
             || key.starts_with(token::PREFIX)
     })
@@ -69,7 +76,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .into_response();
     }
     let Some(presented) = bearer(&req) else {
-        return ApiError::unauthorized("missing bearer token: send `Authorization: Bearer <token>`").into_response();
+        return ApiError::unauthorized(
+            "missing bearer token: send `Authorization: Bearer <token>`",
+        )
+        .into_response();
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -77,8 +87,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .unwrap_or_default();
     let entry = match state.live.tokens.authenticate(presented, now) {
         Ok(entry) => entry,
-        Err(AuthError::Invalid) => return ApiError::unauthorized("invalid or revoked token").into_response(),
-        Err(e @ AuthError::Expired(_)) => return ApiError::unauthorized(e.to_string()).into_response(),
+        Err(AuthError::Invalid) => {
+            return ApiError::unauthorized("invalid or revoked token").into_response()
+        }
+        Err(e @ AuthError::Expired(_)) => {
+            return ApiError::unauthorized(e.to_string()).into_response()
+        }
     };
 
     let config = state.live.config.load();
@@ -121,11 +135,26 @@ mod tests {
     #[test]
     fn scopes_by_method_and_path() {
         assert_eq!(required_scope(&Method::GET, "/api/v1/config"), Scope::Read);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/tasks"), Scope::Execute);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/tasks/task_1/cancel"), Scope::Execute);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/tasks/a/b/cancel"), Scope::Full);
-        assert_eq!(required_scope(&Method::PATCH, "/api/v1/config"), Scope::Full);
-        assert_eq!(required_scope(&Method::DELETE, "/api/v1/tasks/x"), Scope::Full);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/tasks"),
+            Scope::Execute
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/tasks/task_1/cancel"),
+            Scope::Execute
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/tasks/a/b/cancel"),
+            Scope::Full
+        );
+        assert_eq!(
+            required_scope(&Method::PATCH, "/api/v1/config"),
+            Scope::Full
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, "/api/v1/tasks/x"),
+            Scope::Full
+        );
     }
 
     #[test]

@@ -114,11 +114,15 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match &e {
             WriteError::NotFound(..) => ApiError::not_found(e.to_string()),
-            WriteError::AlreadyExists(..) => ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string()),
-            WriteError::Moved(..) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            WriteError::PreconditionFailed(..) => {
-                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", e.to_string())
+            WriteError::AlreadyExists(..) => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string())
             }
+            WriteError::Moved(..) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            WriteError::PreconditionFailed(..) => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                e.to_string(),
+            ),
             WriteError::Invalid(diagnostics) => ApiError::validation(
                 "the change would make the manifests invalid; nothing was written",
                 diagnostics,
@@ -143,7 +147,10 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"claw\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"claw\""),
+            );
         }
         response
     }

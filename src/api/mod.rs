@@ -59,16 +59,19 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(status::router())
         .merge(config::router())
         .merge(resources::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     let x_request_id = header::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
         .fallback(not_found)
-        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(middleware::from_fn(json_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 // The path only: a query string could carry a token someone pasted there.
@@ -94,12 +97,21 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     if state.live.summary.load().initialised {
         Json(serde_json::json!({ "status": "ready" })).into_response()
     } else {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the first reconcile has not finished").into_response()
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the first reconcile has not finished",
+        )
+        .into_response()
     }
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// Gives errors produced below our handlers (axum's 405, tower-http's 413, ...) our JSON body.
@@ -116,16 +128,26 @@ async fn json_errors(req: Request, next: Next) -> Response {
         return response;
     }
     let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "method_not_allowed", format!("{method} is not allowed on {path}"))
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "payload_too_large", "request body is too large")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "request body is too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::new(status, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
-        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            "unsupported_media_type",
+            "send a JSON body (Content-Type: application/json)",
+        ),
         StatusCode::NOT_FOUND => ApiError::not_found(format!("no route for {method} {path}")),
         s if s.is_server_error() => ApiError::internal(format!("{method} {path} answered {s}")),
-        s => ApiError::new(s, "bad_request", s.canonical_reason().unwrap_or("bad request")),
+        s => ApiError::new(
+            s,
+            "bad_request",
+            s.canonical_reason().unwrap_or("bad request"),
+        ),
     };
     let mut out = error.into_response();
     // Keep headers such as Allow and Retry-After.
@@ -147,7 +169,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is too large",
+                )
             } else {
                 ApiError::bad_request("invalid_body", "the request body could not be read")
             }
@@ -172,5 +198,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Quotes an entity tag.
 pub fn etag(digest: &[u8]) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{}\"", hex::encode(digest))).unwrap_or(HeaderValue::from_static("\"\""))
+    HeaderValue::from_str(&format!("\"{}\"", hex::encode(digest)))
+        .unwrap_or(HeaderValue::from_static("\"\""))
 }

@@ -71,7 +71,8 @@ impl RateLimiter {
     pub fn check(&self, key: &TokenHash, settings: &RateLimitConfig) -> Decision {
         let mut limiter = self.current.load();
         if limiter.settings != *settings {
-            self.current.store(std::sync::Arc::new(Limiter::new(settings)));
+            self.current
+                .store(std::sync::Arc::new(Limiter::new(settings)));
             limiter = self.current.load();
         }
         let burst = limiter.settings.burst;

@@ -2,6 +2,7 @@
 //! `POST /api/v1/reconcile` (a full pass now; `{"confirm_prune": true}` lifts the prune guard
 //! once).
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,31 +38,58 @@ impl Page {
     /// Checks the bounds (limit 1..=100).
     pub fn checked(self) -> Result<Page, ApiError> {
         if self.limit == 0 || self.limit > 100 {
-            return Err(ApiError::bad_request("invalid_parameter", "limit must be between 1 and 100"));
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "limit must be between 1 and 100",
+            ));
         }
         Ok(self)
     }
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+struct KindFilter {
     kind: Option<String>,
-    #[serde(flatten)]
-    page: Page,
 }
 
-async fn list(State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))?;
-    let kind = match query.kind.as_deref() {
+/// Query parameters, with a 400 in our error format when they do not parse.
+pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    filter: Result<Query<KindFilter>, QueryRejection>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = query(filter)?;
+    let kind = match filter.kind.as_deref() {
         None => None,
-        Some(k) => Some(k.parse::<Kind>().map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?),
+        Some(k) => Some(
+            k.parse::<Kind>()
+                .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?,
+        ),
     };
-    let page = query.page.checked()?;
-    let all = state.controller.statuses().await.map_err(ApiError::internal)?;
-    let matching: Vec<_> = all.into_iter().filter(|s| kind.is_none_or(|k| s.kind == k)).collect();
+    let page = query(page)?.checked()?;
+    let all = state
+        .controller
+        .statuses()
+        .await
+        .map_err(ApiError::internal)?;
+    let matching: Vec<_> = all
+        .into_iter()
+        .filter(|s| kind.is_none_or(|k| s.kind == k))
+        .collect();
     let total = matching.len();
-    let items: Vec<_> = matching.into_iter().skip(page.offset).take(page.limit).collect();
-    Ok(Json(json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset })))
+    let items: Vec<_> = matching
+        .into_iter()
+        .skip(page.offset)
+        .take(page.limit)
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,12 +99,18 @@ struct ReconcileRequest {
     confirm_prune: bool,
 }
 
-async fn reconcile(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn reconcile(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let request: ReconcileRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReconcileRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request("invalid_json", "body must be empty or {\"confirm_prune\": true}")
+            ApiError::bad_request(
+                "invalid_json",
+                "body must be empty or {\"confirm_prune\": true}",
+            )
         })?
     };
     let report = if request.confirm_prune {

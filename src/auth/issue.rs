@@ -36,7 +36,9 @@ pub fn create(root: &Path, new: &NewToken<'_>) -> Result<Issued, WriteError> {
         source,
     })?;
     let token = token::generate();
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::now_utc());
     let mut spec = json!({
         "scope": new.scope.as_str(),
         "sha256": token::hash_hex(&token),

@@ -31,7 +31,10 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     let desired = Desired::of(&set, true);
-    let invalid: Vec<_> = set.file_diagnostics().chain(desired.diagnostics.iter()).collect();
+    let invalid: Vec<_> = set
+        .file_diagnostics()
+        .chain(desired.diagnostics.iter())
+        .collect();
     if !invalid.is_empty() {
         for d in &invalid {
             eprintln!("{}", d.display_in(root));
@@ -79,7 +82,10 @@ pub async fn run(args: Args) -> ExitCode {
                 println!("{sign} {}/{}{file}", step.kind, step.name);
             }
             for step in &plan.held {
-                println!("! {}/{} (delete held by the prune guard)", step.kind, step.name);
+                println!(
+                    "! {}/{} (delete held by the prune guard)",
+                    step.kind, step.name
+                );
             }
             if plan.steps.is_empty() && plan.held.is_empty() {
                 eprintln!("no changes");

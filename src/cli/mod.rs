@@ -68,7 +68,10 @@ pub struct DataArg {
 /// Runs the command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("claw: cannot start the async runtime: {e}");
@@ -92,7 +95,10 @@ fn init(dir: &std::path::Path) -> ExitCode {
                 eprintln!("wrote {}", dir.join(path).display());
             }
             if done.written.is_empty() {
-                eprintln!("{} already has a Config and a Token; nothing to do", dir.display());
+                eprintln!(
+                    "{} already has a Config and a Token; nothing to do",
+                    dir.display()
+                );
             }
             if let Some(token) = done.admin_token {
                 print_new_token("admin", &token);
@@ -117,6 +123,12 @@ pub(crate) fn print_new_token(name: &str, token: &str) {
 pub(crate) fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -58,7 +58,11 @@ pub async fn run(args: Args) -> ExitCode {
         );
         super::print_new_token("admin", token);
     }
-    eprintln!("claw {} listening on {}", env!("CARGO_PKG_VERSION"), server.url());
+    eprintln!(
+        "claw {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        server.url()
+    );
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
@@ -69,13 +73,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -61,7 +61,14 @@ fn render(base: &str, s: &Value) -> String {
             .filter(|(_, c)| c["total"].as_u64().unwrap_or(0) > 0)
             .map(|(k, c)| format!("{k} {}/{} ready", c["ready"], c["total"]))
             .collect();
-        out += &format!("resources: {}\n", if parts.is_empty() { "none".into() } else { parts.join(", ") });
+        out += &format!(
+            "resources: {}\n",
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            }
+        );
     }
     let errors = r["errors"].as_array().cloned().unwrap_or_default();
     if errors.is_empty() {

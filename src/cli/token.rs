@@ -66,7 +66,9 @@ pub async fn run(command: Command) -> ExitCode {
             description,
             manifests,
         } => {
-            let expires_at = match expires.map(|d| time::Duration::try_from(d).map(|d| OffsetDateTime::now_utc() + d)) {
+            let expires_at = match expires
+                .map(|d| time::Duration::try_from(d).map(|d| OffsetDateTime::now_utc() + d))
+            {
                 Some(Err(_)) => {
                     eprintln!("claw token create: --expires is too long");
                     return ExitCode::from(2);
@@ -158,7 +160,10 @@ async fn list(root: &std::path::Path, data: &std::path::Path, format: super::For
     match format {
         super::Format::Json => println!("{}", serde_json::Value::Array(rows)),
         super::Format::Text => {
-            println!("{:<24} {:<8} {:<21} {:<21} {:<21}", "NAME", "SCOPE", "CREATED", "EXPIRES", "LAST USED");
+            println!(
+                "{:<24} {:<8} {:<21} {:<21} {:<21}",
+                "NAME", "SCOPE", "CREATED", "EXPIRES", "LAST USED"
+            );
             for row in &rows {
                 let cell = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
                 println!(

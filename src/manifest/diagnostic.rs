@@ -72,7 +72,10 @@ impl Diagnostic {
         if let Some(subject) = self.subject() {
             props.push_str(&format!(",title={}", escape_property(&subject)));
         }
-        format!("::error {props}::{}", escape_data(&self.message_with_pointer()))
+        format!(
+            "::error {props}::{}",
+            escape_data(&self.message_with_pointer())
+        )
     }
 
     fn message_with_pointer(&self) -> String {

@@ -133,7 +133,10 @@ pub fn parse_document(file: &Arc<Path>, doc: &SourceDoc) -> Result<Resource, Vec
     let Some(kind) = kind else {
         let valid = Kind::ALL.map(|k| k.as_str()).join(", ");
         errors.push(match kind_text {
-            Some(k) => diag("/kind", format!("unknown kind \"{k}\": expected one of {valid}")),
+            Some(k) => diag(
+                "/kind",
+                format!("unknown kind \"{k}\": expected one of {valid}"),
+            ),
             None => diag("", format!("missing required field \"kind\" ({valid})")),
         });
         return Err(errors);
@@ -360,8 +363,14 @@ spec:
             .iter()
             .map(|d| (d.line, d.pointer.as_str(), d.name.as_deref()))
             .collect();
-        assert!(found.contains(&(14, "/spec/scope", Some("bad"))), "{found:?}");
-        assert!(found.contains(&(15, "/spec/sha256", Some("bad"))), "{found:?}");
+        assert!(
+            found.contains(&(14, "/spec/scope", Some("bad"))),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(15, "/spec/sha256", Some("bad"))),
+            "{found:?}"
+        );
         assert!(
             load.diagnostics
                 .iter()
@@ -381,7 +390,10 @@ spec:
 
     #[test]
     fn digest_ignores_formatting_and_spelled_out_defaults() {
-        let a = parse_file(Path::new("a.yaml"), "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata: {name: default}\nspec: {}\n");
+        let a = parse_file(
+            Path::new("a.yaml"),
+            "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata: {name: default}\nspec: {}\n",
+        );
         let b = parse_file(
             Path::new("b.yaml"),
             "# comment\napiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  git: {auto_commit: false}\n",

@@ -91,7 +91,8 @@ mod tests {
     fn set(files: &[(&str, &str)]) -> ManifestSet {
         let mut s = ManifestSet::default();
         for (path, text) in files {
-            s.files.insert(path.into(), parse_file(Path::new(path), text));
+            s.files
+                .insert(path.into(), parse_file(Path::new(path), text));
         }
         s
     }
@@ -104,10 +105,15 @@ mod tests {
         let s = set(&[("a.yaml", CONFIG), ("b.yaml", skill), ("c.yaml", skill)]);
         let d = Desired::of(&s, true);
         assert_eq!(d.resources.len(), 2);
-        assert_eq!(d.resources[&(Kind::Skill, "git")].origin.file.as_ref(), Path::new("b.yaml"));
+        assert_eq!(
+            d.resources[&(Kind::Skill, "git")].origin.file.as_ref(),
+            Path::new("b.yaml")
+        );
         assert_eq!(d.diagnostics.len(), 1);
         assert_eq!(d.diagnostics[0].file, Path::new("c.yaml"));
-        assert!(d.diagnostics[0].message.contains("already declared at b.yaml:1:1"));
+        assert!(d.diagnostics[0]
+            .message
+            .contains("already declared at b.yaml:1:1"));
     }
 
     #[test]
@@ -119,7 +125,10 @@ mod tests {
         assert_eq!(file_errors, vec!["must be \"default\""]);
         let d = Desired::of(&s, true);
         let messages: Vec<_> = d.diagnostics.iter().map(|d| d.message.as_str()).collect();
-        assert!(messages.iter().any(|m| m.starts_with("no Config named")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.starts_with("no Config named")),
+            "{messages:?}"
+        );
         assert!(Desired::of(&set(&[]), false).diagnostics.is_empty());
         let two = set(&[("a.yaml", CONFIG), ("b.yaml", CONFIG)]);
         assert_eq!(Desired::of(&two, true).diagnostics.len(), 1);

@@ -94,10 +94,15 @@ mod tests {
         let set = ManifestSet::load(dir.path()).unwrap();
         assert!(set.file_diagnostics().next().is_none(), "{:?}", set.files);
         let admin = set.find(Kind::Token, "admin").unwrap();
-        let crate::manifest::Spec::Token(spec) = &admin.spec else { panic!() };
+        let crate::manifest::Spec::Token(spec) = &admin.spec else {
+            panic!()
+        };
         assert_eq!(spec.sha256, crate::auth::token::hash_hex(&token));
         let text = std::fs::read_to_string(dir.path().join("tokens/admin.yaml")).unwrap();
-        assert!(!text.contains(&token), "the token itself must never be written");
+        assert!(
+            !text.contains(&token),
+            "the token itself must never be written"
+        );
         let again = init(dir.path()).unwrap();
         assert!(again.written.is_empty() && again.admin_token.is_none());
     }

@@ -90,7 +90,10 @@ mod tests {
             base_dir: dir.path().into(),
             data_dir: dir.path().into(),
         };
-        assert_eq!(ctx.resolve(&SecretRef::FromFile("key.txt".into())).unwrap(), "s3cret");
+        assert_eq!(
+            ctx.resolve(&SecretRef::FromFile("key.txt".into())).unwrap(),
+            "s3cret"
+        );
         assert!(matches!(
             ctx.resolve(&SecretRef::Ref("../key.txt".into())),
             Err(SecretError::BadRef(_))
@@ -102,6 +105,9 @@ mod tests {
         let err = ctx
             .resolve(&SecretRef::FromEnv("CLAW_TEST_SURELY_UNSET_VAR".into()))
             .unwrap_err();
-        assert_eq!(err.to_string(), "environment variable CLAW_TEST_SURELY_UNSET_VAR is not set");
+        assert_eq!(
+            err.to_string(),
+            "environment variable CLAW_TEST_SURELY_UNSET_VAR is not set"
+        );
     }
 }

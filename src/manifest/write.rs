@@ -111,7 +111,11 @@ pub fn prepare(
     }
     let path = match (edit, current) {
         (Edit::Create { .. }, Some(r)) => {
-            return Err(WriteError::AlreadyExists(kind, name.to_owned(), r.origin.file.to_path_buf()))
+            return Err(WriteError::AlreadyExists(
+                kind,
+                name.to_owned(),
+                r.origin.file.to_path_buf(),
+            ))
         }
         (Edit::Create { .. }, None) => default_path(kind, name),
         (_, Some(r)) => r.origin.file.to_path_buf(),
@@ -121,7 +125,9 @@ pub fn prepare(
         path: path.clone(),
         source,
     };
-    let old_text = load::read_file(root, &path).map_err(io_err)?.unwrap_or_default();
+    let old_text = load::read_file(root, &path)
+        .map_err(io_err)?
+        .unwrap_or_default();
     let docs = yaml::parse_documents(&old_text).map_err(|e| {
         WriteError::Invalid(vec![Diagnostic {
             file: path.clone(),
@@ -232,7 +238,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.claw-{}.tmp", uuid::Uuid::new_v4().simple()));
+    let tmp = dir.join(format!(
+        ".{file_name}.claw-{}.tmp",
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)

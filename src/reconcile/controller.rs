@@ -91,7 +91,8 @@ pub async fn start(
     stop: CancellationToken,
 ) -> Result<(Controller, tokio::task::JoinHandle<()>), StoreError> {
     let actual = resources::load_all(&store).await?;
-    live.tokens.apply(db::tokens::load_records(&store).await?, &[]);
+    live.tokens
+        .apply(db::tokens::load_records(&store).await?, &[]);
     if let Some(applied) = actual.get(&(Kind::Config, CONFIG_NAME.to_owned())) {
         if let Ok(Spec::Config(spec)) = serde_json::from_str::<serde_json::Value>(&applied.spec)
             .map_err(|_| ())
@@ -162,7 +163,11 @@ impl Reconciler {
         }
     }
 
-    async fn write(&mut self, edit: Edit, expected: Option<Digest>) -> Result<WriteOutcome, WriteError> {
+    async fn write(
+        &mut self,
+        edit: Edit,
+        expected: Option<Digest>,
+    ) -> Result<WriteOutcome, WriteError> {
         // Bring the file in question up to date first, so the edit applies to what is on disk.
         let (kind, name) = edit.target();
         let (kind, name) = (kind, name.to_owned());
@@ -172,12 +177,13 @@ impl Reconciler {
         }
         let prepared = write::prepare(&self.root, &self.set, &edit, expected.as_ref())?;
         let root = self.root.clone();
-        let prepared = tokio::task::spawn_blocking(move || write::commit(&root, &prepared).map(|()| prepared))
-            .await
-            .map_err(|e| WriteError::Io {
-                path: PathBuf::new(),
-                source: io::Error::other(e),
-            })??;
+        let prepared =
+            tokio::task::spawn_blocking(move || write::commit(&root, &prepared).map(|()| prepared))
+                .await
+                .map_err(|e| WriteError::Io {
+                    path: PathBuf::new(),
+                    source: io::Error::other(e),
+                })??;
         let report = self.reconcile(Scope::file(prepared.path.clone())).await;
         Ok(WriteOutcome {
             digest: self.set.find(kind, &name).map(|r| r.digest),
@@ -189,7 +195,12 @@ impl Reconciler {
     /// Paths the pass must look at, with the digests we know for them.
     fn known_digests(&self, scope: &Scope) -> HashMap<PathBuf, Digest> {
         match scope {
-            Scope::Full => self.set.files.iter().map(|(p, f)| (p.clone(), f.digest)).collect(),
+            Scope::Full => self
+                .set
+                .files
+                .iter()
+                .map(|(p, f)| (p.clone(), f.digest))
+                .collect(),
             Scope::Paths { files, dirs } => {
                 let mut known = HashMap::new();
                 for p in files {
@@ -244,7 +255,9 @@ impl Reconciler {
     fn read_failed(&mut self, message: String) -> Report {
         tracing::error!(manifests = %self.root.display(), "{message}");
         let mut summary = Summary::clone(&self.live.summary.load());
-        summary.errors.retain(|d| !d.file.as_os_str().is_empty() || !d.message.starts_with("cannot read"));
+        summary
+            .errors
+            .retain(|d| !d.file.as_os_str().is_empty() || !d.message.starts_with("cannot read"));
         summary.errors.push(Diagnostic::global(message));
         self.live.summary.store(Arc::new(summary));
         Report {
@@ -295,7 +308,9 @@ impl Reconciler {
             ..Guards::default()
         };
         for (path, file) in &self.set.files {
-            guards.claimed.extend(file.claimed.iter().map(|(k, n)| (*k, n.as_str())));
+            guards
+                .claimed
+                .extend(file.claimed.iter().map(|(k, n)| (*k, n.as_str())));
             if file.unreadable && guards.hold.is_none() {
                 guards.hold = Some(Hold::Unreadable(path.clone()));
             }
@@ -307,7 +322,11 @@ impl Reconciler {
         match self.store.pool().begin().await {
             Err(e) => {
                 for step in &plan.steps {
-                    results.push((step.clone(), Err(ApplyError::new("StoreError", e.to_string())), None));
+                    results.push((
+                        step.clone(),
+                        Err(ApplyError::new("StoreError", e.to_string())),
+                        None,
+                    ));
                 }
             }
             Ok(mut tx) => {
@@ -316,9 +335,14 @@ impl Reconciler {
                     let handler = self.handler(step.kind).clone();
                     let (result, applied) = match step.action {
                         Action::Delete => {
-                            let mut result = handler.delete(&mut tx, &step.name).await.map(|()| Outcome::applied("deleted"));
+                            let mut result = handler
+                                .delete(&mut tx, &step.name)
+                                .await
+                                .map(|()| Outcome::applied("deleted"));
                             if result.is_ok() {
-                                if let Err(e) = resources::delete(&mut tx, step.kind, &step.name).await {
+                                if let Err(e) =
+                                    resources::delete(&mut tx, step.kind, &step.name).await
+                                {
                                     result = Err(e.into());
                                 }
                             }
@@ -334,7 +358,10 @@ impl Reconciler {
                                 applied_at: applied_at.clone(),
                             };
                             if result.is_ok() {
-                                if let Err(e) = resources::upsert(&mut tx, step.kind, &step.name, &applied).await {
+                                if let Err(e) =
+                                    resources::upsert(&mut tx, step.kind, &step.name, &applied)
+                                        .await
+                                {
                                     result = Err(e.into());
                                 }
                             }
@@ -368,7 +395,11 @@ impl Reconciler {
             }
             for r in &file.resources {
                 let key = (r.kind, r.name());
-                if !desired.resources.get(&key).is_some_and(|d| std::ptr::eq(*d, r)) {
+                if !desired
+                    .resources
+                    .get(&key)
+                    .is_some_and(|d| std::ptr::eq(*d, r))
+                {
                     continue;
                 }
                 let status = self
@@ -399,7 +430,9 @@ impl Reconciler {
                     status.set(true, reason, message, now);
                 } else if let Some(applied) = self.actual.get(&(r.kind, r.name().to_owned())) {
                     // Applied by an earlier server run and unchanged since.
-                    status.applied_revision.get_or_insert_with(|| applied.revision.clone());
+                    status
+                        .applied_revision
+                        .get_or_insert_with(|| applied.revision.clone());
                     status.set(true, "Applied", "unchanged since the last run".into(), now);
                 }
             }
@@ -504,7 +537,10 @@ impl Reconciler {
     }
 
     fn counts(&self) -> std::collections::BTreeMap<Kind, KindCount> {
-        let mut counts: std::collections::BTreeMap<Kind, KindCount> = Kind::ALL.iter().map(|k| (*k, KindCount::default())).collect();
+        let mut counts: std::collections::BTreeMap<Kind, KindCount> = Kind::ALL
+            .iter()
+            .map(|k| (*k, KindCount::default()))
+            .collect();
         for s in self.statuses.values() {
             let c = counts.entry(s.kind).or_default();
             c.total += 1;
@@ -564,7 +600,11 @@ fn read_changes(
             candidates.extend(files.iter().filter(|p| load::is_manifest_file(p)).cloned());
             for dir in dirs {
                 if root.join(dir).is_dir() {
-                    candidates.extend(load::scan(&root.join(dir))?.into_iter().map(|p| dir.join(p)));
+                    candidates.extend(
+                        load::scan(&root.join(dir))?
+                            .into_iter()
+                            .map(|p| dir.join(p)),
+                    );
                 }
             }
         }

@@ -58,7 +58,11 @@ pub trait Handler: Send + Sync {
     fn kind(&self) -> Kind;
 
     /// Makes the runtime match `resource` (created or changed).
-    async fn apply(&self, tx: &mut SqliteConnection, resource: &Resource) -> Result<Outcome, ApplyError>;
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        resource: &Resource,
+    ) -> Result<Outcome, ApplyError>;
 
     /// Removes what the resource named `name` put in place.
     async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError>;

@@ -95,7 +95,11 @@ impl Controller {
     }
 
     /// Writes an edit back to the manifests and reconciles it; in force when this returns.
-    pub async fn write(&self, edit: Edit, expected: Option<Digest>) -> Result<WriteOutcome, WriteError> {
+    pub async fn write(
+        &self,
+        edit: Edit,
+        expected: Option<Digest>,
+    ) -> Result<WriteOutcome, WriteError> {
         let (reply, rx) = oneshot::channel();
         let stopped = || WriteError::Io {
             path: PathBuf::new(),
@@ -114,14 +118,18 @@ impl Controller {
     /// Confirms the prune guard once: the next pass may delete what vanished with the manifests.
     pub async fn confirm_prune(&self) -> Result<Report, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::ConfirmPrune { reply }).map_err(|_| Stopped)?;
+        self.tx
+            .send(Request::ConfirmPrune { reply })
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 
     /// The status of every declared resource.
     pub async fn statuses(&self) -> Result<Vec<ResourceStatus>, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Statuses { reply }).map_err(|_| Stopped)?;
+        self.tx
+            .send(Request::Statuses { reply })
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 }

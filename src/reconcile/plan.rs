@@ -96,8 +96,10 @@ pub fn plan(
     if !out.held.is_empty() {
         out.hold = guards.hold;
     }
-    out.steps.sort_by(|a, b| (a.action, a.kind, &a.name).cmp(&(b.action, b.kind, &b.name)));
-    out.held.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    out.steps
+        .sort_by(|a, b| (a.action, a.kind, &a.name).cmp(&(b.action, b.kind, &b.name)));
+    out.held
+        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     out
 }
 
@@ -105,8 +107,8 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::manifest::load::parse_file;
-    use crate::manifest::ManifestSet;
     use crate::manifest::rules::Desired;
+    use crate::manifest::ManifestSet;
     use std::path::Path;
 
     fn applied(digest: [u8; 32]) -> Applied {
@@ -120,7 +122,8 @@ mod tests {
 
     fn set_of(text: &str) -> ManifestSet {
         let mut s = ManifestSet::default();
-        s.files.insert("a.yaml".into(), parse_file(Path::new("a.yaml"), text));
+        s.files
+            .insert("a.yaml".into(), parse_file(Path::new("a.yaml"), text));
         s
     }
 
@@ -134,10 +137,18 @@ mod tests {
         actual.insert((Kind::Skill, "one".to_string()), applied([9; 32]));
         actual.insert((Kind::Skill, "gone".to_string()), applied([1; 32]));
         let p = plan(&desired.resources, &actual, Guards::default());
-        let steps: Vec<_> = p.steps.iter().map(|s| (s.action, s.name.as_str())).collect();
+        let steps: Vec<_> = p
+            .steps
+            .iter()
+            .map(|s| (s.action, s.name.as_str()))
+            .collect();
         assert_eq!(
             steps,
-            vec![(Action::Delete, "gone"), (Action::Create, "two"), (Action::Update, "one")]
+            vec![
+                (Action::Delete, "gone"),
+                (Action::Create, "two"),
+                (Action::Update, "one")
+            ]
         );
     }
 
@@ -168,6 +179,10 @@ mod tests {
         let mut guards = Guards::default();
         guards.claimed.insert((Kind::Token, "typo"));
         let p = plan(&desired.resources, &actual, guards);
-        assert!(p.steps.iter().all(|s| s.action != Action::Delete), "{:?}", p.steps);
+        assert!(
+            p.steps.iter().all(|s| s.action != Action::Delete),
+            "{:?}",
+            p.steps
+        );
     }
 }

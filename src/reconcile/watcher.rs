@@ -152,8 +152,20 @@ mod tests {
     fn batches_manifest_files_and_dirs_and_skips_hidden_paths() {
         let mut b = Batch::default();
         let root = Path::new("/m");
-        b.add(root, root, event(&["/m/tokens/a.yaml", "/m/.git/index", "/m/.a.yaml.swp", "/m/skills", "/elsewhere/x.yaml"]));
-        let Some(Scope::Paths { files, dirs }) = b.into_scope() else { panic!() };
+        b.add(
+            root,
+            root,
+            event(&[
+                "/m/tokens/a.yaml",
+                "/m/.git/index",
+                "/m/.a.yaml.swp",
+                "/m/skills",
+                "/elsewhere/x.yaml",
+            ]),
+        );
+        let Some(Scope::Paths { files, dirs }) = b.into_scope() else {
+            panic!()
+        };
         assert_eq!(files, BTreeSet::from([PathBuf::from("tokens/a.yaml")]));
         assert_eq!(dirs, BTreeSet::from([PathBuf::from("skills")]));
     }
@@ -161,7 +173,11 @@ mod tests {
     #[test]
     fn rescan_flags_and_errors_ask_for_a_full_pass() {
         let mut b = Batch::default();
-        b.add(Path::new("/m"), Path::new("/m"), Err(notify::Error::generic("overflow")));
+        b.add(
+            Path::new("/m"),
+            Path::new("/m"),
+            Err(notify::Error::generic("overflow")),
+        );
         assert_eq!(b.into_scope(), Some(Scope::Full));
         let mut b = Batch::default();
         b.add(Path::new("/m"), Path::new("/m"), event(&["/m"]));

@@ -19,14 +19,17 @@ pub struct Applied {
 
 /// Every applied resource, keyed by kind and name.
 pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, String), Applied>, StoreError> {
-    let rows = sqlx::query("SELECT kind, name, digest, spec, applied_revision, applied_at FROM resources")
-        .fetch_all(store.pool())
-        .await?;
+    let rows =
+        sqlx::query("SELECT kind, name, digest, spec, applied_revision, applied_at FROM resources")
+            .fetch_all(store.pool())
+            .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
         let kind: String = row.try_get(0)?;
         // A kind this build does not know (a newer server wrote it) is left alone.
-        let Ok(kind) = kind.parse::<Kind>() else { continue };
+        let Ok(kind) = kind.parse::<Kind>() else {
+            continue;
+        };
         let digest_hex: String = row.try_get(2)?;
         let mut digest = [0u8; 32];
         if hex::decode_to_slice(&digest_hex, &mut digest).is_err() {

@@ -43,7 +43,9 @@ pub async fn load_records(store: &Store) -> Result<Vec<TokenRecord>, StoreError>
     let mut out = Vec::new();
     for row in list(store).await? {
         let mut hash: TokenHash = [0; 32];
-        let Ok(scope) = row.scope.parse::<Scope>() else { continue };
+        let Ok(scope) = row.scope.parse::<Scope>() else {
+            continue;
+        };
         if hex::decode_to_slice(&row.sha256, &mut hash).is_err() {
             continue;
         }
@@ -65,11 +67,16 @@ fn parse_unix(s: &str) -> Option<i64> {
 }
 
 fn rfc3339(t: &time::OffsetDateTime) -> Option<String> {
-    t.format(&time::format_description::well_known::Rfc3339).ok()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 /// Inserts or updates a token, keeping its last use.
-pub async fn upsert(conn: &mut SqliteConnection, name: &str, spec: &TokenSpec) -> Result<(), StoreError> {
+pub async fn upsert(
+    conn: &mut SqliteConnection,
+    name: &str,
+    spec: &TokenSpec,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (name, sha256, scope, created_at, expires_at, description)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -96,13 +103,18 @@ pub async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<(), Store
 }
 
 /// Persists last-use times collected in memory (batched, off the request path).
-pub async fn record_last_used(store: &Store, uses: &[(std::sync::Arc<str>, i64)]) -> Result<(), StoreError> {
+pub async fn record_last_used(
+    store: &Store,
+    uses: &[(std::sync::Arc<str>, i64)],
+) -> Result<(), StoreError> {
     if uses.is_empty() {
         return Ok(());
     }
     let mut tx = store.pool().begin().await?;
     for (name, at) in uses {
-        let Ok(at) = time::OffsetDateTime::from_unix_timestamp(*at) else { continue };
+        let Ok(at) = time::OffsetDateTime::from_unix_timestamp(*at) else {
+            continue;
+        };
         sqlx::query("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
             .bind(name.as_ref())
             .bind(rfc3339(&at))

@@ -1,0 +1,158 @@
+//! The shared test helper: starts a real server and speaks HTTP to it.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use claw::live::Live;
+use claw::server::{self, ServeOptions, Server};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long any awaited convergence may take before a test fails.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub manifests: TempDir,
+    pub data: TempDir,
+    /// The full-scope token `claw init` created.
+    pub admin: String,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl TestServer {
+    /// A server over a freshly initialised manifests dir.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like `start`, with extra manifests written by `setup` before the server starts.
+    pub async fn start_with(setup: impl FnOnce(&Path)) -> TestServer {
+        let manifests = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let admin = claw::manifest::scaffold::init(manifests.path())
+            .unwrap()
+            .admin_token
+            .unwrap();
+        setup(manifests.path());
+        let server = server::start(options(manifests.path(), data.path()))
+            .await
+            .unwrap();
+        assert!(
+            server.admin_token.is_none(),
+            "the dir was initialised already"
+        );
+        let base = server.url();
+        TestServer {
+            server: Some(server),
+            manifests,
+            data,
+            admin,
+            http: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    pub fn live(&self) -> &Live {
+        &self.server.as_ref().unwrap().live
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.manifests.path().join(rel)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_config(&self, token: &str, body: Value) -> Response {
+        self.request(Method::PATCH, "/api/v1/config", Some(token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (on reconcile passes, not on a clock) until `done`, failing after [`BOUND`].
+    pub async fn wait_for(&self, what: &str, done: impl FnMut(&Live) -> bool) {
+        if tokio::time::timeout(BOUND, self.live().wait_for(done))
+            .await
+            .is_err()
+        {
+            panic!("timed out after {BOUND:?} waiting for {what}");
+        }
+    }
+
+    /// Writes a manifest the way an editor or `git checkout` would (replace, not append).
+    pub fn write(&self, rel: &str, text: &str) {
+        claw::manifest::write::atomic_write(&self.path(rel), text.as_bytes()).unwrap();
+    }
+
+    /// Stops the server and waits for it to be gone.
+    pub async fn stop(mut self) -> (TempDir, TempDir) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        (self.manifests, self.data)
+    }
+
+    /// Runs the real `claw` binary with `--manifests` pointing at this server's dir.
+    pub fn claw(&self, args: &[&str]) -> Output {
+        claw_in(self.manifests.path(), args)
+    }
+}
+
+pub fn options(manifests: &Path, data: &Path) -> ServeOptions {
+    let mut o = ServeOptions::new(manifests, data);
+    o.listen = "127.0.0.1:0".into();
+    o.debounce = Duration::from_millis(20);
+    o
+}
+
+/// Runs the `claw` binary with `CLAW_MANIFESTS` set to `manifests`.
+pub fn claw_in(manifests: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .args(args)
+        .env("CLAW_MANIFESTS", manifests)
+        .env_remove("CLAW_DATA")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect(response: Response, status: StatusCode) -> Value {
+    let got = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// A Token manifest for `token` with `scope` (and optional extra spec lines).
+pub fn token_manifest(name: &str, token: &str, scope: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: openclaw.dev/v1\nkind: Token\nmetadata:\n  name: {name}\nspec:\n  scope: {scope}\n  sha256: \"{}\"\n{extra}",
+        claw::auth::token::hash_hex(token)
+    )
+}

@@ -1,0 +1,8 @@
+//! Integration tests: a real server on 127.0.0.1:0 with temp manifests and data dirs (a real
+//! SQLite file), spoken to over HTTP; CLI verbs run as the real `claw` binary.
+
+mod auth;
+mod cli;
+mod config;
+mod harness;
+mod reconcile;
