@@ -44,6 +44,14 @@ pub async fn run(args: Args) -> ExitCode {
         max_body_bytes: args.max_body_bytes,
     };
     options.confirm_prune = args.confirm_prune;
+    // Registered before anything is announced, so a signal right after "listening" is caught.
+    let shutdown = match ShutdownSignal::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("claw serve: cannot install signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let server = match server::start(options.clone()).await {
         Ok(server) => server,
         Err(e) => {
@@ -63,29 +71,41 @@ pub async fn run(args: Args) -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         server.url()
     );
-    shutdown_signal().await;
+    shutdown.recv().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignal {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -4,6 +4,10 @@ use std::path::Path;
 
 use crate::harness::{claw_in, stderr, stdout};
 
+fn stdout_of(o: &std::process::Output) -> String {
+    stdout(o)
+}
+
 fn init(dir: &Path) {
     let out = claw_in(dir, &["init", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -181,4 +185,105 @@ fn token_create_list_revoke() {
     let again = claw_in(&root, &["token", "revoke", "--name", "my-integration"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("not found"));
+}
+
+/// A `claw serve` child process, killed if a test fails before it is stopped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+fn spawn_serve(dir: &Path) -> (Child, String, Lines) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--manifests", dir.join("m").to_str().unwrap()])
+        .args(["--data", dir.join("data").to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Child(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    (child, url, lines)
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    child.0.wait().unwrap()
+}
+
+#[test]
+fn serve_initialises_prints_the_token_once_answers_status_and_stops_on_sigterm() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, _lines) = spawn_serve(dir.path());
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut token = String::new();
+    stdout.read_line(&mut token).unwrap();
+    let token = token.trim().to_owned();
+    assert!(
+        claw::auth::token::is_well_formed(&token),
+        "stdout carries the token: {token:?}"
+    );
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .arg("status")
+        .env("CLAW_URL", &url)
+        .env("CLAW_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", stderr(&status));
+    let text = stdout_of(&status);
+    assert!(text.contains(": ok (up"), "{text}");
+    assert!(text.contains("Config 1/1 ready, Token 1/1 ready"), "{text}");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .arg("status")
+        .env("CLAW_URL", &url)
+        .env("CLAW_TOKEN", claw::auth::token::generate())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("401"), "{}", stderr(&refused));
+
+    let exit = sigterm(&mut child);
+    assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}");
+
+    // A second start keeps the manifests and prints no token.
+    let (mut again, _, _lines) = spawn_serve(dir.path());
+    let exit = sigterm(&mut again);
+    assert!(exit.success());
+    let mut rest = String::new();
+    again
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut rest)
+        .unwrap();
+    assert_eq!(
+        rest, "",
+        "the token is printed once, on initialisation only"
+    );
 }
