@@ -210,8 +210,17 @@ pub struct TasksConfig {
     pub concurrency: u32,
     /// Wall-clock limit of one task, in seconds.
     pub timeout_seconds: u64,
-    /// Absolute directories a task's working directory must lie under (empty: any).
+    /// Absolute directories a task's `working_directory` may lie under (empty: tasks run only
+    /// in their own fresh directory under the data dir).
     pub allowed_roots: Vec<String>,
+    /// Largest per-task `timeout_seconds` a request may ask for.
+    pub max_timeout_seconds: u64,
+    /// Largest prompt accepted, in bytes.
+    pub max_prompt_bytes: u64,
+    /// Model round trips one task may take.
+    pub max_turns: u32,
+    /// Offer the agent a tool that runs shell commands in the working directory.
+    pub allow_commands: bool,
 }
 
 impl Default for TasksConfig {
@@ -220,6 +229,10 @@ impl Default for TasksConfig {
             concurrency: 4,
             timeout_seconds: 600,
             allowed_roots: Vec::new(),
+            max_timeout_seconds: 3600,
+            max_prompt_bytes: 65536,
+            max_turns: 20,
+            allow_commands: false,
         }
     }
 }
@@ -799,6 +812,10 @@ mod tests {
                 concurrency: 2,
                 timeout_seconds: 60,
                 allowed_roots: vec!["/srv/work".to_owned()],
+                max_timeout_seconds: 120,
+                max_prompt_bytes: 4096,
+                max_turns: 5,
+                allow_commands: true,
             },
             rate_limit: RateLimitConfig {
                 requests_per_minute: 100,

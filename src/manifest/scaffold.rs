@@ -23,7 +23,10 @@ spec:
     api_key: {fromEnv: ANTHROPIC_API_KEY}
   tasks:
     concurrency: 4
-    timeout_seconds: 600
+    timeout_seconds: 600         # per task; a request may ask for up to max_timeout_seconds
+    max_timeout_seconds: 3600
+    allowed_roots: []            # absolute dirs a task's working_directory may lie under
+    allow_commands: false        # offer the agent a shell tool in the working directory
   rate_limit:                    # per token
     requests_per_minute: 600
     burst: 60
