@@ -15,6 +15,7 @@ use crate::manifest::scaffold;
 use crate::manifest::write::WriteError;
 use crate::reconcile::{controller, watcher, Controller, Scope, Stopped};
 use crate::store::{self, Store, StoreError};
+use crate::tasks::service::TaskService;
 
 /// How to run the server (the `serve` flags).
 #[derive(Debug, Clone)]
@@ -154,6 +155,8 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         store.clone(),
         stop.child_token(),
     ));
+    let task_service = TaskService::open(store.clone(), live.clone(), &options.data).await?;
+    tasks.push(task_service.spawn_dispatcher(stop.child_token()));
 
     let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
     let app = api::router(
@@ -161,6 +164,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
             live: live.clone(),
             controller: controller.clone(),
             limiter,
+            tasks: task_service.clone(),
         },
         options.limits,
     );

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ratelimit;
 pub mod resources;
 pub mod status;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::live::Live;
 use crate::reconcile::Controller;
+use crate::tasks::service::TaskService;
 use error::ApiError;
 use ratelimit::RateLimiter;
 
@@ -36,6 +38,7 @@ pub struct AppState {
     pub live: Arc<Live>,
     pub controller: Controller,
     pub limiter: Arc<RateLimiter>,
+    pub tasks: Arc<TaskService>,
 }
 
 /// Limits of the HTTP layer.
@@ -59,6 +62,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(status::router())
         .merge(config::router())
         .merge(resources::router())
+        .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

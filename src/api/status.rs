@@ -43,6 +43,6 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
             "errors_total": summary.errors.len(),
             "errors": errors,
         },
-        "tasks": { "queued": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0 },
+        "tasks": state.tasks.counts().to_json(),
     }))
 }

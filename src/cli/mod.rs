@@ -5,6 +5,7 @@
 mod diff;
 mod serve;
 mod status;
+mod task;
 mod token;
 mod validate;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Create, list and revoke API tokens (edits Token manifests).
     #[command(subcommand)]
     Token(token::Command),
+    /// Run tasks on a server (`CLAW_URL`, `CLAW_TOKEN` or `OPENCLAW_TOKEN`).
+    #[command(subcommand)]
+    Task(task::Command),
     /// Print a running server's status.
     Status(status::Args),
 }
@@ -84,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Diff(args) => runtime.block_on(diff::run(args)),
         Command::Token(command) => runtime.block_on(token::run(command)),
+        Command::Task(command) => runtime.block_on(task::run(command)),
         Command::Status(args) => runtime.block_on(status::run(args)),
     }
 }

@@ -22,6 +22,8 @@ use crate::manifest::load::{self, digest_bytes, FileLoad};
 use crate::manifest::rules::{Desired, CONFIG_NAME};
 use crate::manifest::write::{self, Edit, WriteError};
 use crate::manifest::{short_digest, Diagnostic, Digest, Kind, ManifestSet, Spec};
+use crate::events;
+use crate::store::outbox;
 use crate::store::resources::{self, Applied};
 use crate::store::{self as db, Store, StoreError};
 
@@ -510,7 +512,7 @@ impl Reconciler {
             self.prune_confirmed = false;
         }
         report.errors = errors.len();
-        self.log_new_errors(&errors);
+        self.report_new_errors(&errors).await;
         let counts = self.counts();
         let summary = Summary {
             initialised: true,
@@ -555,15 +557,38 @@ impl Reconciler {
         self.live.summary.store(Arc::new(summary));
     }
 
-    fn log_new_errors(&mut self, errors: &[Diagnostic]) {
-        let current: HashSet<String> = errors
-            .iter()
-            .map(|d| d.display_in(&self.root).to_string())
-            .collect();
-        for line in current.difference(&self.logged) {
-            tracing::warn!("{line}");
+    /// Logs problems not seen in the previous pass and raises a `system.error` event for each,
+    /// so subscribers hear of a broken manifest or a held prune once, not on every resync.
+    async fn report_new_errors(&mut self, errors: &[Diagnostic]) {
+        let mut current = HashSet::with_capacity(errors.len());
+        let mut fresh = Vec::new();
+        for d in errors {
+            let line = d.display_in(Path::new("")).to_string();
+            if !self.logged.contains(&line) {
+                tracing::warn!("{}", d.display_in(&self.root));
+                fresh.push(events::system_error(
+                    "manifests",
+                    &line,
+                    serde_json::to_value(d).unwrap_or_default(),
+                ));
+            }
+            current.insert(line);
         }
         self.logged = current;
+        if fresh.is_empty() {
+            return;
+        }
+        let written = async {
+            let mut tx = self.store.pool().begin().await?;
+            for event in &fresh {
+                outbox::insert(&mut tx, event).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        };
+        if let Err(e) = written.await {
+            tracing::error!("cannot record system.error events: {e}");
+        }
     }
 }
 

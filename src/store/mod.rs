@@ -4,7 +4,9 @@
 //! what is in force before it reads a single manifest, and `claw diff` can compare without a
 //! server. One file per table family; all SQL lives in this module.
 
+pub mod outbox;
 pub mod resources;
+pub mod tasks;
 pub mod tokens;
 
 use std::path::{Path, PathBuf};

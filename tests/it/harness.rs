@@ -156,3 +156,51 @@ pub fn token_manifest(name: &str, token: &str, scope: &str, extra: &str) -> Stri
         claw::auth::token::hash_hex(token)
     )
 }
+
+/// A `claw serve` child process, killed if a test fails before it is stopped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+pub fn spawn_serve(dir: &Path) -> (Child, String, Lines) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--manifests", dir.join("m").to_str().unwrap()])
+        .args(["--data", dir.join("data").to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Child(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    (child, url, lines)
+}
+
+pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    child.0.wait().unwrap()
+}
+

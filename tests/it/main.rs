@@ -6,3 +6,4 @@ mod cli;
 mod config;
 mod harness;
 mod reconcile;
+mod tasks;

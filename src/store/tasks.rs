@@ -1,0 +1,283 @@
+//! The `tasks` table: the durable queue and the record of every task (status, timestamps,
+//! output, changed files, usage). Status changes that raise events write them to the outbox
+//! in the same transaction.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{outbox, Store, StoreError};
+use crate::events::Event;
+
+/// Columns of a task, as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub seq: i64,
+    pub id: String,
+    pub status: String,
+    pub prompt: String,
+    /// The request's `options`, JSON.
+    pub options: String,
+    pub model: String,
+    pub max_tokens: i64,
+    pub working_directory: Option<String>,
+    pub timeout_seconds: i64,
+    pub created_by: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+    pub output: Option<String>,
+    /// Changed files, JSON array of `{path, change}`.
+    pub files: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+}
+
+macro_rules! columns {
+    () => {
+        "seq, id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, \
+         created_by, created_at, started_at, completed_at, duration_ms, error, output, files, input_tokens, output_tokens"
+    };
+}
+
+/// A task to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewTask<'a> {
+    pub id: &'a str,
+    pub prompt: &'a str,
+    pub options: &'a str,
+    pub model: &'a str,
+    pub max_tokens: i64,
+    pub working_directory: Option<&'a str>,
+    pub timeout_seconds: i64,
+    pub created_by: &'a str,
+    pub created_at: &'a str,
+}
+
+/// Enqueues a task.
+pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
+         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .bind(t.id)
+    .bind(t.prompt)
+    .bind(t.options)
+    .bind(t.model)
+    .bind(t.max_tokens)
+    .bind(t.working_directory)
+    .bind(t.timeout_seconds)
+    .bind(t.created_by)
+    .bind(t.created_at)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// One task by id.
+pub async fn get(store: &Store, id: &str) -> Result<Option<TaskRow>, StoreError> {
+    Ok(sqlx::query_as::<_, TaskRow>(concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?)
+}
+
+/// What `GET /tasks` filters by.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<String>,
+    /// RFC 3339 UTC in the stored format (see `timestamp`), exclusive bounds.
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    /// Substring of the prompt, case-insensitive.
+    pub q: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
+    qb.push(" WHERE 1 = 1");
+    if !f.statuses.is_empty() {
+        qb.push(" AND status IN (");
+        let mut sep = qb.separated(", ");
+        for s in &f.statuses {
+            sep.push_bind(s.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(after) = &f.created_after {
+        qb.push(" AND created_at > ").push_bind(after.clone());
+    }
+    if let Some(before) = &f.created_before {
+        qb.push(" AND created_at < ").push_bind(before.clone());
+    }
+    if let Some(q) = &f.q {
+        if q.chars().count() >= 3 && !q.contains(['%', '_']) {
+            // The trigram index answers LIKE for patterns of three characters or more.
+            qb.push(" AND seq IN (SELECT rowid FROM tasks_fts WHERE prompt LIKE ")
+                .push_bind(format!("%{q}%"))
+                .push(")");
+        } else {
+            qb.push(" AND instr(lower(prompt), lower(").push_bind(q.clone()).push(")) > 0");
+        }
+    }
+}
+
+/// A page of tasks, newest first, and how many match in all.
+pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
+    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks");
+    push_where(&mut count, f);
+    let total: i64 = count.build_query_scalar().fetch_one(store.pool()).await?;
+    let mut page = QueryBuilder::<Sqlite>::new(concat!("SELECT ", columns!(), " FROM tasks"));
+    push_where(&mut page, f);
+    page.push(" ORDER BY seq DESC LIMIT ")
+        .push_bind(f.limit)
+        .push(" OFFSET ")
+        .push_bind(f.offset);
+    let rows = page.build_query_as::<TaskRow>().fetch_all(store.pool()).await?;
+    Ok((rows, total))
+}
+
+/// Takes the oldest queued task and marks it running, with its `task.started` event.
+pub async fn claim_next(
+    store: &Store,
+    now: &str,
+    event: impl FnOnce(&TaskRow) -> Event,
+) -> Result<Option<TaskRow>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let row = sqlx::query_as::<_, TaskRow>(concat!(
+        "UPDATE tasks SET status = 'running', started_at = ?1
+         WHERE seq = (SELECT seq FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1)
+         RETURNING ",
+        columns!()
+    ))
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = &row {
+        outbox::insert(&mut tx, &event(row)).await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// How a task ended.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub status: &'a str,
+    pub completed_at: &'a str,
+    pub duration_ms: i64,
+    pub error: Option<&'a str>,
+    pub output: &'a str,
+    pub files: &'a str,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// Records the end of a running task with its event; false if it was not running.
+pub async fn finish(store: &Store, id: &str, f: &Finish<'_>, event: Option<&Event>) -> Result<bool, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let done = sqlx::query(
+        "UPDATE tasks SET status = ?2, completed_at = ?3, duration_ms = ?4, error = ?5, output = ?6, files = ?7,
+                input_tokens = ?8, output_tokens = ?9
+         WHERE id = ?1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(f.status)
+    .bind(f.completed_at)
+    .bind(f.duration_ms)
+    .bind(f.error)
+    .bind(f.output)
+    .bind(f.files)
+    .bind(f.input_tokens)
+    .bind(f.output_tokens)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        if let Some(event) = event {
+            outbox::insert(&mut tx, event).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Cancels a task that has not started; false if it is not queued (any more).
+pub async fn cancel_queued(store: &Store, id: &str, now: &str, error: &str, event: &Event) -> Result<bool, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let done = sqlx::query(
+        "UPDATE tasks SET status = 'cancelled', completed_at = ?2, duration_ms = 0, error = ?3
+         WHERE id = ?1 AND status = 'queued'",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        outbox::insert(&mut tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Marks every task left `running` by a previous process as failed, with a `task.failed`
+/// event each; returns their ids.
+pub async fn fail_orphans(
+    store: &Store,
+    now: &str,
+    error: &str,
+    event: impl Fn(&TaskRow) -> Event,
+) -> Result<Vec<String>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let rows = sqlx::query_as::<_, TaskRow>(concat!(
+        "UPDATE tasks SET status = 'failed', completed_at = ?1, error = ?2,
+                duration_ms = CAST((julianday(?1) - julianday(started_at)) * 86400000 AS INTEGER)
+         WHERE status = 'running' RETURNING ",
+        columns!()
+    ))
+    .bind(now)
+    .bind(error)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        outbox::insert(&mut tx, &event(row)).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Number of tasks per status.
+pub async fn counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
+        .fetch_all(store.pool())
+        .await?)
+}
+
+/// Used by tests and benchmarks to add many rows at once.
+pub async fn insert_many(conn: &mut SqliteConnection, rows: &[NewTask<'_>], status: &str) -> Result<(), StoreError> {
+    for t in rows {
+        sqlx::query(
+            "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(t.id)
+        .bind(status)
+        .bind(t.prompt)
+        .bind(t.options)
+        .bind(t.model)
+        .bind(t.max_tokens)
+        .bind(t.working_directory)
+        .bind(t.timeout_seconds)
+        .bind(t.created_by)
+        .bind(t.created_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Tasks: prompts run by an agent against a model provider.
+pub mod agent;
+pub mod providers;
+pub mod service;
+pub mod tools;
+pub mod workspace;

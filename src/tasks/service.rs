@@ -1,0 +1,737 @@
+//! The task service: the durable queue (rows in the store), the dispatcher that runs at most
+//! `tasks.concurrency` tasks at once (re-read on every pass, so a Config change applies
+//! live), timeouts and cancellation that stop the work for real, events in the outbox, and
+//! live progress for Server-Sent Events subscribers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::agent::{self, RunError, RunOutput, RunRequest, Usage};
+use super::tools::Toolbox;
+use super::workspace::{FileChange, Snapshot};
+use crate::events::{self, EventType};
+use crate::live::Live;
+use crate::manifest::secret::SecretContext;
+use crate::store::tasks::{self as rows, Filter, Finish, NewTask, TaskRow};
+use crate::store::{Store, StoreError};
+
+/// Task statuses, in the order counts are reported.
+pub const STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
+
+/// True for statuses a task never leaves.
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled")
+}
+
+/// What a subscriber of a task's progress receives.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Progress {
+    /// A status change (`event: status`).
+    Status {
+        id: String,
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<i64>,
+    },
+    /// Output as it arrives (`event: output`).
+    Output { text: String },
+}
+
+impl Progress {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Progress::Status { .. } => "status",
+            Progress::Output { .. } => "output",
+        }
+    }
+
+    /// True for a status a task never leaves.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Progress::Status { status, .. } if is_terminal(status))
+    }
+
+    fn of(row: &TaskRow) -> Progress {
+        Progress::Status {
+            id: row.id.clone(),
+            status: row.status.clone(),
+            error: row.error.clone(),
+            duration_ms: row.duration_ms,
+        }
+    }
+}
+
+/// A field-level problem of a task request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path in the request body, e.g. `options.working_directory`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Why a task call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("invalid task request")]
+    Invalid(Vec<Problem>),
+    #[error("task {0} not found")]
+    NotFound(String),
+    #[error("task {id} is already {status}")]
+    Finished { id: String, status: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Active {
+    progress: broadcast::Sender<Progress>,
+    cancel: CancellationToken,
+    /// Why the task was cancelled (the caller's token name, or shutdown).
+    reason: Option<String>,
+}
+
+/// Tasks per status, kept in memory so `GET /status` costs no query.
+#[derive(Default)]
+pub struct Counts([AtomicI64; 5]);
+
+impl Counts {
+    fn slot(&self, status: &str) -> Option<&AtomicI64> {
+        STATUSES.iter().position(|s| *s == status).map(|i| &self.0[i])
+    }
+
+    fn add(&self, status: &str, n: i64) {
+        if let Some(slot) = self.slot(status) {
+            slot.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn moved(&self, from: &str, to: &str) {
+        self.add(from, -1);
+        self.add(to, 1);
+    }
+
+    /// `{"queued": n, ...}` for every status.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        for (i, s) in STATUSES.iter().enumerate() {
+            m.insert((*s).into(), self.0[i].load(Ordering::Relaxed).max(0).into());
+        }
+        Value::Object(m)
+    }
+}
+
+/// The task service; shared by the API and the dispatcher.
+pub struct TaskService {
+    store: Store,
+    live: Arc<Live>,
+    data_dir: PathBuf,
+    secrets: SecretContext,
+    wake: Notify,
+    active: Mutex<HashMap<String, Active>>,
+    counts: Counts,
+}
+
+fn now() -> String {
+    timestamp(OffsetDateTime::now_utc())
+}
+
+/// The stored timestamp form: RFC 3339 UTC with milliseconds, fixed width, so text order is
+/// time order.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 time given by a client into the stored form.
+pub fn parse_time(s: &str) -> Option<String> {
+    OffsetDateTime::parse(s, &Rfc3339).ok().map(timestamp)
+}
+
+impl TaskService {
+    /// Opens the service: tasks a previous process left `running` are marked failed (with
+    /// their `task.failed` events), and counts are loaded.
+    pub async fn open(store: Store, live: Arc<Live>, data_dir: &Path) -> Result<Arc<TaskService>, StoreError> {
+        let orphans = rows::fail_orphans(
+            &store,
+            &now(),
+            "the server stopped while this task was running (restart or crash); it was not resumed",
+            |row| {
+                events::task(
+                    EventType::TaskFailed,
+                    &row.id,
+                    &row.prompt,
+                    "failed",
+                    row.duration_ms,
+                    row.error.as_deref(),
+                )
+            },
+        )
+        .await?;
+        if !orphans.is_empty() {
+            tracing::warn!(count = orphans.len(), "marked tasks left running by the previous process as failed");
+        }
+        let counts = Counts::default();
+        for (status, n) in rows::counts(&store).await? {
+            counts.add(&status, n);
+        }
+        Ok(Arc::new(TaskService {
+            secrets: SecretContext {
+                base_dir: live.manifests.clone(),
+                data_dir: data_dir.to_path_buf(),
+            },
+            store,
+            live,
+            data_dir: data_dir.to_path_buf(),
+            wake: Notify::new(),
+            active: Mutex::new(HashMap::new()),
+            counts,
+        }))
+    }
+
+    /// Tasks per status.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Validates a `POST /tasks` body and enqueues the task.
+    pub async fn create(&self, body: &Value, created_by: &str) -> Result<TaskRow, TaskError> {
+        let config = self.live.config.load();
+        let request = validate(body, &config.spec.tasks, &config.spec.model.name, config.spec.model.max_tokens)
+            .map_err(TaskError::Invalid)?;
+        let id = format!("task_{}", uuid::Uuid::new_v4().simple());
+        let created_at = now();
+        rows::insert(
+            &self.store,
+            &NewTask {
+                id: &id,
+                prompt: &request.prompt,
+                options: &request.options.to_string(),
+                model: &request.model,
+                max_tokens: i64::from(request.max_tokens),
+                working_directory: request.working_directory.as_deref().and_then(Path::to_str),
+                timeout_seconds: request.timeout_seconds as i64,
+                created_by,
+                created_at: &created_at,
+            },
+        )
+        .await?;
+        self.counts.add("queued", 1);
+        self.wake.notify_one();
+        tracing::info!(task_id = %id, token = %created_by, "task queued");
+        rows::get(&self.store, &id).await?.ok_or(TaskError::NotFound(id))
+    }
+
+    /// One task.
+    pub async fn get(&self, id: &str) -> Result<TaskRow, TaskError> {
+        rows::get(&self.store, id).await?.ok_or_else(|| TaskError::NotFound(id.to_owned()))
+    }
+
+    /// A filtered page, newest first, with the total.
+    pub async fn list(&self, filter: &Filter) -> Result<(Vec<TaskRow>, i64), TaskError> {
+        Ok(rows::list(&self.store, filter).await?)
+    }
+
+    /// Progress of a task: the current status first, then changes and output until it ends.
+    pub async fn subscribe(&self, id: &str) -> Result<(TaskRow, Option<broadcast::Receiver<Progress>>), TaskError> {
+        // Subscribe before reading, so nothing between the read and the subscription is lost.
+        let receiver = self
+            .active()
+            .entry(id.to_owned())
+            .or_insert_with(Active::new)
+            .progress
+            .subscribe();
+        let row = match rows::get(&self.store, id).await? {
+            Some(row) => row,
+            None => {
+                self.active().remove(id);
+                return Err(TaskError::NotFound(id.to_owned()));
+            }
+        };
+        if is_terminal(&row.status) {
+            self.active().remove(id);
+            return Ok((row, None));
+        }
+        Ok((row, Some(receiver)))
+    }
+
+    /// Cancels a queued or running task; a running one is stopped (its HTTP call dropped, its
+    /// process group killed) before this returns, within a bound.
+    pub async fn cancel(&self, id: &str, by: &str) -> Result<TaskRow, TaskError> {
+        let row = self.get(id).await?;
+        if is_terminal(&row.status) {
+            return Err(TaskError::Finished {
+                id: id.to_owned(),
+                status: row.status,
+            });
+        }
+        let error = format!("cancelled by token '{by}'");
+        if row.status == "queued" {
+            let event = events::task(EventType::TaskFailed, id, &row.prompt, "cancelled", Some(0), Some(&error));
+            if rows::cancel_queued(&self.store, id, &now(), &error, &event).await? {
+                self.counts.moved("queued", "cancelled");
+                let row = self.get(id).await?;
+                if let Some(active) = self.active().remove(id) {
+                    let _ = active.progress.send(Progress::of(&row));
+                }
+                return Ok(row);
+            }
+        }
+        // Running (or claimed a moment ago): stop the work and wait for the runner to record it.
+        let (_, receiver) = self.subscribe(id).await?;
+        if let Some(mut receiver) = receiver {
+            if let Some(active) = self.active().get_mut(id) {
+                active.reason.get_or_insert(error);
+                active.cancel.cancel();
+            }
+            let ended = async {
+                loop {
+                    match receiver.recv().await {
+                        Ok(p) if p.is_final() => break,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), ended).await;
+        }
+        self.get(id).await
+    }
+
+    /// Starts the dispatcher; it runs until `stop`, then cancels what is running.
+    pub fn spawn_dispatcher(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut running = JoinSet::new();
+            let mut passes = this.live.passes.subscribe();
+            loop {
+                let limit = this.live.config.load().spec.tasks.concurrency.max(1) as usize;
+                while running.len() < limit {
+                    match this.claim().await {
+                        Ok(Some(row)) => {
+                            let span = tracing::info_span!("task", task_id = %row.id);
+                            running.spawn(this.clone().run(row).instrument(span));
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!("cannot take the next task from the queue: {e}");
+                            break;
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = this.wake.notified() => {}
+                    // A reconcile may have raised the concurrency.
+                    _ = passes.changed() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                }
+            }
+            for active in this.active().values_mut() {
+                active.reason.get_or_insert_with(|| "the server shut down while the task was running".into());
+                active.cancel.cancel();
+            }
+            while running.join_next().await.is_some() {}
+        })
+    }
+
+    async fn claim(&self) -> Result<Option<TaskRow>, StoreError> {
+        let row = rows::claim_next(&self.store, &now(), |row| {
+            events::task(EventType::TaskStarted, &row.id, &row.prompt, "running", None, None)
+        })
+        .await?;
+        if let Some(row) = &row {
+            self.counts.moved("queued", "running");
+            let mut active = self.active();
+            let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
+            let _ = entry.progress.send(Progress::of(row));
+        }
+        Ok(row)
+    }
+
+    async fn run(self: Arc<Self>, row: TaskRow) {
+        let started = Instant::now();
+        let (cancel, progress) = {
+            let mut active = self.active();
+            let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
+            (entry.cancel.clone(), entry.progress.clone())
+        };
+        let config = self.live.config.load_full();
+        let workdir = match &row.working_directory {
+            Some(dir) => PathBuf::from(dir),
+            None => self.data_dir.join("workspaces").join(&row.id),
+        };
+        let outcome = self.execute(&row, &workdir, &config.spec, cancel, progress.clone()).await;
+        let (status, error, output, usage, files) = match outcome {
+            Ok((out, files)) => ("completed", None, out.output, out.usage, files),
+            Err((e, files)) => {
+                let (status, message, output, usage) = match e {
+                    Failure::TimedOut(secs) => ("failed", format!("timed out after {secs} s"), String::new(), Usage::default()),
+                    Failure::Setup(message) => ("failed", message, String::new(), Usage::default()),
+                    Failure::Run(RunError::Cancelled { output, usage }) => {
+                        let reason = self
+                            .active()
+                            .get(&row.id)
+                            .and_then(|a| a.reason.clone())
+                            .unwrap_or_else(|| "cancelled".into());
+                        let status = if reason.starts_with("the server shut down") { "failed" } else { "cancelled" };
+                        (status, reason, output, usage)
+                    }
+                    Failure::Run(RunError::Config(message)) => ("failed", message, String::new(), Usage::default()),
+                    Failure::Run(RunError::Provider { message, output, usage })
+                    | Failure::Run(RunError::Failed { message, output, usage }) => ("failed", message, output, usage),
+                };
+                (status, Some(message), output, usage, files)
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as i64;
+        let event_type = if status == "completed" { EventType::TaskCompleted } else { EventType::TaskFailed };
+        let event = events::task(event_type, &row.id, &row.prompt, status, Some(duration_ms), error.as_deref());
+        let files_json = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
+        let finish = Finish {
+            status,
+            completed_at: &now(),
+            duration_ms,
+            error: error.as_deref(),
+            output: &output,
+            files: &files_json,
+            input_tokens: usage.input_tokens as i64,
+            output_tokens: usage.output_tokens as i64,
+        };
+        match rows::finish(&self.store, &row.id, &finish, Some(&event)).await {
+            Ok(true) => self.counts.moved("running", status),
+            Ok(false) => tracing::warn!(task_id = %row.id, "task was no longer running when it finished"),
+            Err(e) => tracing::error!(task_id = %row.id, "cannot record the end of the task: {e}"),
+        }
+        tracing::info!(task_id = %row.id, status, duration_ms, "task finished");
+        let _ = progress.send(Progress::Status {
+            id: row.id.clone(),
+            status: status.to_owned(),
+            error,
+            duration_ms: Some(duration_ms),
+        });
+        self.active().remove(&row.id);
+        self.wake.notify_one();
+    }
+
+    async fn execute(
+        &self,
+        row: &TaskRow,
+        workdir: &Path,
+        spec: &crate::manifest::kinds::ConfigSpec,
+        cancel: CancellationToken,
+        progress: broadcast::Sender<Progress>,
+    ) -> Result<(RunOutput, Vec<FileChange>), (Failure, Vec<FileChange>)> {
+        if let Err(e) = std::fs::create_dir_all(workdir) {
+            return Err((Failure::Setup(format!("cannot create the working directory: {e}")), vec![]));
+        }
+        let before = snapshot(workdir).await;
+        let toolbox = match Toolbox::for_workdir(workdir, spec.tasks.allow_commands) {
+            Ok(t) => t,
+            Err(e) => return Err((Failure::Setup(format!("cannot open the working directory: {e}")), vec![])),
+        };
+        let request = RunRequest {
+            task_id: row.id.clone(),
+            prompt: row.prompt.clone(),
+            model: row.model.clone(),
+            max_tokens: u32::try_from(row.max_tokens).unwrap_or(u32::MAX),
+            workdir: workdir.to_path_buf(),
+            max_turns: spec.tasks.max_turns,
+            allow_commands: spec.tasks.allow_commands,
+        };
+        let sink: agent::OutputSink = Arc::new(move |text: &str| {
+            let _ = progress.send(Progress::Output { text: text.to_owned() });
+        });
+        let timeout = Duration::from_secs(row.timeout_seconds.max(1) as u64);
+        let run = agent::run(&spec.model, &self.secrets, &request, &toolbox, sink, cancel.clone());
+        // On timeout the run future is dropped, which drops its HTTP call or kills its
+        // process group.
+        let result = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result.map_err(Failure::Run),
+            Err(_) => {
+                cancel.cancel();
+                Err(Failure::TimedOut(timeout.as_secs()))
+            }
+        };
+        let files = match (before, snapshot(workdir).await) {
+            (Some(before), Some(after)) => before.changes(&after),
+            _ => Vec::new(),
+        };
+        match result {
+            Ok(out) => Ok((out, files)),
+            Err(e) => Err((e, files)),
+        }
+    }
+}
+
+async fn snapshot(dir: &Path) -> Option<Snapshot> {
+    let dir = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || Snapshot::take(&dir)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::warn!("cannot list the working directory: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+enum Failure {
+    TimedOut(u64),
+    Setup(String),
+    Run(RunError),
+}
+
+impl Active {
+    fn new() -> Active {
+        Active {
+            progress: broadcast::channel(256).0,
+            cancel: CancellationToken::new(),
+            reason: None,
+        }
+    }
+}
+
+/// A checked `POST /tasks` body.
+#[derive(Debug)]
+pub struct Checked {
+    pub prompt: String,
+    /// The options as given (kept on the task record).
+    pub options: Value,
+    pub model: String,
+    pub max_tokens: u32,
+    pub working_directory: Option<PathBuf>,
+    pub timeout_seconds: u64,
+}
+
+const OPTION_KEYS: [&str; 4] = ["model", "max_tokens", "working_directory", "timeout_seconds"];
+
+/// Checks a task request against the Config; every problem is reported, by field.
+pub fn validate(
+    body: &Value,
+    tasks: &crate::manifest::kinds::TasksConfig,
+    default_model: &str,
+    default_max_tokens: u32,
+) -> Result<Checked, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: String| {
+        problems.push(Problem {
+            field: field.to_owned(),
+            message,
+        })
+    };
+    let Some(obj) = body.as_object() else {
+        return Err(vec![Problem {
+            field: String::new(),
+            message: "the body must be a JSON object with a \"prompt\"".into(),
+        }]);
+    };
+    for key in obj.keys() {
+        if key != "prompt" && key != "options" {
+            problem(key, "unknown field (expected \"prompt\" and \"options\")".into());
+        }
+    }
+    let prompt = match obj.get("prompt") {
+        Some(Value::String(p)) if p.trim().is_empty() => {
+            problem("prompt", "must not be empty".into());
+            String::new()
+        }
+        Some(Value::String(p)) if p.len() as u64 > tasks.max_prompt_bytes => {
+            problem("prompt", format!("is {} bytes; the limit is {} (Config tasks.max_prompt_bytes)", p.len(), tasks.max_prompt_bytes));
+            String::new()
+        }
+        Some(Value::String(p)) => p.clone(),
+        Some(_) => {
+            problem("prompt", "must be a string".into());
+            String::new()
+        }
+        None => {
+            problem("prompt", "is required".into());
+            String::new()
+        }
+    };
+    let empty = Map::new();
+    let options = match obj.get("options") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            problem("options", "must be an object".into());
+            &empty
+        }
+    };
+    for key in options.keys() {
+        if !OPTION_KEYS.contains(&key.as_str()) {
+            problem(&format!("options.{key}"), format!("unknown option (known: {})", OPTION_KEYS.join(", ")));
+        }
+    }
+    let model = match options.get("model") {
+        None | Some(Value::Null) => default_model.to_owned(),
+        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 200 => m.clone(),
+        Some(_) => {
+            problem("options.model", "must be a non-empty string of at most 200 characters".into());
+            String::new()
+        }
+    };
+    let max_tokens = match options.get("max_tokens") {
+        None | Some(Value::Null) => default_max_tokens,
+        Some(v) => match v.as_u64().filter(|n| (1..=1_000_000).contains(n)) {
+            Some(n) => n as u32,
+            None => {
+                problem("options.max_tokens", "must be an integer from 1 to 1000000".into());
+                0
+            }
+        },
+    };
+    let timeout_seconds = match options.get("timeout_seconds") {
+        None | Some(Value::Null) => tasks.timeout_seconds,
+        Some(v) => match v.as_u64().filter(|n| (1..=tasks.max_timeout_seconds).contains(n)) {
+            Some(n) => n,
+            None => {
+                problem(
+                    "options.timeout_seconds",
+                    format!("must be an integer from 1 to {} (Config tasks.max_timeout_seconds)", tasks.max_timeout_seconds),
+                );
+                0
+            }
+        },
+    };
+    let working_directory = match options.get("working_directory") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(dir)) => match check_workdir(dir, &tasks.allowed_roots) {
+            Ok(dir) => Some(dir),
+            Err(message) => {
+                problem("options.working_directory", message);
+                None
+            }
+        },
+        Some(_) => {
+            problem("options.working_directory", "must be a string (an absolute path)".into());
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Checked {
+        prompt,
+        options: Value::Object(options.clone()),
+        model,
+        max_tokens,
+        working_directory,
+        timeout_seconds,
+    })
+}
+
+/// A working directory must exist and lie, after resolving symlinks and `..`, inside one of
+/// the allowed roots.
+fn check_workdir(dir: &str, allowed_roots: &[String]) -> Result<PathBuf, String> {
+    let path = Path::new(dir);
+    if !path.is_absolute() {
+        return Err("must be an absolute path".into());
+    }
+    if allowed_roots.is_empty() {
+        return Err("no working directories are allowed: Config tasks.allowed_roots is empty (omit the option to run in a fresh directory)".into());
+    }
+    let resolved = path
+        .canonicalize()
+        .map_err(|e| format!("cannot be used: {e}"))?;
+    if !resolved.is_dir() {
+        return Err("is not a directory".into());
+    }
+    let inside = allowed_roots.iter().any(|root| {
+        Path::new(root)
+            .canonicalize()
+            .is_ok_and(|root| resolved.starts_with(root))
+    });
+    if inside {
+        Ok(resolved)
+    } else {
+        Err(format!("is outside the allowed roots ({})", allowed_roots.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::kinds::TasksConfig;
+    use serde_json::json;
+
+    fn tasks(roots: Vec<String>) -> TasksConfig {
+        TasksConfig {
+            allowed_roots: roots,
+            ..TasksConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_tutorials_body_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = json!({"prompt": "Summarize the latest git commits in my project", "options": {
+            "model": "claude-sonnet-4-20250514", "max_tokens": 4096,
+            "working_directory": dir.path().to_str().unwrap()}});
+        let roots = vec![dir.path().to_str().unwrap().to_owned()];
+        let checked = validate(&body, &tasks(roots), "m", 1).unwrap();
+        assert_eq!(checked.max_tokens, 4096);
+        assert_eq!(checked.working_directory.unwrap(), dir.path().canonicalize().unwrap());
+        assert!(validate(&json!({"prompt": "List the files"}), &tasks(vec![]), "m", 1).is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_field() {
+        let body = json!({"prompt": "", "extra": 1, "options": {"max_tokens": 0, "timeout_seconds": 999999, "colour": "red", "working_directory": "relative"}});
+        let problems = validate(&body, &tasks(vec![]), "m", 1).unwrap_err();
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        for f in ["prompt", "extra", "options.max_tokens", "options.timeout_seconds", "options.colour", "options.working_directory"] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn working_directories_outside_the_roots_are_refused_even_through_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
+        let roots = vec![root.path().to_str().unwrap().to_owned()];
+        let via_link = root.path().join("link");
+        assert!(check_workdir(via_link.to_str().unwrap(), &roots).is_err());
+        let dotdot = format!("{}/..", root.path().display());
+        assert!(check_workdir(&dotdot, &roots).is_err());
+        assert!(check_workdir(root.path().to_str().unwrap(), &roots).is_ok());
+        assert!(check_workdir(root.path().to_str().unwrap(), &[]).is_err());
+    }
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let a = parse_time("2026-03-02T10:30:00Z").unwrap();
+        let b = parse_time("2026-03-02T11:30:00+01:00").unwrap();
+        assert_eq!(a, "2026-03-02T10:30:00.000Z");
+        assert_eq!(a, b);
+        assert!(parse_time("yesterday").is_none());
+    }
+}
