@@ -13,3 +13,4 @@ pub mod manifest;
 pub mod reconcile;
 pub mod server;
 pub mod store;
+pub mod tasks;
