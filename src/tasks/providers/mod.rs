@@ -275,7 +275,7 @@ pub(crate) mod testing {
             Arc::new(move |text: &str| sunk.lock().unwrap().push_str(text))
         }
 
-        /// A `fromFile` key stored in the workdir's parent-less secret file.
+        /// A `fromFile` reference to a key file written with `value` (test keys only).
         pub fn key_file(&self, value: &str) -> crate::manifest::kinds::SecretRef {
             std::fs::write(self.dir.path().join(".key"), value).unwrap();
             crate::manifest::kinds::SecretRef::FromFile(".key".to_owned())
