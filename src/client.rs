@@ -73,8 +73,12 @@ impl Client {
 
     /// `POST /api/v1/tasks`: queues a task; returns `{id, status, created_at}`.
     pub async fn create_task(&self, prompt: &str, options: Value) -> Result<Value, ClientError> {
-        self.send(reqwest::Method::POST, "/api/v1/tasks", Some(json!({ "prompt": prompt, "options": options })))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            "/api/v1/tasks",
+            Some(json!({ "prompt": prompt, "options": options })),
+        )
+        .await
     }
 
     /// `GET /api/v1/tasks/:id`.
@@ -93,13 +97,18 @@ impl Client {
             .iter()
             .map(|(k, v)| format!("{k}={}", percent(v)))
             .collect();
-        self.get(&format!("/api/v1/tasks?{}", query.join("&"))).await
+        self.get(&format!("/api/v1/tasks?{}", query.join("&")))
+            .await
     }
 
     /// `POST /api/v1/tasks/:id/cancel`.
     pub async fn cancel(&self, id: &str) -> Result<Value, ClientError> {
-        self.send(reqwest::Method::POST, &format!("/api/v1/tasks/{id}/cancel"), None)
-            .await
+        self.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{id}/cancel"),
+            None,
+        )
+        .await
     }
 
     /// Waits until the task has finished and returns its result: follows the task's event
@@ -110,7 +119,10 @@ impl Client {
             let mut delay = Duration::from_millis(250);
             loop {
                 let task = self.task(id).await?;
-                if matches!(task["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+                if matches!(
+                    task["status"].as_str(),
+                    Some("completed" | "failed" | "cancelled")
+                ) {
                     break;
                 }
                 tokio::time::sleep(delay).await;
@@ -122,9 +134,16 @@ impl Client {
 
     /// Reads `GET /tasks/:id/events` until the task ends, handing each output chunk to
     /// `on_output`.
-    pub async fn follow_events(&self, id: &str, mut on_output: impl FnMut(&str)) -> Result<(), ClientError> {
+    pub async fn follow_events(
+        &self,
+        id: &str,
+        mut on_output: impl FnMut(&str),
+    ) -> Result<(), ClientError> {
         let url = format!("{}/api/v1/tasks/{id}/events", self.base);
-        let http = |source| ClientError::Http { url: url.clone(), source };
+        let http = |source| ClientError::Http {
+            url: url.clone(),
+            source,
+        };
         let response = self
             .http
             .get(&url)
@@ -145,7 +164,13 @@ impl Client {
                 let (mut event, mut data) = ("message", String::new());
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("event:") {
-                        event = if v.trim() == "status" { "status" } else if v.trim() == "output" { "output" } else { "other" };
+                        event = if v.trim() == "status" {
+                            "status"
+                        } else if v.trim() == "output" {
+                            "output"
+                        } else {
+                            "other"
+                        };
                     } else if let Some(v) = line.strip_prefix("data:") {
                         data.push_str(v.strip_prefix(' ').unwrap_or(v));
                     }
@@ -153,7 +178,12 @@ impl Client {
                 let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
                 match event {
                     "output" => on_output(value["text"].as_str().unwrap_or("")),
-                    "status" if matches!(value["status"].as_str(), Some("completed" | "failed" | "cancelled")) => {
+                    "status"
+                        if matches!(
+                            value["status"].as_str(),
+                            Some("completed" | "failed" | "cancelled")
+                        ) =>
+                    {
                         return Ok(());
                     }
                     _ => {}
@@ -172,7 +202,12 @@ impl Client {
         self.send(reqwest::Method::GET, path, None).await
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -185,7 +220,10 @@ impl Client {
         if !response.status().is_success() {
             return Err(api_error(response).await);
         }
-        response.json().await.map_err(|source| ClientError::Http { url, source })
+        response
+            .json()
+            .await
+            .map_err(|source| ClientError::Http { url, source })
     }
 }
 
@@ -194,7 +232,10 @@ async fn api_error(response: reqwest::Response) -> ClientError {
     let body: Value = response.json().await.unwrap_or(Value::Null);
     ClientError::Api {
         status,
-        code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+        code: body["error"]["code"]
+            .as_str()
+            .unwrap_or("unknown")
+            .to_owned(),
         message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
     }
 }
@@ -210,4 +251,3 @@ fn percent(s: &str) -> String {
     }
     out
 }
-

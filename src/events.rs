@@ -66,10 +66,15 @@ impl Event {
     /// An event with `data`, stamped now.
     pub fn new(event: EventType, data: Value) -> Event {
         let now = OffsetDateTime::now_utc();
-        let timestamp = now.replace_nanosecond(0).unwrap_or(now).format(&Rfc3339).unwrap_or_default();
+        let timestamp = now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&Rfc3339)
+            .unwrap_or_default();
         // Key order as in the tutorial; compact serde_json output round-trips byte-identically
         // through JavaScript's JSON.parse / JSON.stringify (the tutorial's receiver re-serialises).
-        let payload = json!({ "event": event.as_str(), "timestamp": timestamp, "data": data }).to_string();
+        let payload =
+            json!({ "event": event.as_str(), "timestamp": timestamp, "data": data }).to_string();
         Event {
             id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
             event,
@@ -80,7 +85,14 @@ impl Event {
 }
 
 /// A task event: `task_id`, `prompt`, `status`, `duration_ms` (and `error` for failures).
-pub fn task(event: EventType, task_id: &str, prompt: &str, status: &str, duration_ms: Option<i64>, error: Option<&str>) -> Event {
+pub fn task(
+    event: EventType,
+    task_id: &str,
+    prompt: &str,
+    status: &str,
+    duration_ms: Option<i64>,
+    error: Option<&str>,
+) -> Event {
     let mut data = Map::new();
     data.insert("task_id".into(), task_id.into());
     data.insert("prompt".into(), prompt.into());
@@ -113,11 +125,20 @@ mod tests {
 
     #[test]
     fn task_payload_has_the_tutorials_shape_in_its_order() {
-        let e = task(EventType::TaskCompleted, "task_abc123", "Summarize \"this\"\n🦀", "completed", Some(4523), None);
+        let e = task(
+            EventType::TaskCompleted,
+            "task_abc123",
+            "Summarize \"this\"\n🦀",
+            "completed",
+            Some(4523),
+            None,
+        );
         let v: Value = serde_json::from_str(&e.payload).unwrap();
         assert_eq!(v["event"], "task.completed");
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
-        assert!(e.payload.starts_with("{\"event\":\"task.completed\",\"timestamp\":\""));
+        assert!(e
+            .payload
+            .starts_with("{\"event\":\"task.completed\",\"timestamp\":\""));
         assert!(e.payload.ends_with(
             "\"data\":{\"task_id\":\"task_abc123\",\"prompt\":\"Summarize \\\"this\\\"\\n🦀\",\"status\":\"completed\",\"duration_ms\":4523}}"
         ));

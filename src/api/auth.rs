@@ -33,10 +33,12 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
     if method == Method::GET || method == Method::HEAD {
         return Scope::Read;
     }
+    // Inside the nested `/api/v1` router the prefix is already stripped.
     let path = path.trim_end_matches('/');
-    let is_task_call = path == "/api/v1/tasks"
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let is_task_call = path == "/tasks"
         || path
-            .strip_prefix("/api/v1/tasks/")
+            .strip_prefix("/tasks/")
             .and_then(|rest| rest.strip_suffix("/cancel"))
             .is_some_and(|id| !id.is_empty() && !id.contains('/'));
     if method == Method::POST && is_task_call {

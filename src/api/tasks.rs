@@ -37,7 +37,8 @@ impl From<TaskError> for ApiError {
     fn from(e: TaskError) -> Self {
         match e {
             TaskError::Invalid(problems) => {
-                let mut err = ApiError::bad_request("validation_failed", "the task request is invalid");
+                let mut err =
+                    ApiError::bad_request("validation_failed", "the task request is invalid");
                 err.details = problems
                     .into_iter()
                     .map(|p| FieldError {
@@ -51,7 +52,9 @@ impl From<TaskError> for ApiError {
                 err
             }
             TaskError::NotFound(_) => ApiError::not_found(e.to_string()),
-            TaskError::Finished { .. } => ApiError::new(StatusCode::CONFLICT, "task_finished", e.to_string()),
+            TaskError::Finished { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "task_finished", e.to_string())
+            }
             TaskError::Store(e) => ApiError::internal(e),
         }
     }
@@ -94,17 +97,26 @@ async fn create(
     Ok(response)
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(task_json(&state.tasks.get(&id).await?)))
 }
 
-async fn result(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn result(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let row = state.tasks.get(&id).await?;
     if !is_terminal(&row.status) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "task_not_finished",
-            format!("task {id} is {}; the result exists once it has finished", row.status),
+            format!(
+                "task {id} is {}; the result exists once it has finished",
+                row.status
+            ),
         ));
     }
     Ok(Json(json!({
@@ -138,15 +150,30 @@ async fn list(
     let page = query(page)?.checked()?;
     let bad = |message: String| ApiError::bad_request("invalid_parameter", message);
     let mut statuses = Vec::new();
-    for s in filters.status.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for s in filters
+        .status
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if !STATUSES.contains(&s) {
-            return Err(bad(format!("status \"{s}\" is not one of {}", STATUSES.join(", "))));
+            return Err(bad(format!(
+                "status \"{s}\" is not one of {}",
+                STATUSES.join(", ")
+            )));
         }
         statuses.push(s.to_owned());
     }
     let time = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
-        v.map(|v| parse_time(&v).ok_or_else(|| bad(format!("{name} must be an RFC 3339 time, e.g. 2026-03-02T10:30:00Z"))))
-            .transpose()
+        v.map(|v| {
+            parse_time(&v).ok_or_else(|| {
+                bad(format!(
+                    "{name} must be an RFC 3339 time, e.g. 2026-03-02T10:30:00Z"
+                ))
+            })
+        })
+        .transpose()
     };
     let q = filters.q.filter(|q| !q.is_empty());
     if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
@@ -162,7 +189,9 @@ async fn list(
     };
     let (rows, total) = state.tasks.list(&filter).await?;
     let items: Vec<Value> = rows.iter().map(task_json).collect();
-    Ok(Json(json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset })))
+    Ok(Json(
+        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
+    ))
 }
 
 async fn cancel(
@@ -170,7 +199,9 @@ async fn cancel(
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(task_json(&state.tasks.cancel(&id, &caller.name).await?)))
+    Ok(Json(task_json(
+        &state.tasks.cancel(&id, &caller.name).await?,
+    )))
 }
 
 fn sse_event(p: &Progress) -> Event {
@@ -183,32 +214,39 @@ async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let (row, receiver) = state.tasks.subscribe(&id).await?;
-    let first = Progress::Status {
+    let (row, backlog, receiver) = state.tasks.subscribe(&id).await?;
+    let mut first = vec![Progress::Status {
         id: row.id.clone(),
         status: row.status.clone(),
         error: row.error.clone(),
         duration_ms: row.duration_ms,
-    };
-    let done = first.is_final() || receiver.is_none();
-    let stream = stream::unfold((Some(first), receiver, done), |(first, mut receiver, done)| async move {
-        if let Some(first) = first {
-            return Some((Ok(sse_event(&first)), (None, receiver, done)));
-        }
-        if done {
-            return None;
-        }
-        let rx = receiver.as_mut()?;
-        loop {
-            match rx.recv().await {
-                Ok(p) => {
-                    let last = p.is_final();
-                    return Some((Ok(sse_event(&p)), (None, receiver, last)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+    }];
+    if !backlog.is_empty() {
+        first.push(Progress::Output { text: backlog });
+    }
+    let done = first[0].is_final() || receiver.is_none();
+    first.reverse();
+    let stream = stream::unfold(
+        (first, receiver, done),
+        |(mut first, mut receiver, done)| async move {
+            if let Some(next) = first.pop() {
+                return Some((Ok(sse_event(&next)), (first, receiver, done)));
             }
-        }
-    });
+            if done {
+                return None;
+            }
+            let rx = receiver.as_mut()?;
+            loop {
+                match rx.recv().await {
+                    Ok(p) => {
+                        let last = p.is_final();
+                        return Some((Ok(sse_event(&p)), (Vec::new(), receiver, last)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -91,7 +91,11 @@ pub async fn run(command: Command) -> ExitCode {
         })
         .await
         .is_ok();
-    let result = match if streamed { client.result(&id).await } else { client.wait_for_completion(&id).await } {
+    let result = match if streamed {
+        client.result(&id).await
+    } else {
+        client.wait_for_completion(&id).await
+    } {
         Ok(r) => r,
         Err(e) => {
             eprintln!("claw task run: {e}");
@@ -109,7 +113,11 @@ pub async fn run(command: Command) -> ExitCode {
     if status == "completed" {
         let files = result["files"].as_array().cloned().unwrap_or_default();
         for f in &files {
-            eprintln!("{:>8} {}", f["change"].as_str().unwrap_or(""), f["path"].as_str().unwrap_or(""));
+            eprintln!(
+                "{:>8} {}",
+                f["change"].as_str().unwrap_or(""),
+                f["path"].as_str().unwrap_or("")
+            );
         }
         ExitCode::SUCCESS
     } else {

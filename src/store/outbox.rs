@@ -29,7 +29,11 @@ pub struct StoredEvent {
 }
 
 /// Events after `seq`, oldest first.
-pub async fn after(store: &super::Store, seq: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+pub async fn after(
+    store: &super::Store,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
     Ok(sqlx::query_as::<_, StoredEvent>(
         "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )

@@ -76,10 +76,12 @@ pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
 
 /// One task by id.
 pub async fn get(store: &Store, id: &str) -> Result<Option<TaskRow>, StoreError> {
-    Ok(sqlx::query_as::<_, TaskRow>(concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?1"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?)
+    Ok(
+        sqlx::query_as::<_, TaskRow>(concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?,
+    )
 }
 
 /// What `GET /tasks` filters by.
@@ -119,7 +121,9 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
                 .push_bind(format!("%{q}%"))
                 .push(")");
         } else {
-            qb.push(" AND instr(lower(prompt), lower(").push_bind(q.clone()).push(")) > 0");
+            qb.push(" AND instr(lower(prompt), lower(")
+                .push_bind(q.clone())
+                .push(")) > 0");
         }
     }
 }
@@ -135,7 +139,10 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
         .push_bind(f.limit)
         .push(" OFFSET ")
         .push_bind(f.offset);
-    let rows = page.build_query_as::<TaskRow>().fetch_all(store.pool()).await?;
+    let rows = page
+        .build_query_as::<TaskRow>()
+        .fetch_all(store.pool())
+        .await?;
     Ok((rows, total))
 }
 
@@ -176,7 +183,12 @@ pub struct Finish<'a> {
 }
 
 /// Records the end of a running task with its event; false if it was not running.
-pub async fn finish(store: &Store, id: &str, f: &Finish<'_>, event: Option<&Event>) -> Result<bool, StoreError> {
+pub async fn finish(
+    store: &Store,
+    id: &str,
+    f: &Finish<'_>,
+    event: Option<&Event>,
+) -> Result<bool, StoreError> {
     let mut tx = store.pool().begin().await?;
     let done = sqlx::query(
         "UPDATE tasks SET status = ?2, completed_at = ?3, duration_ms = ?4, error = ?5, output = ?6, files = ?7,
@@ -206,7 +218,13 @@ pub async fn finish(store: &Store, id: &str, f: &Finish<'_>, event: Option<&Even
 }
 
 /// Cancels a task that has not started; false if it is not queued (any more).
-pub async fn cancel_queued(store: &Store, id: &str, now: &str, error: &str, event: &Event) -> Result<bool, StoreError> {
+pub async fn cancel_queued(
+    store: &Store,
+    id: &str,
+    now: &str,
+    error: &str,
+    event: &Event,
+) -> Result<bool, StoreError> {
     let mut tx = store.pool().begin().await?;
     let done = sqlx::query(
         "UPDATE tasks SET status = 'cancelled', completed_at = ?2, duration_ms = 0, error = ?3
@@ -254,13 +272,19 @@ pub async fn fail_orphans(
 
 /// Number of tasks per status.
 pub async fn counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
-        .fetch_all(store.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
+            .fetch_all(store.pool())
+            .await?,
+    )
 }
 
 /// Used by tests and benchmarks to add many rows at once.
-pub async fn insert_many(conn: &mut SqliteConnection, rows: &[NewTask<'_>], status: &str) -> Result<(), StoreError> {
+pub async fn insert_many(
+    conn: &mut SqliteConnection,
+    rows: &[NewTask<'_>],
+    status: &str,
+) -> Result<(), StoreError> {
     for t in rows {
         sqlx::query(
             "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)

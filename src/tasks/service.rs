@@ -27,6 +27,9 @@ use crate::manifest::secret::SecretContext;
 use crate::store::tasks::{self as rows, Filter, Finish, NewTask, TaskRow};
 use crate::store::{Store, StoreError};
 
+/// Output kept in memory for subscribers who connect while a task runs.
+const MAX_BACKLOG: usize = 1024 * 1024;
+
 /// Task statuses, in the order counts are reported.
 pub const STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
 
@@ -99,6 +102,9 @@ pub enum TaskError {
 
 struct Active {
     progress: broadcast::Sender<Progress>,
+    /// Output so far, for subscribers that arrive late. Chunks are appended and broadcast
+    /// under this lock, so a subscriber sees each chunk exactly once.
+    output: Arc<Mutex<String>>,
     cancel: CancellationToken,
     /// Why the task was cancelled (the caller's token name, or shutdown).
     reason: Option<String>,
@@ -110,7 +116,10 @@ pub struct Counts([AtomicI64; 5]);
 
 impl Counts {
     fn slot(&self, status: &str) -> Option<&AtomicI64> {
-        STATUSES.iter().position(|s| *s == status).map(|i| &self.0[i])
+        STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .map(|i| &self.0[i])
     }
 
     fn add(&self, status: &str, n: i64) {
@@ -173,7 +182,11 @@ pub fn parse_time(s: &str) -> Option<String> {
 impl TaskService {
     /// Opens the service: tasks a previous process left `running` are marked failed (with
     /// their `task.failed` events), and counts are loaded.
-    pub async fn open(store: Store, live: Arc<Live>, data_dir: &Path) -> Result<Arc<TaskService>, StoreError> {
+    pub async fn open(
+        store: Store,
+        live: Arc<Live>,
+        data_dir: &Path,
+    ) -> Result<Arc<TaskService>, StoreError> {
         let orphans = rows::fail_orphans(
             &store,
             &now(),
@@ -191,7 +204,10 @@ impl TaskService {
         )
         .await?;
         if !orphans.is_empty() {
-            tracing::warn!(count = orphans.len(), "marked tasks left running by the previous process as failed");
+            tracing::warn!(
+                count = orphans.len(),
+                "marked tasks left running by the previous process as failed"
+            );
         }
         let counts = Counts::default();
         for (status, n) in rows::counts(&store).await? {
@@ -223,8 +239,13 @@ impl TaskService {
     /// Validates a `POST /tasks` body and enqueues the task.
     pub async fn create(&self, body: &Value, created_by: &str) -> Result<TaskRow, TaskError> {
         let config = self.live.config.load();
-        let request = validate(body, &config.spec.tasks, &config.spec.model.name, config.spec.model.max_tokens)
-            .map_err(TaskError::Invalid)?;
+        let request = validate(
+            body,
+            &config.spec.tasks,
+            &config.spec.model.name,
+            config.spec.model.max_tokens,
+        )
+        .map_err(TaskError::Invalid)?;
         let id = format!("task_{}", uuid::Uuid::new_v4().simple());
         let created_at = now();
         rows::insert(
@@ -245,12 +266,16 @@ impl TaskService {
         self.counts.add("queued", 1);
         self.wake.notify_one();
         tracing::info!(task_id = %id, token = %created_by, "task queued");
-        rows::get(&self.store, &id).await?.ok_or(TaskError::NotFound(id))
+        rows::get(&self.store, &id)
+            .await?
+            .ok_or(TaskError::NotFound(id))
     }
 
     /// One task.
     pub async fn get(&self, id: &str) -> Result<TaskRow, TaskError> {
-        rows::get(&self.store, id).await?.ok_or_else(|| TaskError::NotFound(id.to_owned()))
+        rows::get(&self.store, id)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(id.to_owned()))
     }
 
     /// A filtered page, newest first, with the total.
@@ -258,15 +283,20 @@ impl TaskService {
         Ok(rows::list(&self.store, filter).await?)
     }
 
-    /// Progress of a task: the current status first, then changes and output until it ends.
-    pub async fn subscribe(&self, id: &str) -> Result<(TaskRow, Option<broadcast::Receiver<Progress>>), TaskError> {
-        // Subscribe before reading, so nothing between the read and the subscription is lost.
-        let receiver = self
-            .active()
-            .entry(id.to_owned())
-            .or_insert_with(Active::new)
-            .progress
-            .subscribe();
+    /// Progress of a task: its row, the output so far, and a receiver of what follows (none
+    /// once it has ended).
+    pub async fn subscribe(
+        &self,
+        id: &str,
+    ) -> Result<(TaskRow, String, Option<broadcast::Receiver<Progress>>), TaskError> {
+        // Subscribe before reading the row, so nothing between the read and the subscription
+        // is lost.
+        let (backlog, receiver) = {
+            let mut active = self.active();
+            let entry = active.entry(id.to_owned()).or_insert_with(Active::new);
+            let output = entry.output.lock().unwrap_or_else(|e| e.into_inner());
+            (output.clone(), entry.progress.subscribe())
+        };
         let row = match rows::get(&self.store, id).await? {
             Some(row) => row,
             None => {
@@ -276,9 +306,9 @@ impl TaskService {
         };
         if is_terminal(&row.status) {
             self.active().remove(id);
-            return Ok((row, None));
+            return Ok((row, String::new(), None));
         }
-        Ok((row, Some(receiver)))
+        Ok((row, backlog, Some(receiver)))
     }
 
     /// Cancels a queued or running task; a running one is stopped (its HTTP call dropped, its
@@ -293,7 +323,14 @@ impl TaskService {
         }
         let error = format!("cancelled by token '{by}'");
         if row.status == "queued" {
-            let event = events::task(EventType::TaskFailed, id, &row.prompt, "cancelled", Some(0), Some(&error));
+            let event = events::task(
+                EventType::TaskFailed,
+                id,
+                &row.prompt,
+                "cancelled",
+                Some(0),
+                Some(&error),
+            );
             if rows::cancel_queued(&self.store, id, &now(), &error, &event).await? {
                 self.counts.moved("queued", "cancelled");
                 let row = self.get(id).await?;
@@ -304,7 +341,7 @@ impl TaskService {
             }
         }
         // Running (or claimed a moment ago): stop the work and wait for the runner to record it.
-        let (_, receiver) = self.subscribe(id).await?;
+        let (_, _, receiver) = self.subscribe(id).await?;
         if let Some(mut receiver) = receiver {
             if let Some(active) = self.active().get_mut(id) {
                 active.reason.get_or_insert(error);
@@ -325,7 +362,10 @@ impl TaskService {
     }
 
     /// Starts the dispatcher; it runs until `stop`, then cancels what is running.
-    pub fn spawn_dispatcher(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_dispatcher(
+        self: &Arc<Self>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut running = JoinSet::new();
@@ -354,7 +394,9 @@ impl TaskService {
                 }
             }
             for active in this.active().values_mut() {
-                active.reason.get_or_insert_with(|| "the server shut down while the task was running".into());
+                active.reason.get_or_insert_with(|| {
+                    "the server shut down while the task was running".into()
+                });
                 active.cancel.cancel();
             }
             while running.join_next().await.is_some() {}
@@ -363,7 +405,14 @@ impl TaskService {
 
     async fn claim(&self) -> Result<Option<TaskRow>, StoreError> {
         let row = rows::claim_next(&self.store, &now(), |row| {
-            events::task(EventType::TaskStarted, &row.id, &row.prompt, "running", None, None)
+            events::task(
+                EventType::TaskStarted,
+                &row.id,
+                &row.prompt,
+                "running",
+                None,
+                None,
+            )
         })
         .await?;
         if let Some(row) = &row {
@@ -377,22 +426,40 @@ impl TaskService {
 
     async fn run(self: Arc<Self>, row: TaskRow) {
         let started = Instant::now();
-        let (cancel, progress) = {
+        let (cancel, progress, output) = {
             let mut active = self.active();
             let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
-            (entry.cancel.clone(), entry.progress.clone())
+            (
+                entry.cancel.clone(),
+                entry.progress.clone(),
+                entry.output.clone(),
+            )
         };
         let config = self.live.config.load_full();
         let workdir = match &row.working_directory {
             Some(dir) => PathBuf::from(dir),
             None => self.data_dir.join("workspaces").join(&row.id),
         };
-        let outcome = self.execute(&row, &workdir, &config.spec, cancel, progress.clone()).await;
+        let outcome = self
+            .execute(
+                &row,
+                &workdir,
+                &config.spec,
+                cancel,
+                progress.clone(),
+                output,
+            )
+            .await;
         let (status, error, output, usage, files) = match outcome {
             Ok((out, files)) => ("completed", None, out.output, out.usage, files),
             Err((e, files)) => {
                 let (status, message, output, usage) = match e {
-                    Failure::TimedOut(secs) => ("failed", format!("timed out after {secs} s"), String::new(), Usage::default()),
+                    Failure::TimedOut(secs) => (
+                        "failed",
+                        format!("timed out after {secs} s"),
+                        String::new(),
+                        Usage::default(),
+                    ),
                     Failure::Setup(message) => ("failed", message, String::new(), Usage::default()),
                     Failure::Run(RunError::Cancelled { output, usage }) => {
                         let reason = self
@@ -400,19 +467,44 @@ impl TaskService {
                             .get(&row.id)
                             .and_then(|a| a.reason.clone())
                             .unwrap_or_else(|| "cancelled".into());
-                        let status = if reason.starts_with("the server shut down") { "failed" } else { "cancelled" };
+                        let status = if reason.starts_with("the server shut down") {
+                            "failed"
+                        } else {
+                            "cancelled"
+                        };
                         (status, reason, output, usage)
                     }
-                    Failure::Run(RunError::Config(message)) => ("failed", message, String::new(), Usage::default()),
-                    Failure::Run(RunError::Provider { message, output, usage })
-                    | Failure::Run(RunError::Failed { message, output, usage }) => ("failed", message, output, usage),
+                    Failure::Run(RunError::Config(message)) => {
+                        ("failed", message, String::new(), Usage::default())
+                    }
+                    Failure::Run(RunError::Provider {
+                        message,
+                        output,
+                        usage,
+                    })
+                    | Failure::Run(RunError::Failed {
+                        message,
+                        output,
+                        usage,
+                    }) => ("failed", message, output, usage),
                 };
                 (status, Some(message), output, usage, files)
             }
         };
         let duration_ms = started.elapsed().as_millis() as i64;
-        let event_type = if status == "completed" { EventType::TaskCompleted } else { EventType::TaskFailed };
-        let event = events::task(event_type, &row.id, &row.prompt, status, Some(duration_ms), error.as_deref());
+        let event_type = if status == "completed" {
+            EventType::TaskCompleted
+        } else {
+            EventType::TaskFailed
+        };
+        let event = events::task(
+            event_type,
+            &row.id,
+            &row.prompt,
+            status,
+            Some(duration_ms),
+            error.as_deref(),
+        );
         let files_json = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
         let finish = Finish {
             status,
@@ -426,7 +518,9 @@ impl TaskService {
         };
         match rows::finish(&self.store, &row.id, &finish, Some(&event)).await {
             Ok(true) => self.counts.moved("running", status),
-            Ok(false) => tracing::warn!(task_id = %row.id, "task was no longer running when it finished"),
+            Ok(false) => {
+                tracing::warn!(task_id = %row.id, "task was no longer running when it finished")
+            }
             Err(e) => tracing::error!(task_id = %row.id, "cannot record the end of the task: {e}"),
         }
         tracing::info!(task_id = %row.id, status, duration_ms, "task finished");
@@ -447,14 +541,23 @@ impl TaskService {
         spec: &crate::manifest::kinds::ConfigSpec,
         cancel: CancellationToken,
         progress: broadcast::Sender<Progress>,
+        output: Arc<Mutex<String>>,
     ) -> Result<(RunOutput, Vec<FileChange>), (Failure, Vec<FileChange>)> {
         if let Err(e) = std::fs::create_dir_all(workdir) {
-            return Err((Failure::Setup(format!("cannot create the working directory: {e}")), vec![]));
+            return Err((
+                Failure::Setup(format!("cannot create the working directory: {e}")),
+                vec![],
+            ));
         }
         let before = snapshot(workdir).await;
         let toolbox = match Toolbox::for_workdir(workdir, spec.tasks.allow_commands) {
             Ok(t) => t,
-            Err(e) => return Err((Failure::Setup(format!("cannot open the working directory: {e}")), vec![])),
+            Err(e) => {
+                return Err((
+                    Failure::Setup(format!("cannot open the working directory: {e}")),
+                    vec![],
+                ))
+            }
         };
         let request = RunRequest {
             task_id: row.id.clone(),
@@ -466,10 +569,24 @@ impl TaskService {
             allow_commands: spec.tasks.allow_commands,
         };
         let sink: agent::OutputSink = Arc::new(move |text: &str| {
-            let _ = progress.send(Progress::Output { text: text.to_owned() });
+            let mut so_far = output.lock().unwrap_or_else(|e| e.into_inner());
+            // The backlog is for late subscribers only; the full output is the run's result.
+            if so_far.len() < MAX_BACKLOG {
+                so_far.push_str(text);
+            }
+            let _ = progress.send(Progress::Output {
+                text: text.to_owned(),
+            });
         });
         let timeout = Duration::from_secs(row.timeout_seconds.max(1) as u64);
-        let run = agent::run(&spec.model, &self.secrets, &request, &toolbox, sink, cancel.clone());
+        let run = agent::run(
+            &spec.model,
+            &self.secrets,
+            &request,
+            &toolbox,
+            sink,
+            cancel.clone(),
+        );
         // On timeout the run future is dropped, which drops its HTTP call or kills its
         // process group.
         let result = match tokio::time::timeout(timeout, run).await {
@@ -512,6 +629,7 @@ impl Active {
     fn new() -> Active {
         Active {
             progress: broadcast::channel(256).0,
+            output: Arc::new(Mutex::new(String::new())),
             cancel: CancellationToken::new(),
             reason: None,
         }
@@ -530,7 +648,12 @@ pub struct Checked {
     pub timeout_seconds: u64,
 }
 
-const OPTION_KEYS: [&str; 4] = ["model", "max_tokens", "working_directory", "timeout_seconds"];
+const OPTION_KEYS: [&str; 4] = [
+    "model",
+    "max_tokens",
+    "working_directory",
+    "timeout_seconds",
+];
 
 /// Checks a task request against the Config; every problem is reported, by field.
 pub fn validate(
@@ -554,7 +677,10 @@ pub fn validate(
     };
     for key in obj.keys() {
         if key != "prompt" && key != "options" {
-            problem(key, "unknown field (expected \"prompt\" and \"options\")".into());
+            problem(
+                key,
+                "unknown field (expected \"prompt\" and \"options\")".into(),
+            );
         }
     }
     let prompt = match obj.get("prompt") {
@@ -563,7 +689,14 @@ pub fn validate(
             String::new()
         }
         Some(Value::String(p)) if p.len() as u64 > tasks.max_prompt_bytes => {
-            problem("prompt", format!("is {} bytes; the limit is {} (Config tasks.max_prompt_bytes)", p.len(), tasks.max_prompt_bytes));
+            problem(
+                "prompt",
+                format!(
+                    "is {} bytes; the limit is {} (Config tasks.max_prompt_bytes)",
+                    p.len(),
+                    tasks.max_prompt_bytes
+                ),
+            );
             String::new()
         }
         Some(Value::String(p)) => p.clone(),
@@ -587,14 +720,20 @@ pub fn validate(
     };
     for key in options.keys() {
         if !OPTION_KEYS.contains(&key.as_str()) {
-            problem(&format!("options.{key}"), format!("unknown option (known: {})", OPTION_KEYS.join(", ")));
+            problem(
+                &format!("options.{key}"),
+                format!("unknown option (known: {})", OPTION_KEYS.join(", ")),
+            );
         }
     }
     let model = match options.get("model") {
         None | Some(Value::Null) => default_model.to_owned(),
         Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 200 => m.clone(),
         Some(_) => {
-            problem("options.model", "must be a non-empty string of at most 200 characters".into());
+            problem(
+                "options.model",
+                "must be a non-empty string of at most 200 characters".into(),
+            );
             String::new()
         }
     };
@@ -603,19 +742,28 @@ pub fn validate(
         Some(v) => match v.as_u64().filter(|n| (1..=1_000_000).contains(n)) {
             Some(n) => n as u32,
             None => {
-                problem("options.max_tokens", "must be an integer from 1 to 1000000".into());
+                problem(
+                    "options.max_tokens",
+                    "must be an integer from 1 to 1000000".into(),
+                );
                 0
             }
         },
     };
     let timeout_seconds = match options.get("timeout_seconds") {
         None | Some(Value::Null) => tasks.timeout_seconds,
-        Some(v) => match v.as_u64().filter(|n| (1..=tasks.max_timeout_seconds).contains(n)) {
+        Some(v) => match v
+            .as_u64()
+            .filter(|n| (1..=tasks.max_timeout_seconds).contains(n))
+        {
             Some(n) => n,
             None => {
                 problem(
                     "options.timeout_seconds",
-                    format!("must be an integer from 1 to {} (Config tasks.max_timeout_seconds)", tasks.max_timeout_seconds),
+                    format!(
+                        "must be an integer from 1 to {} (Config tasks.max_timeout_seconds)",
+                        tasks.max_timeout_seconds
+                    ),
                 );
                 0
             }
@@ -631,7 +779,10 @@ pub fn validate(
             }
         },
         Some(_) => {
-            problem("options.working_directory", "must be a string (an absolute path)".into());
+            problem(
+                "options.working_directory",
+                "must be a string (an absolute path)".into(),
+            );
             None
         }
     };
@@ -672,7 +823,10 @@ fn check_workdir(dir: &str, allowed_roots: &[String]) -> Result<PathBuf, String>
     if inside {
         Ok(resolved)
     } else {
-        Err(format!("is outside the allowed roots ({})", allowed_roots.join(", ")))
+        Err(format!(
+            "is outside the allowed roots ({})",
+            allowed_roots.join(", ")
+        ))
     }
 }
 
@@ -698,7 +852,10 @@ mod tests {
         let roots = vec![dir.path().to_str().unwrap().to_owned()];
         let checked = validate(&body, &tasks(roots), "m", 1).unwrap();
         assert_eq!(checked.max_tokens, 4096);
-        assert_eq!(checked.working_directory.unwrap(), dir.path().canonicalize().unwrap());
+        assert_eq!(
+            checked.working_directory.unwrap(),
+            dir.path().canonicalize().unwrap()
+        );
         assert!(validate(&json!({"prompt": "List the files"}), &tasks(vec![]), "m", 1).is_ok());
     }
 
@@ -707,7 +864,14 @@ mod tests {
         let body = json!({"prompt": "", "extra": 1, "options": {"max_tokens": 0, "timeout_seconds": 999999, "colour": "red", "working_directory": "relative"}});
         let problems = validate(&body, &tasks(vec![]), "m", 1).unwrap_err();
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
-        for f in ["prompt", "extra", "options.max_tokens", "options.timeout_seconds", "options.colour", "options.working_directory"] {
+        for f in [
+            "prompt",
+            "extra",
+            "options.max_tokens",
+            "options.timeout_seconds",
+            "options.colour",
+            "options.working_directory",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
     }

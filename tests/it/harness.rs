@@ -203,4 +203,3 @@ pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
         .success());
     child.0.wait().unwrap()
 }
-
