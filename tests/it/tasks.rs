@@ -603,3 +603,29 @@ async fn scopes_and_working_directories() {
         .contains("max_prompt_bytes"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claw_task_run_waits_and_prints_the_output() {
+    let s = start_with_config(command_config("echo \"agent says: $(cat)\"; echo x > f.txt", "    concurrency: 1\n")).await;
+    let claw = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_claw"));
+        cmd.args(args)
+            .env("CLAW_URL", &s.base)
+            .env_remove("CLAW_TOKEN")
+            .env("OPENCLAW_TOKEN", &s.admin);
+        cmd.output()
+    };
+    let out = claw(&["task", "run", "--wait", "Summarize the latest git commits"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout, "agent says: Summarize the latest git commits\n");
+    assert!(stderr.contains("created f.txt"), "{stderr}");
+
+    let out = claw(&["task", "run", "no wait"]).await.unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(id.starts_with("task_"), "{id}");
+    let result = client(&s).wait_for_completion(&id).await.unwrap();
+    assert_eq!(result["output"], "agent says: no wait\n");
+    s.stop().await;
+}
