@@ -32,6 +32,10 @@ pub struct Live {
     pub manifests: PathBuf,
     /// Counts finished reconcile passes; subscribe to wait for convergence without polling.
     pub passes: tokio::sync::watch::Sender<u64>,
+    /// Signalled after events are written to the outbox, so delivery starts without polling.
+    pub outbox: tokio::sync::Notify,
+    /// Reconcile requests handled, including those that found nothing changed.
+    pub reconcile_requests: std::sync::atomic::AtomicU64,
 }
 
 impl Live {
@@ -44,6 +48,8 @@ impl Live {
             started: Instant::now(),
             manifests,
             passes: tokio::sync::watch::Sender::new(0),
+            outbox: tokio::sync::Notify::new(),
+            reconcile_requests: std::sync::atomic::AtomicU64::new(0),
         })
     }
 

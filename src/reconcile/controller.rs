@@ -225,6 +225,9 @@ impl Reconciler {
 
     async fn reconcile(&mut self, scope: Scope) -> Report {
         let started = Instant::now();
+        self.live
+            .reconcile_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let full = scope == Scope::Full;
         let known = self.known_digests(&scope);
         let root = self.root.clone();

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +96,14 @@ impl Batch {
             self.full = true;
             return;
         }
+        // Opening and reading a file changes nothing, and the reconciler's own reads would
+        // otherwise trigger it again forever. A close after writing is a real change.
+        if matches!(
+            event.kind,
+            EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write)
+        ) {
+            return;
+        }
         for path in event.paths {
             let Some(rel) = path
                 .strip_prefix(root)
@@ -168,6 +177,28 @@ mod tests {
         };
         assert_eq!(files, BTreeSet::from([PathBuf::from("tokens/a.yaml")]));
         assert_eq!(dirs, BTreeSet::from([PathBuf::from("skills")]));
+    }
+
+    #[test]
+    fn reads_are_not_changes_but_a_close_after_write_is() {
+        let root = Path::new("/m");
+        let event = |kind| Ok(notify::Event::new(kind).add_path(PathBuf::from("/m/a.yaml")));
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+        ] {
+            let mut b = Batch::default();
+            b.add(root, root, event(kind));
+            assert_eq!(b.into_scope(), None, "{kind:?}");
+        }
+        let mut b = Batch::default();
+        b.add(
+            root,
+            root,
+            event(EventKind::Access(AccessKind::Close(AccessMode::Write))),
+        );
+        assert!(b.into_scope().is_some());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod resources;
 pub mod tasks;
 pub mod tokens;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

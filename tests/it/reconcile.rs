@@ -197,3 +197,27 @@ async fn duplicates_are_reported_and_other_kinds_are_accepted_with_a_status() {
     .await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_manifests_does_not_make_the_server_reconcile() {
+    use std::sync::atomic::Ordering;
+    let s = TestServer::start().await;
+    let before = s.live().reconcile_requests.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        for file in ["configs/default.yaml", "tokens/admin.yaml"] {
+            std::fs::read_to_string(s.path(file)).unwrap();
+        }
+        std::fs::read_dir(s.path("tokens")).unwrap().for_each(drop);
+    }
+    // Nothing happens, so there is no event to await: give the watcher many debounce windows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.live().reconcile_requests.load(Ordering::Relaxed),
+        before,
+        "reads are not changes"
+    );
+    s.write("configs/default.yaml", &config("3"));
+    s.wait_for("the edit", |l| l.config.load().spec.tasks.concurrency == 3)
+        .await;
+    s.stop().await;
+}

@@ -606,7 +606,11 @@ async fn scopes_and_working_directories() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claw_task_run_waits_and_prints_the_output() {
-    let s = start_with_config(command_config("echo \"agent says: $(cat)\"; echo x > f.txt", "    concurrency: 1\n")).await;
+    let s = start_with_config(command_config(
+        "echo \"agent says: $(cat)\"; echo x > f.txt",
+        "    concurrency: 1\n",
+    ))
+    .await;
     let claw = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_claw"));
         cmd.args(args)
@@ -615,7 +619,9 @@ async fn claw_task_run_waits_and_prints_the_output() {
             .env("OPENCLAW_TOKEN", &s.admin);
         cmd.output()
     };
-    let out = claw(&["task", "run", "--wait", "Summarize the latest git commits"]).await.unwrap();
+    let out = claw(&["task", "run", "--wait", "Summarize the latest git commits"])
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");

@@ -1,0 +1,111 @@
+//! The `webhook_endpoints` table: the Webhook manifests in force. The Webhook reconcile
+//! handler writes it; the delivery worker reads it.
+
+use sqlx::SqliteConnection;
+
+use super::{Store, StoreError};
+
+/// One endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EndpointRow {
+    /// The Webhook resource's name (the API's id).
+    pub name: String,
+    pub url: String,
+    /// JSON array of event names (`"*"` for all).
+    pub events: String,
+    /// JSON of the secret reference; never the secret.
+    pub secret_ref: String,
+    pub enabled: bool,
+    /// Why the server disabled it (410 Gone), if it did.
+    pub disabled_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl EndpointRow {
+    /// The event names it subscribes to.
+    pub fn event_names(&self) -> Vec<String> {
+        serde_json::from_str(&self.events).unwrap_or_default()
+    }
+
+    /// True when it wants `event` (`"*"` subscribes to all).
+    pub fn wants(&self, event: &str) -> bool {
+        self.event_names().iter().any(|e| e == "*" || e == event)
+    }
+
+    /// Enabled by its manifest and not disabled by the server.
+    pub fn active(&self) -> bool {
+        self.enabled && self.disabled_reason.is_none()
+    }
+}
+
+/// Every endpoint.
+pub async fn list(store: &Store) -> Result<Vec<EndpointRow>, StoreError> {
+    Ok(sqlx::query_as::<_, EndpointRow>(
+        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+         FROM webhook_endpoints ORDER BY name",
+    )
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// One endpoint.
+pub async fn get(store: &Store, name: &str) -> Result<Option<EndpointRow>, StoreError> {
+    Ok(sqlx::query_as::<_, EndpointRow>(
+        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+         FROM webhook_endpoints WHERE name = ?1",
+    )
+    .bind(name)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+/// Inserts or updates an endpoint from its manifest; a manifest change clears a disable by
+/// the server (the operator has seen it and acted).
+pub async fn upsert(
+    conn: &mut SqliteConnection,
+    name: &str,
+    url: &str,
+    events: &str,
+    secret_ref: &str,
+    enabled: bool,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)
+         ON CONFLICT (name) DO UPDATE SET url = ?2, events = ?3, secret_ref = ?4, enabled = ?5,
+             disabled_reason = NULL, updated_at = ?6",
+    )
+    .bind(name)
+    .bind(url)
+    .bind(events)
+    .bind(secret_ref)
+    .bind(enabled)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes an endpoint (its delivery history stays until retention prunes it).
+pub async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM webhook_endpoints WHERE name = ?1")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Disables an endpoint on the server's own account (e.g. it answered 410 Gone).
+pub async fn disable(store: &Store, name: &str, reason: &str, now: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET disabled_reason = ?2, updated_at = ?3 WHERE name = ?1",
+    )
+    .bind(name)
+    .bind(reason)
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
