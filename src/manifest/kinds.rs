@@ -720,7 +720,8 @@ impl From<McpServerSpec> for RawMcpServerSpec {
 #[serde(untagged)]
 pub enum Spec {
     /// Spec of a Config.
-    Config(ConfigSpec),
+    /// Boxed: the Config is one of thousands of resources but by far the largest type.
+    Config(Box<ConfigSpec>),
     /// Spec of a Token.
     Token(TokenSpec),
     /// Spec of a Skill.
@@ -735,7 +736,7 @@ impl Spec {
     /// Deserialises the `spec` of a document of `kind` (pass `{}` when `spec` is absent).
     pub fn from_value(kind: Kind, spec: &serde_json::Value) -> Result<Spec, serde_json::Error> {
         Ok(match kind {
-            Kind::Config => Spec::Config(ConfigSpec::deserialize(spec)?),
+            Kind::Config => Spec::Config(Box::new(ConfigSpec::deserialize(spec)?)),
             Kind::Token => Spec::Token(TokenSpec::deserialize(spec)?),
             Kind::Skill => Spec::Skill(SkillSpec::deserialize(spec)?),
             Kind::Webhook => Spec::Webhook(WebhookSpec::deserialize(spec)?),
@@ -892,24 +893,24 @@ mod tests {
         vec![
             (
                 meta("default"),
-                Spec::Config(config_example(
+                Spec::Config(Box::new(config_example(
                     Provider::Command,
                     SecretRef::FromEnv("ANTHROPIC_API_KEY".to_owned()),
-                )),
+                ))),
             ),
             (
                 meta("default"),
-                Spec::Config(config_example(
+                Spec::Config(Box::new(config_example(
                     Provider::Openai,
                     SecretRef::FromFile("/run/secrets/key".to_owned()),
-                )),
+                ))),
             ),
             (
                 meta("default"),
-                Spec::Config(config_example(
+                Spec::Config(Box::new(config_example(
                     Provider::Anthropic,
                     SecretRef::Ref("anthropic".to_owned()),
-                )),
+                ))),
             ),
             (meta("ci"), Spec::Token(token_example(Scope::Full))),
             (meta("reader"), Spec::Token(token_example(Scope::Read))),
@@ -1092,7 +1093,7 @@ mod tests {
     #[test]
     fn empty_config_spec_is_the_default() {
         let spec = Spec::from_value(Kind::Config, &json!({})).expect("{} is a valid Config spec");
-        assert_eq!(spec, Spec::Config(ConfigSpec::default()));
+        assert_eq!(spec, Spec::Config(Box::default()));
     }
 
     #[test]
@@ -1125,10 +1126,7 @@ mod tests {
         }
         // Every field of the Config has a default, so every leaf must declare it.
         let defaults = declared(Kind::Config).defaults;
-        let doc = document(
-            &Metadata::new("default"),
-            &Spec::Config(ConfigSpec::default()),
-        );
+        let doc = document(&Metadata::new("default"), &Spec::Config(Box::default()));
         let mut leaves = BTreeSet::new();
         value_paths(&doc["spec"], "/spec", &mut leaves);
         for path in leaves {

@@ -74,6 +74,8 @@ pub fn parse_file(rel: &Path, text: &str) -> FileLoad {
             return out;
         }
     };
+    // Exact capacity: a Vec grows to four elements at its first push, and most files hold one.
+    out.resources.reserve_exact(docs.len());
     for doc in docs {
         match parse_document(&file, &doc) {
             Ok(resource) => out.resources.push(resource),
@@ -87,6 +89,7 @@ pub fn parse_file(rel: &Path, text: &str) -> FileLoad {
             }
         }
     }
+    out.resources.shrink_to_fit();
     out
 }
 

@@ -76,12 +76,16 @@ pub fn init(root: &Path) -> Result<Scaffold, WriteError> {
     Ok(out)
 }
 
-/// True when `root` is missing or declares no Token (then `serve` initialises it).
+/// True when `root` is missing or declares no Token (then `serve` initialises it). Stops at
+/// the first Token, and parses only files that mention one.
 pub fn needs_init(root: &Path) -> bool {
-    match ManifestSet::load(root) {
-        Ok(set) => !set.resources().any(|r| r.kind == Kind::Token),
-        Err(_) => !root.exists(),
-    }
+    let Ok(files) = super::load::scan(root) else {
+        return !root.exists();
+    };
+    !files.iter().any(|rel| {
+        matches!(super::load::read_file(root, rel), Ok(Some(text)) if text.contains("Token")
+            && super::load::parse_file(rel, &text).resources.iter().any(|r| r.kind == Kind::Token))
+    })
 }
 
 #[cfg(test)]

@@ -95,13 +95,16 @@ pub async fn start(
     let actual = resources::load_all(&store).await?;
     live.tokens
         .apply(db::tokens::load_records(&store).await?, &[]);
-    if let Some(applied) = actual.get(&(Kind::Config, CONFIG_NAME.to_owned())) {
-        if let Ok(Spec::Config(spec)) = serde_json::from_str::<serde_json::Value>(&applied.spec)
+    if let (Some(applied), Some(text)) = (
+        actual.get(&(Kind::Config, CONFIG_NAME.to_owned())),
+        resources::spec_of(&store, Kind::Config, CONFIG_NAME).await?,
+    ) {
+        if let Ok(Spec::Config(spec)) = serde_json::from_str::<serde_json::Value>(&text)
             .map_err(|_| ())
             .and_then(|v| Spec::from_value(Kind::Config, &v).map_err(|_| ()))
         {
             live.config.store(Arc::new(ActiveConfig {
-                spec,
+                spec: *spec,
                 digest: Some(applied.digest),
             }));
         }
@@ -307,6 +310,7 @@ impl Reconciler {
     async fn converge(&mut self, full: bool, changed: &[PathBuf]) -> Report {
         let now = OffsetDateTime::now_utc();
         let revision = short_digest(&self.set.revision());
+        let shared_revision: Arc<str> = Arc::from(revision.as_str());
         let desired = Desired::of(&self.set, true);
         let mut guards = Guards {
             prune_confirmed: self.prune_confirmed,
@@ -336,6 +340,7 @@ impl Reconciler {
             }
             Ok(mut tx) => {
                 let applied_at = now.format(&Rfc3339).unwrap_or_default();
+                let mut rows = Vec::new();
                 for step in &plan.steps {
                     let handler = self.handler(step.kind).clone();
                     let (result, applied) = match step.action {
@@ -355,27 +360,32 @@ impl Reconciler {
                         }
                         Action::Create | Action::Update => {
                             let r = desired.resources[&(step.kind, step.name.as_str())];
-                            let mut result = handler.apply(&mut tx, r).await;
+                            let result = handler.apply(&mut tx, r).await;
                             let applied = Applied {
                                 digest: r.digest,
-                                spec: serde_json::to_string(&r.spec).unwrap_or_default(),
-                                revision: revision.clone(),
-                                applied_at: applied_at.clone(),
+                                revision: shared_revision.clone(),
                             };
                             if result.is_ok() {
-                                if let Err(e) =
-                                    resources::upsert(&mut tx, step.kind, &step.name, &applied)
-                                        .await
-                                {
-                                    result = Err(e.into());
-                                }
+                                rows.push(resources::Row {
+                                    kind: step.kind,
+                                    name: &step.name,
+                                    digest: r.digest,
+                                    spec: serde_json::to_string(&r.spec).unwrap_or_default(),
+                                });
                             }
                             (result, Some(applied))
                         }
                     };
                     results.push((step.clone(), result, applied));
                 }
-                if let Err(e) = tx.commit().await {
+                // One multi-row statement per chunk: at start-up this is thousands of rows.
+                let recorded = resources::upsert_many(&mut tx, &rows, &revision, &applied_at).await;
+                drop(rows);
+                let committed = match recorded {
+                    Ok(()) => tx.commit().await.map_err(StoreError::from),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = committed {
                     for h in &self.handlers {
                         h.discard();
                     }
@@ -462,7 +472,7 @@ impl Reconciler {
                         self.actual.insert(key.clone(), applied);
                     }
                     if let Some(status) = self.statuses.get_mut(&key) {
-                        status.applied_revision = Some(revision.clone());
+                        status.applied_revision = Some(shared_revision.clone());
                         status.applied_outcome = Some((outcome.reason, outcome.message.clone()));
                         status.set(true, outcome.reason, outcome.message, now);
                     }

@@ -114,9 +114,7 @@ mod tests {
     fn applied(digest: [u8; 32]) -> Applied {
         Applied {
             digest,
-            spec: "{}".into(),
             revision: "r".into(),
-            applied_at: "t".into(),
         }
     }
 

@@ -21,7 +21,7 @@ pub struct ResourceStatus {
     pub reason: String,
     pub message: String,
     /// The manifests revision at which the current spec was applied.
-    pub applied_revision: Option<String>,
+    pub applied_revision: Option<Arc<str>>,
     #[serde(with = "time::serde::rfc3339")]
     pub last_transition_time: OffsetDateTime,
     /// Reason and message of the last successful apply, restored when an invalid edit of an

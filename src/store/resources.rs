@@ -1,29 +1,29 @@
 //! The `resources` table: one row per applied resource (kind, name, digest, spec, revision).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row as _, SqliteConnection};
 
 use super::{Store, StoreError};
 use crate::manifest::{Digest, Kind};
 
-/// What the store says is applied for one resource.
+/// What is applied for one resource, as the reconciler keeps it in memory (the applied spec
+/// itself stays in the table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub digest: Digest,
-    /// The spec as applied, JSON.
-    pub spec: String,
-    pub revision: String,
-    pub applied_at: String,
+    /// The manifests revision it was applied at (shared: most resources share one).
+    pub revision: Arc<str>,
 }
 
 /// Every applied resource, keyed by kind and name.
 pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, String), Applied>, StoreError> {
-    let rows =
-        sqlx::query("SELECT kind, name, digest, spec, applied_revision, applied_at FROM resources")
-            .fetch_all(store.pool())
-            .await?;
+    let rows = sqlx::query("SELECT kind, name, digest, applied_revision FROM resources")
+        .fetch_all(store.pool())
+        .await?;
     let mut out = HashMap::with_capacity(rows.len());
+    let mut revisions: HashMap<String, Arc<str>> = HashMap::new();
     for row in rows {
         let kind: String = row.try_get(0)?;
         // A kind this build does not know (a newer server wrote it) is left alone.
@@ -35,39 +35,63 @@ pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, String), Applied>,
         if hex::decode_to_slice(&digest_hex, &mut digest).is_err() {
             continue;
         }
-        out.insert(
-            (kind, row.try_get(1)?),
-            Applied {
-                digest,
-                spec: row.try_get(3)?,
-                revision: row.try_get(4)?,
-                applied_at: row.try_get(5)?,
-            },
-        );
+        let revision: String = row.try_get(3)?;
+        let revision = revisions
+            .entry(revision)
+            .or_insert_with_key(|r| Arc::from(r.as_str()))
+            .clone();
+        out.insert((kind, row.try_get(1)?), Applied { digest, revision });
     }
     Ok(out)
 }
 
-/// Records that a resource was applied.
-pub async fn upsert(
-    conn: &mut SqliteConnection,
-    kind: Kind,
-    name: &str,
-    applied: &Applied,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO resources (kind, name, digest, spec, applied_revision, applied_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (kind, name) DO UPDATE SET digest = ?3, spec = ?4, applied_revision = ?5, applied_at = ?6",
+/// The applied spec (JSON) of one resource.
+pub async fn spec_of(store: &Store, kind: Kind, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT spec FROM resources WHERE kind = ?1 AND name = ?2")
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?,
     )
-    .bind(kind.as_str())
-    .bind(name)
-    .bind(hex::encode(applied.digest))
-    .bind(&applied.spec)
-    .bind(&applied.revision)
-    .bind(&applied.applied_at)
-    .execute(conn)
-    .await?;
+}
+
+/// A resource to record as applied.
+#[derive(Debug)]
+pub struct Row<'a> {
+    pub kind: Kind,
+    pub name: &'a str,
+    pub digest: Digest,
+    /// The spec as applied, JSON.
+    pub spec: String,
+}
+
+/// Records that resources were applied at `revision`, many rows per statement.
+pub async fn upsert_many(
+    conn: &mut SqliteConnection,
+    rows: &[Row<'_>],
+    revision: &str,
+    applied_at: &str,
+) -> Result<(), StoreError> {
+    // Six parameters a row; SQLite allows 32,766 per statement.
+    for chunk in rows.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO resources (kind, name, digest, spec, applied_revision, applied_at) ",
+        );
+        qb.push_values(chunk, |mut b, row| {
+            b.push_bind(row.kind.as_str())
+                .push_bind(row.name.to_owned())
+                .push_bind(hex::encode(row.digest))
+                .push_bind(row.spec.clone())
+                .push_bind(revision.to_owned())
+                .push_bind(applied_at.to_owned());
+        });
+        qb.push(
+            " ON CONFLICT (kind, name) DO UPDATE SET digest = excluded.digest, spec = excluded.spec, \
+             applied_revision = excluded.applied_revision, applied_at = excluded.applied_at",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

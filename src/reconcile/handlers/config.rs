@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use crate::live::{ActiveConfig, Live};
+use crate::manifest::kinds::ConfigSpec;
 use crate::manifest::{Kind, Resource, Spec};
 use crate::reconcile::handler::{ApplyError, Handler, Outcome};
 
@@ -37,7 +38,7 @@ impl Handler for ConfigHandler {
             return Err(ApplyError::new("WrongKind", "not a Config"));
         };
         *self.staged.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveConfig {
-            spec: spec.clone(),
+            spec: ConfigSpec::clone(spec),
             digest: Some(r.digest),
         });
         Ok(Outcome::applied("config in force"))
