@@ -28,8 +28,10 @@ pub struct Live {
     pub tokens: TokenTable,
     pub summary: ArcSwap<Summary>,
     pub started: Instant,
-    /// The manifests root, for messages.
+    /// The manifests root (relative `fromFile` secrets resolve against it).
     pub manifests: PathBuf,
+    /// The data dir (stored secrets, task workspaces).
+    pub data: PathBuf,
     /// Counts finished reconcile passes; subscribe to wait for convergence without polling.
     pub passes: tokio::sync::watch::Sender<u64>,
     /// Signalled after events are written to the outbox, so delivery starts without polling.
@@ -40,17 +42,26 @@ pub struct Live {
 
 impl Live {
     /// Fresh live state with built-in defaults and no tokens.
-    pub fn new(manifests: PathBuf) -> Arc<Live> {
+    pub fn new(manifests: PathBuf, data: PathBuf) -> Arc<Live> {
         Arc::new(Live {
             config: ArcSwap::from_pointee(ActiveConfig::default()),
             tokens: TokenTable::default(),
             summary: ArcSwap::from_pointee(Summary::default()),
             started: Instant::now(),
             manifests,
+            data,
             passes: tokio::sync::watch::Sender::new(0),
             outbox: tokio::sync::Notify::new(),
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Where secret references are resolved.
+    pub fn secrets(&self) -> crate::manifest::secret::SecretContext {
+        crate::manifest::secret::SecretContext {
+            base_dir: self.manifests.clone(),
+            data_dir: self.data.clone(),
+        }
     }
 
     /// Waits until a finished pass leaves `done` true (checked at once, then after each pass).

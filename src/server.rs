@@ -112,7 +112,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         source,
     })?;
 
-    let live = Live::new(options.manifests.clone());
+    let live = Live::new(options.manifests.clone(), options.data.clone());
     let stop = CancellationToken::new();
     let (controller, reconciler) = controller::start(
         controller::Options {

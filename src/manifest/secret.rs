@@ -67,6 +67,47 @@ pub fn stored_secret_path(data_dir: &Path, name: &str) -> Option<PathBuf> {
     ok.then(|| data_dir.join("secrets").join(name))
 }
 
+/// Stores a secret under `<data>/secrets/<name>` (mode 0600, written atomically), for
+/// `{ref: NAME}` references.
+pub fn store_secret(data_dir: &Path, name: &str, value: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = stored_secret_path(data_dir, name)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("invalid secret name \"{name}\"")))?;
+    let dir = data_dir.join("secrets");
+    std::fs::create_dir_all(&dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = options.open(&tmp)?;
+        f.write_all(value.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes a stored secret; a missing one is fine.
+pub fn remove_secret(data_dir: &Path, name: &str) -> std::io::Result<()> {
+    match stored_secret_path(data_dir, name).map(std::fs::remove_file) {
+        Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn read_trimmed(path: &Path) -> std::io::Result<String> {
     let mut s = std::fs::read_to_string(path)?;
     if s.ends_with('\n') {
@@ -81,6 +122,24 @@ fn read_trimmed(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_secrets_are_private_files_resolved_by_ref() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        store_secret(dir.path(), "webhook-a", "s3cret").unwrap();
+        let mode = std::fs::metadata(dir.path().join("secrets/webhook-a")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let ctx = SecretContext {
+            base_dir: dir.path().into(),
+            data_dir: dir.path().into(),
+        };
+        assert_eq!(ctx.resolve(&SecretRef::Ref("webhook-a".into())).unwrap(), "s3cret");
+        assert!(store_secret(dir.path(), "../escape", "x").is_err());
+        remove_secret(dir.path(), "webhook-a").unwrap();
+        remove_secret(dir.path(), "webhook-a").unwrap();
+        assert!(ctx.resolve(&SecretRef::Ref("webhook-a".into())).is_err());
+    }
 
     #[test]
     fn resolves_files_relative_to_the_base_and_refuses_escaping_refs() {

@@ -22,7 +22,7 @@ use crate::live::{ActiveConfig, Live};
 use crate::manifest::load::{self, digest_bytes, FileLoad};
 use crate::manifest::rules::{Desired, CONFIG_NAME};
 use crate::manifest::write::{self, Edit, WriteError};
-use crate::manifest::{short_digest, Diagnostic, Digest, Kind, ManifestSet, Spec};
+use crate::manifest::{short_digest, Diagnostic, Digest, Kind, ManifestSet, Resource, Spec};
 use crate::store::outbox;
 use crate::store::resources::{self, Applied};
 use crate::store::{self as db, Store, StoreError};
@@ -159,6 +159,20 @@ impl Reconciler {
                 self.prune_confirmed = true;
                 let report = self.reconcile(Scope::Full).await;
                 let _ = reply.send(report);
+            }
+            Request::Resources { kind, reply } => {
+                let desired = Desired::of(&self.set, false);
+                let mut found: Vec<_> = desired
+                    .resources
+                    .values()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| {
+                        let status = self.statuses.get(&(kind, r.name().to_owned())).cloned();
+                        (Resource::clone(r), status)
+                    })
+                    .collect();
+                found.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+                let _ = reply.send(found);
             }
             Request::Statuses { reply } => {
                 let mut all: Vec<_> = self.statuses.values().cloned().collect();
@@ -599,8 +613,9 @@ impl Reconciler {
             tx.commit().await?;
             Ok::<_, StoreError>(())
         };
-        if let Err(e) = written.await {
-            tracing::error!("cannot record system.error events: {e}");
+        match written.await {
+            Ok(()) => self.live.outbox.notify_one(),
+            Err(e) => tracing::error!("cannot record system.error events: {e}"),
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use controller::{Report, WriteOutcome};
 
 use crate::manifest::write::{Edit, WriteError};
-use crate::manifest::Digest;
+use crate::manifest::{Digest, Kind, Resource};
 use status::ResourceStatus;
 
 /// What a reconcile pass looks at.
@@ -62,6 +62,10 @@ pub(crate) enum Request {
     },
     Statuses {
         reply: oneshot::Sender<Vec<ResourceStatus>>,
+    },
+    Resources {
+        kind: Kind,
+        reply: oneshot::Sender<Vec<(Resource, Option<ResourceStatus>)>>,
     },
 }
 
@@ -121,6 +125,13 @@ impl Controller {
         self.tx
             .send(Request::ConfirmPrune { reply })
             .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The declared resources of one kind (in force), with their statuses, by name.
+    pub async fn resources(&self, kind: Kind) -> Result<Vec<(Resource, Option<ResourceStatus>)>, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Resources { kind, reply }).map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 

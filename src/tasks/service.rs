@@ -204,6 +204,7 @@ impl TaskService {
         )
         .await?;
         if !orphans.is_empty() {
+            live.outbox.notify_one();
             tracing::warn!(
                 count = orphans.len(),
                 "marked tasks left running by the previous process as failed"
@@ -332,6 +333,7 @@ impl TaskService {
                 Some(&error),
             );
             if rows::cancel_queued(&self.store, id, &now(), &error, &event).await? {
+                self.live.outbox.notify_one();
                 self.counts.moved("queued", "cancelled");
                 let row = self.get(id).await?;
                 if let Some(active) = self.active().remove(id) {
@@ -416,6 +418,7 @@ impl TaskService {
         })
         .await?;
         if let Some(row) = &row {
+            self.live.outbox.notify_one();
             self.counts.moved("queued", "running");
             let mut active = self.active();
             let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
@@ -517,7 +520,10 @@ impl TaskService {
             output_tokens: usage.output_tokens as i64,
         };
         match rows::finish(&self.store, &row.id, &finish, Some(&event)).await {
-            Ok(true) => self.counts.moved("running", status),
+            Ok(true) => {
+                self.live.outbox.notify_one();
+                self.counts.moved("running", status);
+            }
             Ok(false) => {
                 tracing::warn!(task_id = %row.id, "task was no longer running when it finished")
             }

@@ -3,6 +3,7 @@
 mod accept;
 mod config;
 mod token;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub fn all(live: &Arc<Live>) -> Vec<Arc<dyn Handler>> {
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
         Arc::new(config::ConfigHandler::new(live.clone())),
         Arc::new(token::TokenHandler::new(live.clone())),
+        Arc::new(webhook::WebhookHandler::new(live.clone())),
     ];
     for kind in Kind::ALL {
         if !handlers.iter().any(|h| h.kind() == kind) {

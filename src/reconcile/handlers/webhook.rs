@@ -1,0 +1,69 @@
+//! The Webhook handler: keeps the `webhook_endpoints` table equal to the Webhook manifests.
+//! A secret reference that cannot be resolved makes that webhook not Ready (with the reason)
+//! and leaves every other webhook alone; the delivery worker reads the table.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use crate::live::Live;
+use crate::manifest::{Kind, Resource, Spec};
+use crate::reconcile::handler::{ApplyError, Handler, Outcome};
+use crate::store;
+
+/// Converges webhook endpoints.
+pub struct WebhookHandler {
+    live: Arc<Live>,
+}
+
+impl WebhookHandler {
+    /// A handler resolving secrets against `live`'s dirs.
+    pub fn new(live: Arc<Live>) -> Self {
+        WebhookHandler { live }
+    }
+}
+
+#[async_trait]
+impl Handler for WebhookHandler {
+    fn kind(&self) -> Kind {
+        Kind::Webhook
+    }
+
+    async fn apply(&self, tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+        let Spec::Webhook(spec) = &r.spec else {
+            return Err(ApplyError::new("WrongKind", "not a Webhook"));
+        };
+        // Resolved only to prove it can be; the worker resolves it again when it signs.
+        if let Err(e) = self.live.secrets().resolve(&spec.secret) {
+            return Err(ApplyError::new("SecretUnavailable", format!("spec.secret: {e}")));
+        }
+        let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        store::webhooks::upsert(
+            tx,
+            r.name(),
+            &spec.url,
+            &serde_json::to_string(&events).unwrap_or_default(),
+            &serde_json::to_string(&spec.secret).unwrap_or_default(),
+            spec.enabled,
+            &now,
+        )
+        .await?;
+        Ok(if spec.enabled {
+            Outcome::applied(format!("delivering {} to {}", events.join(", "), spec.url))
+        } else {
+            Outcome {
+                reason: "Disabled",
+                message: "enabled: false in the manifest; nothing is delivered".into(),
+            }
+        })
+    }
+
+    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
+        store::webhooks::delete(tx, name).await?;
+        Ok(())
+    }
+}
