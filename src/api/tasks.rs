@@ -101,7 +101,7 @@ async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(task_json(&state.tasks.get(&id).await?)))
+    Ok(Json(task_json(&*state.tasks.get(&id).await?)))
 }
 
 async fn result(
@@ -122,7 +122,7 @@ async fn result(
     Ok(Json(json!({
         "id": row.id,
         "status": row.status,
-        "output": row.output.unwrap_or_default(),
+        "output": row.output.as_deref().unwrap_or_default(),
         "files": row.files.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()).unwrap_or_else(|| json!([])),
         "usage": {
             "input_tokens": row.input_tokens.unwrap_or(0),
@@ -200,7 +200,7 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(task_json(
-        &state.tasks.cancel(&id, &caller.name).await?,
+        &*state.tasks.cancel(&id, &caller.name).await?,
     )))
 }
 

@@ -71,8 +71,12 @@ pub fn stored_secret_path(data_dir: &Path, name: &str) -> Option<PathBuf> {
 /// `{ref: NAME}` references.
 pub fn store_secret(data_dir: &Path, name: &str, value: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    let path = stored_secret_path(data_dir, name)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("invalid secret name \"{name}\"")))?;
+    let path = stored_secret_path(data_dir, name).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid secret name \"{name}\""),
+        )
+    })?;
     let dir = data_dir.join("secrets");
     std::fs::create_dir_all(&dir)?;
     #[cfg(unix)]
@@ -128,13 +132,19 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         store_secret(dir.path(), "webhook-a", "s3cret").unwrap();
-        let mode = std::fs::metadata(dir.path().join("secrets/webhook-a")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("secrets/webhook-a"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let ctx = SecretContext {
             base_dir: dir.path().into(),
             data_dir: dir.path().into(),
         };
-        assert_eq!(ctx.resolve(&SecretRef::Ref("webhook-a".into())).unwrap(), "s3cret");
+        assert_eq!(
+            ctx.resolve(&SecretRef::Ref("webhook-a".into())).unwrap(),
+            "s3cret"
+        );
         assert!(store_secret(dir.path(), "../escape", "x").is_err());
         remove_secret(dir.path(), "webhook-a").unwrap();
         remove_secret(dir.path(), "webhook-a").unwrap();

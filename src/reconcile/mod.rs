@@ -129,9 +129,14 @@ impl Controller {
     }
 
     /// The declared resources of one kind (in force), with their statuses, by name.
-    pub async fn resources(&self, kind: Kind) -> Result<Vec<(Resource, Option<ResourceStatus>)>, Stopped> {
+    pub async fn resources(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<(Resource, Option<ResourceStatus>)>, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Resources { kind, reply }).map_err(|_| Stopped)?;
+        self.tx
+            .send(Request::Resources { kind, reply })
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 

@@ -115,10 +115,11 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
         qb.push(" AND created_at < ").push_bind(before.clone());
     }
     if let Some(q) = &f.q {
-        if q.chars().count() >= 3 && !q.contains(['%', '_']) {
-            // The trigram index answers LIKE for patterns of three characters or more.
-            qb.push(" AND seq IN (SELECT rowid FROM tasks_fts WHERE prompt LIKE ")
-                .push_bind(format!("%{q}%"))
+        if q.chars().count() >= 3 {
+            // With the trigram tokenizer a quoted phrase matches any substring, case-insensitively,
+            // from the index; inside quotes only `"` is special (doubled).
+            qb.push(" AND seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ")
+                .push_bind(format!("\"{}\"", q.replace('"', "\"\"")))
                 .push(")");
         } else {
             qb.push(" AND instr(lower(prompt), lower(")
@@ -128,21 +129,20 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
     }
 }
 
-/// A page of tasks, newest first, and how many match in all.
+/// A page of tasks, newest first, and how many match in all. The count and the page run at
+/// once, on two pooled connections.
 pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks");
     push_where(&mut count, f);
-    let total: i64 = count.build_query_scalar().fetch_one(store.pool()).await?;
     let mut page = QueryBuilder::<Sqlite>::new(concat!("SELECT ", columns!(), " FROM tasks"));
     push_where(&mut page, f);
     page.push(" ORDER BY seq DESC LIMIT ")
         .push_bind(f.limit)
         .push(" OFFSET ")
         .push_bind(f.offset);
-    let rows = page
-        .build_query_as::<TaskRow>()
-        .fetch_all(store.pool())
-        .await?;
+    let total = count.build_query_scalar::<i64>().fetch_one(store.pool());
+    let rows = page.build_query_as::<TaskRow>().fetch_all(store.pool());
+    let (total, rows) = tokio::try_join!(total, rows)?;
     Ok((rows, total))
 }
 
@@ -304,4 +304,62 @@ pub async fn insert_many(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with(prompts: &[&str]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            let id = format!("task_{i}");
+            insert(
+                &store,
+                &NewTask {
+                    id: &id,
+                    prompt: p,
+                    options: "{}",
+                    model: "m",
+                    max_tokens: 1,
+                    working_directory: None,
+                    timeout_seconds: 1,
+                    created_by: "t",
+                    created_at: "2026-01-01T00:00:00.000Z",
+                },
+            )
+            .await
+            .unwrap();
+        }
+        (dir, store)
+    }
+
+    async fn total(store: &Store, q: &str) -> i64 {
+        let f = Filter {
+            q: Some(q.to_owned()),
+            limit: 10,
+            ..Filter::default()
+        };
+        list(store, &f).await.unwrap().1
+    }
+
+    #[tokio::test]
+    async fn q_matches_any_substring_case_insensitively_with_special_characters_literal() {
+        let (_dir, store) = store_with(&[
+            "Alpha again \"quoted\" 100%_x",
+            "beta report",
+            "Ünïcode prompt",
+        ])
+        .await;
+        assert_eq!(total(&store, "quoted").await, 1);
+        assert_eq!(total(&store, "\"quoted\"").await, 1);
+        assert_eq!(total(&store, "100%_").await, 1);
+        assert_eq!(total(&store, "ALPHA").await, 1);
+        assert_eq!(total(&store, "report").await, 1);
+        assert_eq!(total(&store, "ep").await, 1);
+        assert_eq!(total(&store, "%_").await, 1);
+        assert_eq!(total(&store, "nïc").await, 1);
+        assert_eq!(total(&store, "absent").await, 0);
+    }
 }

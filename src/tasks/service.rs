@@ -27,6 +27,9 @@ use crate::manifest::secret::SecretContext;
 use crate::store::tasks::{self as rows, Filter, Finish, NewTask, TaskRow};
 use crate::store::{Store, StoreError};
 
+/// Finished tasks kept in memory for repeated reads.
+const FINISHED_CACHE: usize = 4096;
+
 /// Output kept in memory for subscribers who connect while a task runs.
 const MAX_BACKLOG: usize = 1024 * 1024;
 
@@ -152,6 +155,8 @@ pub struct TaskService {
     wake: Notify,
     active: Mutex<HashMap<String, Active>>,
     counts: Counts,
+    /// Recently read finished tasks (immutable), for cheap repeated reads.
+    finished: quick_cache::sync::Cache<String, Arc<TaskRow>>,
 }
 
 fn now() -> String {
@@ -225,6 +230,7 @@ impl TaskService {
             wake: Notify::new(),
             active: Mutex::new(HashMap::new()),
             counts,
+            finished: quick_cache::sync::Cache::new(FINISHED_CACHE),
         }))
     }
 
@@ -272,11 +278,19 @@ impl TaskService {
             .ok_or(TaskError::NotFound(id))
     }
 
-    /// One task.
-    pub async fn get(&self, id: &str) -> Result<TaskRow, TaskError> {
-        rows::get(&self.store, id)
+    /// One task. Finished tasks never change, so they are served from memory once read.
+    pub async fn get(&self, id: &str) -> Result<Arc<TaskRow>, TaskError> {
+        if let Some(row) = self.finished.get(id) {
+            return Ok(row);
+        }
+        let row = rows::get(&self.store, id)
             .await?
-            .ok_or_else(|| TaskError::NotFound(id.to_owned()))
+            .map(Arc::new)
+            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
+        if is_terminal(&row.status) {
+            self.finished.insert(row.id.clone(), row.clone());
+        }
+        Ok(row)
     }
 
     /// A filtered page, newest first, with the total.
@@ -314,12 +328,12 @@ impl TaskService {
 
     /// Cancels a queued or running task; a running one is stopped (its HTTP call dropped, its
     /// process group killed) before this returns, within a bound.
-    pub async fn cancel(&self, id: &str, by: &str) -> Result<TaskRow, TaskError> {
+    pub async fn cancel(&self, id: &str, by: &str) -> Result<Arc<TaskRow>, TaskError> {
         let row = self.get(id).await?;
         if is_terminal(&row.status) {
             return Err(TaskError::Finished {
                 id: id.to_owned(),
-                status: row.status,
+                status: row.status.clone(),
             });
         }
         let error = format!("cancelled by token '{by}'");

@@ -440,7 +440,7 @@ async fn listing_pages_newest_first_with_every_filter() {
         "beta report",
         "gamma notes",
         "delta notes",
-        "Alpha again",
+        "Alpha again \"quoted\" 100%_x",
     ] {
         ids.push(create(&s, json!({"prompt": prompt})).await);
     }
@@ -474,6 +474,11 @@ async fn listing_pages_newest_first_with_every_filter() {
     assert_eq!(page("q=report").await["total"], 2);
     assert_eq!(page("q=alpha").await["total"], 2, "case-insensitive");
     assert_eq!(page("q=ta").await["total"], 2, "short patterns too");
+    let quoted = page("q=%22quoted%22").await;
+    assert_eq!(quoted["total"], 1, "quotes are literal: {quoted}");
+    assert_eq!(page("q=100%25_").await["total"], 1, "so are % and _");
+    assert_eq!(page("q=0%25").await["total"], 1);
+    assert_eq!(page("q=%25_").await["total"], 1);
     let middle = c.task(&ids[2]).await.unwrap()["created_at"]
         .as_str()
         .unwrap()

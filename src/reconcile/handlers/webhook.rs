@@ -36,7 +36,10 @@ impl Handler for WebhookHandler {
         };
         // Resolved only to prove it can be; the worker resolves it again when it signs.
         if let Err(e) = self.live.secrets().resolve(&spec.secret) {
-            return Err(ApplyError::new("SecretUnavailable", format!("spec.secret: {e}")));
+            return Err(ApplyError::new(
+                "SecretUnavailable",
+                format!("spec.secret: {e}"),
+            ));
         }
         let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
         let now = time::OffsetDateTime::now_utc()
