@@ -281,7 +281,7 @@ impl Reconciler {
             .errors
             .retain(|d| !d.file.as_os_str().is_empty() || !d.message.starts_with("cannot read"));
         summary.errors.push(Diagnostic::global(message));
-        self.live.summary.store(Arc::new(summary));
+        publish(&self.live, summary);
         Report {
             errors: 1,
             ..Report::default()
@@ -550,8 +550,9 @@ impl Reconciler {
             resources: counts,
             prune_blocked: plan.held.len(),
             errors,
+            rendered: String::new(),
         };
-        self.live.summary.store(Arc::new(summary));
+        publish(&self.live, summary);
         self.initialised = true;
         if !report.applied.is_empty() || !report.failed.is_empty() {
             tracing::info!(
@@ -581,7 +582,7 @@ impl Reconciler {
     fn publish_summary(&mut self, report: &Report) {
         let mut summary = Summary::clone(&self.live.summary.load());
         summary.last_duration_ms = report.duration_ms;
-        self.live.summary.store(Arc::new(summary));
+        publish(&self.live, summary);
     }
 
     /// Logs problems not seen in the previous pass and raises a `system.error` event for each,
@@ -618,6 +619,12 @@ impl Reconciler {
             Err(e) => tracing::error!("cannot record system.error events: {e}"),
         }
     }
+}
+
+/// Renders and publishes a summary.
+fn publish(live: &Live, mut summary: Summary) {
+    summary.render();
+    live.summary.store(Arc::new(summary));
 }
 
 fn prune_message(hold: &Hold, n: usize) -> String {

@@ -66,11 +66,44 @@ pub struct Summary {
     pub prune_blocked: usize,
     /// Every current problem: invalid files, rule violations, failed applies, held prunes.
     pub errors: Vec<Diagnostic>,
+    /// The `reconciler` section of `GET /status`, rendered once per pass (see [`Summary::render`])
+    /// so the endpoint serialises nothing per request.
+    #[serde(skip)]
+    pub rendered: String,
 }
+
+/// Errors listed in full in the status; the rest are counted (`errors_total`).
+const MAX_ERRORS: usize = 100;
 
 impl Summary {
     /// True when nothing is wrong.
     pub fn healthy(&self) -> bool {
         self.errors.is_empty() && self.prune_blocked == 0
+    }
+
+    /// Renders the status section into `rendered`.
+    pub fn render(&mut self) {
+        let errors: Vec<serde_json::Value> = self
+            .errors
+            .iter()
+            .take(MAX_ERRORS)
+            .map(|d| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                v["text"] = d.to_string().into();
+                v
+            })
+            .collect();
+        self.rendered = serde_json::json!({
+            "initialised": self.initialised,
+            "last_run_at": self.last_run_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "last_duration_ms": self.last_duration_ms,
+            "revision": self.revision,
+            "files": self.files,
+            "resources": self.resources,
+            "prune_blocked": self.prune_blocked,
+            "errors_total": self.errors.len(),
+            "errors": errors,
+        })
+        .to_string();
     }
 }

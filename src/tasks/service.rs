@@ -136,13 +136,18 @@ impl Counts {
         self.add(to, 1);
     }
 
-    /// `{"queued": n, ...}` for every status.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
+    /// `{"queued":n,...}` for every status, as JSON text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(96);
+        out.push('{');
         for (i, s) in STATUSES.iter().enumerate() {
-            m.insert((*s).into(), self.0[i].load(Ordering::Relaxed).max(0).into());
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("\"{s}\":{}", self.0[i].load(Ordering::Relaxed).max(0)));
         }
-        Value::Object(m)
+        out.push('}');
+        out
     }
 }
 
