@@ -98,6 +98,13 @@ pub struct Filter {
     pub offset: i64,
 }
 
+/// The FTS5 phrase for `q` when the trigram index can answer it (three characters or more):
+/// a quoted phrase matches any substring, case-insensitively; inside quotes only `"` is
+/// special (doubled).
+fn phrase(q: &str) -> Option<String> {
+    (q.chars().count() >= 3).then(|| format!("\"{}\"", q.replace('"', "\"\"")))
+}
+
 fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
     qb.push(" WHERE 1 = 1");
     if !f.statuses.is_empty() {
@@ -115,11 +122,9 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
         qb.push(" AND created_at < ").push_bind(before.clone());
     }
     if let Some(q) = &f.q {
-        if q.chars().count() >= 3 {
-            // With the trigram tokenizer a quoted phrase matches any substring, case-insensitively,
-            // from the index; inside quotes only `"` is special (doubled).
+        if let Some(phrase) = phrase(q) {
             qb.push(" AND seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ")
-                .push_bind(format!("\"{}\"", q.replace('"', "\"\"")))
+                .push_bind(phrase)
                 .push(")");
         } else {
             qb.push(" AND instr(lower(prompt), lower(")
@@ -132,6 +137,25 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
 /// A page of tasks, newest first, and how many match in all. The count and the page run at
 /// once, on two pooled connections.
 pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
+    let only_q = f.statuses.is_empty() && f.created_after.is_none() && f.created_before.is_none();
+    if let (true, Some(phrase)) = (only_q, f.q.as_deref().and_then(phrase)) {
+        // A search alone is answered by the index, newest (highest rowid) first.
+        let total = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tasks_fts WHERE tasks_fts MATCH ?1")
+            .bind(phrase.clone())
+            .fetch_one(store.pool());
+        let rows = sqlx::query_as::<_, TaskRow>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tasks WHERE seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?1
+               ORDER BY rowid DESC LIMIT ?2 OFFSET ?3) ORDER BY seq DESC"
+        ))
+        .bind(phrase.clone())
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(store.pool());
+        let (total, rows) = tokio::try_join!(total, rows)?;
+        return Ok((rows, total));
+    }
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks");
     push_where(&mut count, f);
     let mut page = QueryBuilder::<Sqlite>::new(concat!("SELECT ", columns!(), " FROM tasks"));
