@@ -528,3 +528,206 @@ pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
     tx.commit().await?;
     Ok(done.rows_affected())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{self, EventType};
+    use crate::store::{outbox, webhooks};
+
+    const OLD: &str = "2020-01-01T00:00:00Z";
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        (dir, store)
+    }
+
+    async fn endpoint(store: &Store, name: &str, events: &str, enabled: bool, created: &str) {
+        let mut conn = store.pool().acquire().await.unwrap();
+        webhooks::upsert(
+            &mut conn,
+            name,
+            "http://127.0.0.1:9/hook",
+            events,
+            r#"{"ref":"s"}"#,
+            enabled,
+            created,
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn event(store: &Store, kind: EventType) -> events::Event {
+        let e = events::task(kind, "task_1", "p", "completed", Some(1), None);
+        let mut conn = store.pool().acquire().await.unwrap();
+        outbox::insert(&mut conn, &e).await.unwrap();
+        e
+    }
+
+    async fn count(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn fan_out_creates_one_delivery_per_wanting_active_endpoint_once() {
+        let (_d, store) = store().await;
+        endpoint(&store, "all", r#"["*"]"#, true, OLD).await;
+        endpoint(&store, "done", r#"["task.completed"]"#, true, OLD).await;
+        endpoint(&store, "off", r#"["*"]"#, false, OLD).await;
+        event(&store, EventType::TaskCompleted).await;
+        event(&store, EventType::TaskFailed).await;
+
+        assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 2);
+        assert_eq!(count(&store).await, 3);
+        assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 0);
+        // Even from the start again, the unique (endpoint, event) inserts nothing new.
+        sqlx::query("UPDATE cursors SET value = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fan_out(&store, 100).await.unwrap(), 2);
+        assert_eq!(count(&store).await, 3);
+
+        let due = due(&store, 1_000, 10).await.unwrap();
+        assert_eq!(due.len(), 3);
+        assert!(due
+            .iter()
+            .all(|d| d.status == "pending" && d.id.starts_with("dlv_")));
+        assert!(super::due(&store, 999, 10).await.unwrap().is_empty());
+        assert_eq!(next_due(&store).await.unwrap(), Some(1_000));
+        assert_eq!(next_due_after(&store, 1_000).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_created_later_gets_no_older_events() {
+        let (_d, store) = store().await;
+        endpoint(&store, "early", r#"["*"]"#, true, OLD).await;
+        event(&store, EventType::TaskStarted).await;
+        fan_out_at(&store, 100, 0).await.unwrap();
+        endpoint(&store, "late", r#"["*"]"#, true, "2999-01-01T00:00:00Z").await;
+        event(&store, EventType::TaskStarted).await;
+        // Unfanned but older than the endpoint: skipped as well.
+        fan_out_at(&store, 100, 0).await.unwrap();
+        let (late, total) = list(&store, "late", 10, 0).await.unwrap();
+        assert!(late.is_empty());
+        assert_eq!(total, 0);
+        assert_eq!(list(&store, "early", 10, 0).await.unwrap().1, 2);
+    }
+
+    fn outcome(d: &DeliveryRow, attempt: i64, result: AttemptResult) -> AttemptOutcome {
+        AttemptOutcome {
+            delivery_id: d.id.clone(),
+            attempt,
+            at_ms: 5_000,
+            status_code: Some(500),
+            duration_ms: 12,
+            error: Some("HTTP 500".into()),
+            response_body: Some("é".repeat(RESPONSE_BODY_LIMIT)),
+            result,
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_are_recorded_and_move_the_delivery() {
+        let (_d, store) = store().await;
+        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        let d2 = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        record_attempts(
+            &store,
+            &[
+                outcome(&d, 1, AttemptResult::Retry { at_ms: 9_000 }),
+                outcome(&d2, 1, AttemptResult::Failed),
+            ],
+        )
+        .await
+        .unwrap();
+        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.next_attempt_at),
+            ("pending", 1, 9_000)
+        );
+        assert_eq!(row.last_status, Some(500));
+        assert_eq!(
+            get(&store, "a", &d2.id).await.unwrap().unwrap().status,
+            "failed"
+        );
+        assert!(get(&store, "other", &d.id).await.unwrap().is_none());
+
+        let mut ok = outcome(&d, 2, AttemptResult::Delivered);
+        ok.status_code = Some(200);
+        ok.error = None;
+        record_attempts(&store, &[ok]).await.unwrap();
+        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+        assert_eq!(row.status, "delivered");
+        assert_eq!(
+            row.completed_at.as_deref(),
+            Some("1970-01-01T00:00:05.000Z")
+        );
+
+        let (items, total) = list(&store, "a", 10, 0).await.unwrap();
+        assert_eq!(total, 2);
+        let (_, attempts) = items.iter().find(|(r, _)| r.id == d.id).unwrap();
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts[0].attempt, 1);
+        let body = attempts[0].response_body.as_deref().unwrap();
+        assert!(body.len() <= RESPONSE_BODY_LIMIT && body.len() > RESPONSE_BODY_LIMIT - 2);
+        assert!(body.chars().all(|c| c == 'é'));
+        assert_eq!(list(&store, "a", 1, 1).await.unwrap().0.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn redeliver_keeps_the_id_and_history_and_prune_drops_old_completed_ones() {
+        let (_d, store) = store().await;
+        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        assert!(
+            !redeliver(&store, "a", &d.id, 2_000).await.unwrap(),
+            "still pending"
+        );
+        record_attempts(&store, &[outcome(&d, 1, AttemptResult::Failed)])
+            .await
+            .unwrap();
+        assert!(!redeliver(&store, "b", &d.id, 2_000).await.unwrap());
+        assert!(redeliver(&store, "a", &d.id, 2_000).await.unwrap());
+        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.next_attempt_at),
+            ("pending", 1, 2_000)
+        );
+        assert_eq!(row.completed_at, None);
+        assert_eq!(list(&store, "a", 10, 0).await.unwrap().0[0].1.len(), 1);
+
+        // Pending deliveries are never pruned; completed ones are, with their attempts.
+        assert_eq!(prune(&store, "2999-01-01T00:00:00Z").await.unwrap(), 0);
+        record_attempts(&store, &[outcome(&d, 2, AttemptResult::Delivered)])
+            .await
+            .unwrap();
+        assert_eq!(prune(&store, "1970-01-01T00:00:01Z").await.unwrap(), 0);
+        assert_eq!(prune(&store, "1970-01-01T00:00:06+00:00").await.unwrap(), 1);
+        assert_eq!(count(&store).await, 0);
+        let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(attempts, 0);
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_and_bodies_cut_at_char_boundaries() {
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(truncate_at_char_boundary("aé", 2), "a");
+        assert_eq!(truncate_at_char_boundary("aé", 3), "aé");
+    }
+}
