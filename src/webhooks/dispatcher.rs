@@ -182,14 +182,12 @@ impl Dispatcher {
             next_prune_ms: self.clock.now_ms(),
         };
         tracing::info!("webhook dispatcher started");
+        // Interest in the outbox signal stays registered while the loop works, and is renewed
+        // as soon as it fires, so a `notify_waiters` at any moment is never lost. (`wake` uses
+        // `notify_one`, whose permit waits for the next `notified()`.)
+        let mut outbox = Box::pin(self.live.outbox.notified());
+        outbox.as_mut().enable();
         loop {
-            // Interest is registered before the pass, so a signal during it is not lost.
-            let outbox = self.live.outbox.notified();
-            let wake = self.wake.notified();
-            tokio::pin!(outbox, wake);
-            outbox.as_mut().enable();
-            wake.as_mut().enable();
-
             let plan = match self.pass(&mut state).await {
                 Ok(plan) => plan,
                 Err(e) => {
@@ -224,8 +222,12 @@ impl Dispatcher {
                         tracing::warn!(error = %e, "webhook delivery: attempts not recorded");
                     }
                 }
-                _ = &mut outbox => state.fan_out = true,
-                _ = &mut wake => state.fan_out = true,
+                _ = &mut outbox => {
+                    outbox.set(self.live.outbox.notified());
+                    outbox.as_mut().enable();
+                    state.fan_out = true;
+                }
+                _ = self.wake.notified() => state.fan_out = true,
                 _ = sleep => state.fan_out = true,
             }
         }
@@ -254,7 +256,9 @@ impl Dispatcher {
         }
 
         let capacity = MAX_IN_FLIGHT - state.in_flight_ids.len();
-        if capacity == 0 {
+        // Refill only below half: each refill reads past the rows in flight, so refilling
+        // after every finished attempt would cost a query per attempt.
+        if state.in_flight_ids.len() > MAX_IN_FLIGHT / 2 {
             return Ok(Plan {
                 saturated: true,
                 deadline_ms: None,

@@ -662,3 +662,84 @@ async fn the_secret_never_appears_in_logs_errors_or_the_database() {
         );
     }
 }
+
+/// Throughput to a loopback receiver with the system clock. Ignored by default (it measures,
+/// it does not pin behaviour): `cargo test --release --lib throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_to_a_loopback_receiver() {
+    const N: usize = 20_000;
+    let f = Fixture::new().await;
+    let rx = Receiver::start(|_| Reply::Status(200)).await;
+    f.endpoint("fast", &rx.url()).await;
+    {
+        let mut tx = f.store.pool().begin().await.unwrap();
+        for i in 0..N {
+            let e = events::task(
+                EventType::TaskCompleted,
+                "t",
+                &i.to_string(),
+                "completed",
+                None,
+                None,
+            );
+            outbox::insert(&mut tx, &e).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let dispatcher = Arc::new(Dispatcher::new(
+        f.store.clone(),
+        f.live.clone(),
+        f.secrets.clone(),
+        super::clock::SystemClock::shared(),
+    ));
+    let started = std::time::Instant::now();
+    let stop = CancellationToken::new();
+    let handle = dispatcher.clone().spawn(stop.clone());
+    let mut recorded = dispatcher.recorded();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        recorded.wait_for(|n| *n >= N as u64),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "{N} deliveries in {:.2} s: {:.0}/s",
+        elapsed.as_secs_f64(),
+        N as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(rx.count(), N);
+
+    // Latency with no backlog: one event at a time, signalled through the outbox Notify.
+    let mut latencies = Vec::new();
+    for i in 0..200 {
+        let before = rx.count();
+        let t = std::time::Instant::now();
+        f.event(&format!("latency {i}")).await;
+        f.live.outbox.notify_waiters();
+        let mut rec = dispatcher.recorded();
+        let target = (N + i + 1) as u64;
+        if tokio::time::timeout(WAIT, rec.wait_for(|n| *n >= target))
+            .await
+            .is_err()
+        {
+            let pending = deliveries::due(&f.store, i64::MAX, 10).await.unwrap();
+            panic!(
+                "latency event {i} not delivered: recorded {}, pending {pending:?}",
+                *rec.borrow()
+            );
+        }
+        latencies.push(t.elapsed());
+        assert_eq!(rx.count(), before + 1);
+    }
+    latencies.sort();
+    println!(
+        "event -> recorded delivery: p50 {:?}, p99 {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
+    );
+    stop.cancel();
+    handle.await.unwrap();
+}
