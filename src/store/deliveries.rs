@@ -139,6 +139,16 @@ pub async fn fan_out(store: &Store, limit: i64) -> Result<usize, StoreError> {
 /// idempotent (`UNIQUE (endpoint, event_id)`). An endpoint gets no event older than itself.
 /// Returns the number of events read (so a caller knows whether to go on).
 pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize, StoreError> {
+    // Nothing new: answer from a read, without taking the write lock.
+    let behind: bool = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT MAX(seq) FROM outbox), 0) > COALESCE((SELECT value FROM cursors WHERE name = ?1), 0)",
+    )
+    .bind(FANOUT_CURSOR)
+    .fetch_one(store.pool())
+    .await?;
+    if !behind {
+        return Ok(0);
+    }
     let mut tx = store.pool().begin().await?;
     // A write first, so the transaction holds the write lock from here on (reading first and
     // writing later can fail with SQLITE_BUSY when another writer commits in between).

@@ -3,7 +3,7 @@
 //!
 //! One task runs [`Dispatcher::run`]'s loop:
 //! 1. fan out new outbox events (`store::deliveries::fan_out_at`) when the outbox was signalled
-//!    (`Live::outbox`), on [`Dispatcher::wake`], on a timer and at start;
+//!    (`Live::outbox`), on [`Dispatcher::wake`], at start, and at least every [`RESCAN_MS`];
 //! 2. take due deliveries (up to [`MAX_IN_FLIGHT`] in flight) and send them concurrently with
 //!    one pooled HTTP client that follows no redirects and resolves names through the network
 //!    policy ([`super::policy`]);
@@ -66,6 +66,10 @@ pub const RETENTION_MS: i64 = 7 * 24 * 3_600_000;
 /// How often old deliveries are pruned.
 pub const PRUNE_EVERY_MS: i64 = 3_600_000;
 
+/// How often the outbox is checked without a signal: a safety net for writers that do not
+/// signal `Live::outbox` (another process, a forgotten notify). A read when nothing is new.
+pub const RESCAN_MS: i64 = 1_000;
+
 /// How long to wait before trying again after a database error.
 const STORE_RETRY_MS: i64 = 1_000;
 
@@ -112,6 +116,7 @@ struct State {
     in_flight_ids: HashSet<String>,
     fan_out: bool,
     next_prune_ms: i64,
+    next_rescan_ms: i64,
 }
 
 /// What a pass leaves to wait for.
@@ -180,6 +185,7 @@ impl Dispatcher {
             in_flight_ids: HashSet::new(),
             fan_out: true,
             next_prune_ms: self.clock.now_ms(),
+            next_rescan_ms: self.clock.now_ms(),
         };
         tracing::info!("webhook dispatcher started");
         // Interest in the outbox signal stays registered while the loop works, and is renewed
@@ -240,11 +246,15 @@ impl Dispatcher {
     /// Fans out, prunes when due and starts due deliveries.
     async fn pass(&self, state: &mut State) -> Result<Plan, StoreError> {
         let now = self.clock.now_ms();
+        if now >= state.next_rescan_ms {
+            state.fan_out = true;
+        }
         if state.fan_out {
             while deliveries::fan_out_at(&self.store, FANOUT_BATCH, now).await?
                 == FANOUT_BATCH as usize
             {}
             state.fan_out = false;
+            state.next_rescan_ms = now + RESCAN_MS;
         }
         if now >= state.next_prune_ms {
             let cutoff = deliveries::timestamp(now - RETENTION_MS);
@@ -282,8 +292,8 @@ impl Dispatcher {
         } else {
             deliveries::next_due_after(&self.store, now).await?
         };
-        let deadline_ms =
-            Some(next_due.map_or(state.next_prune_ms, |d| d.min(state.next_prune_ms)));
+        let timers = state.next_prune_ms.min(state.next_rescan_ms);
+        let deadline_ms = Some(next_due.map_or(timers, |d| d.min(timers)));
         Ok(Plan {
             saturated,
             deadline_ms,
