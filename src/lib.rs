@@ -15,3 +15,4 @@ pub mod reconcile;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod webhooks;

@@ -4,6 +4,7 @@
 //! what is in force before it reads a single manifest, and `claw diff` can compare without a
 //! server. One file per table family; all SQL lives in this module.
 
+pub mod deliveries;
 pub mod outbox;
 pub mod resources;
 pub mod tasks;

@@ -1,0 +1,743 @@
+//! The `deliveries` and `delivery_attempts` tables: one delivery per (endpoint, event), with
+//! every attempt made, and the `cursors` row `outbox_fanout` marking how far the outbox has
+//! been fanned out to deliveries.
+//!
+//! A delivery is `pending` (with the time of its next attempt), `delivered` or `failed`. Its id
+//! (`dlv_…`) is sent as `X-OpenClaw-Delivery` and stays the same across retries, restarts and
+//! redeliveries, so receivers can deduplicate. The dispatcher (`webhooks::dispatcher`) is the
+//! only writer besides the API's redeliver / test-event calls.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use time::OffsetDateTime;
+
+use super::webhooks::EndpointRow;
+use super::{Store, StoreError};
+use crate::events::Event;
+
+/// The `cursors` row of the fan-out.
+pub const FANOUT_CURSOR: &str = "outbox_fanout";
+
+/// How much of a response body an attempt keeps (20 KiB, cut at a character boundary).
+pub const RESPONSE_BODY_LIMIT: usize = 20 * 1024;
+
+/// One delivery.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    /// `dlv_…`, stable across retries.
+    pub id: String,
+    /// The endpoint's (Webhook resource's) name.
+    pub endpoint: String,
+    /// The outbox event's id (`evt_…`).
+    pub event_id: String,
+    /// The event name, e.g. `task.completed`.
+    pub event: String,
+    /// The exact body sent.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due (unix ms); meaningful while pending.
+    pub next_attempt_at: i64,
+    pub created_at: String,
+    /// When it was delivered or given up.
+    pub completed_at: Option<String>,
+    /// HTTP status of the last attempt, if it got one.
+    pub last_status: Option<i64>,
+    /// Error of the last attempt, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub delivery_id: String,
+    /// 1-based; continues across redeliveries.
+    pub attempt: i64,
+    pub at: String,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    /// The first 20 KiB of the response body.
+    pub response_body: Option<String>,
+}
+
+/// What an attempt did to its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// 2xx: done.
+    Delivered,
+    /// Try again at this time (unix ms).
+    Retry { at_ms: i64 },
+    /// Given up (attempts exhausted, 410 Gone).
+    Failed,
+}
+
+/// One attempt to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    pub delivery_id: String,
+    pub attempt: i64,
+    /// When it was sent (unix ms).
+    pub at_ms: i64,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    /// The response body (cut to [`RESPONSE_BODY_LIMIT`] when stored).
+    pub response_body: Option<String>,
+    pub result: AttemptResult,
+}
+
+macro_rules! columns {
+    () => {
+        "id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at, \
+         completed_at, last_status, last_error"
+    };
+}
+
+/// Unix ms as RFC 3339 UTC with milliseconds (fixed width, so stored times sort as strings).
+pub fn timestamp(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+fn system_now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn new_id() -> String {
+    format!("dlv_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// [`fan_out_at`] stamped with the system time.
+pub async fn fan_out(store: &Store, limit: i64) -> Result<usize, StoreError> {
+    fan_out_at(store, limit, system_now_ms()).await
+}
+
+/// Turns up to `limit` outbox events after the fan-out cursor into deliveries, one per active
+/// endpoint that wants the event, due at `now_ms`; advances the cursor. One transaction, and
+/// idempotent (`UNIQUE (endpoint, event_id)`). An endpoint gets no event older than itself.
+/// Returns the number of events read (so a caller knows whether to go on).
+pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize, StoreError> {
+    // Nothing new: answer from a read, without taking the write lock.
+    let behind: bool = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT MAX(seq) FROM outbox), 0) > COALESCE((SELECT value FROM cursors WHERE name = ?1), 0)",
+    )
+    .bind(FANOUT_CURSOR)
+    .fetch_one(store.pool())
+    .await?;
+    if !behind {
+        return Ok(0);
+    }
+    let mut tx = store.pool().begin().await?;
+    // A write first, so the transaction holds the write lock from here on (reading first and
+    // writing later can fail with SQLITE_BUSY when another writer commits in between).
+    sqlx::query("INSERT INTO cursors (name, value) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING")
+        .bind(FANOUT_CURSOR)
+        .execute(&mut *tx)
+        .await?;
+    let cursor: i64 = sqlx::query_scalar("SELECT value FROM cursors WHERE name = ?1")
+        .bind(FANOUT_CURSOR)
+        .fetch_one(&mut *tx)
+        .await?;
+    let events = sqlx::query_as::<_, super::outbox::StoredEvent>(
+        "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        tx.commit().await?;
+        return Ok(0);
+    };
+    let endpoints: Vec<(EndpointRow, Option<OffsetDateTime>)> = sqlx::query_as::<_, EndpointRow>(
+        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+             FROM webhook_endpoints ORDER BY name",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter(|e| e.active())
+    .map(|e| {
+        let created = parse_time(&e.created_at);
+        (e, created)
+    })
+    .collect();
+    let created_at = timestamp(now_ms);
+    for event in &events {
+        let event_time = parse_time(&event.created_at);
+        for (endpoint, endpoint_created) in &endpoints {
+            if !endpoint.wants(&event.event) {
+                continue;
+            }
+            if let (Some(ev), Some(ep)) = (event_time, endpoint_created) {
+                if ev < *ep {
+                    continue;
+                }
+            }
+            insert(
+                &mut tx,
+                &new_id(),
+                &endpoint.name,
+                &event.id,
+                &event.event,
+                &event.payload,
+                now_ms,
+                &created_at,
+            )
+            .await?;
+        }
+    }
+    sqlx::query("UPDATE cursors SET value = ?2 WHERE name = ?1")
+        .bind(FANOUT_CURSOR)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    conn: &mut SqliteConnection,
+    id: &str,
+    endpoint: &str,
+    event_id: &str,
+    event: &str,
+    payload: &str,
+    now_ms: i64,
+    created_at: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO deliveries (id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)
+         ON CONFLICT (endpoint, event_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(endpoint)
+    .bind(event_id)
+    .bind(event)
+    .bind(payload)
+    .bind(now_ms)
+    .bind(created_at)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Pending deliveries due at `now_ms`, the longest-waiting first.
+pub async fn due(store: &Store, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
+    Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1
+         ORDER BY next_attempt_at, id LIMIT ?2"
+    ))
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// When the earliest pending delivery is due (unix ms).
+pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
+    next_due_after(store, i64::MIN).await
+}
+
+/// When the earliest pending delivery due strictly after `after_ms` is due.
+pub async fn next_due_after(store: &Store, after_ms: i64) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+    )
+    .bind(after_ms)
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// Records a batch of attempts, and what each did to its delivery, in one transaction.
+pub async fn record_attempts(store: &Store, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.pool().begin().await?;
+    for o in outcomes {
+        let at = timestamp(o.at_ms);
+        let body = o
+            .response_body
+            .as_deref()
+            .map(|b| truncate_at_char_boundary(b, RESPONSE_BODY_LIMIT));
+        // REPLACE: an attempt a crashed process sent but never recorded may reuse its number.
+        sqlx::query(
+            "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&o.delivery_id)
+        .bind(o.attempt)
+        .bind(&at)
+        .bind(o.status_code)
+        .bind(o.duration_ms)
+        .bind(&o.error)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        let (status, next_attempt_at, completed_at) = match o.result {
+            AttemptResult::Delivered => ("delivered", None, Some(at.as_str())),
+            AttemptResult::Retry { at_ms } => ("pending", Some(at_ms), None),
+            AttemptResult::Failed => ("failed", None, Some(at.as_str())),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET status = ?2, attempts = MAX(attempts, ?3),
+                 next_attempt_at = COALESCE(?4, next_attempt_at), completed_at = ?5,
+                 last_status = ?6, last_error = ?7
+             WHERE id = ?1",
+        )
+        .bind(&o.delivery_id)
+        .bind(status)
+        .bind(o.attempt)
+        .bind(next_attempt_at)
+        .bind(completed_at)
+        .bind(o.status_code)
+        .bind(&o.error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives up pending deliveries without an attempt (e.g. their endpoint was removed or
+/// disabled), with the reason as their last error.
+pub async fn fail_pending(
+    store: &Store,
+    ids: &[String],
+    error: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new("UPDATE deliveries SET status = 'failed', completed_at = ");
+    q.push_bind(timestamp(now_ms))
+        .push(", last_error = ")
+        .push_bind(error)
+        .push(" WHERE status = 'pending' AND id IN (");
+    let mut ids_list = q.separated(", ");
+    for id in ids {
+        ids_list.push_bind(id);
+    }
+    q.push(")");
+    q.build().execute(store.pool()).await?;
+    Ok(())
+}
+
+/// Disables an endpoint on the server's own account (it answered 410 Gone) and writes `event`
+/// (its `system.error`) to the outbox, in one transaction. Only the first disable counts: false
+/// (and no event) when it was already disabled by the server or does not exist.
+/// (`store::webhooks::disable` is the same update without the event.)
+pub async fn disable_endpoint(
+    store: &Store,
+    name: &str,
+    reason: &str,
+    now: &str,
+    event: &Event,
+) -> Result<bool, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET disabled_reason = ?2, updated_at = ?3
+         WHERE name = ?1 AND disabled_reason IS NULL",
+    )
+    .bind(name)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    super::outbox::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// An endpoint's deliveries, newest first, each with its attempts (oldest first), and the
+/// total count.
+pub async fn list(
+    store: &Store,
+    endpoint: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<(DeliveryRow, Vec<AttemptRow>)>, i64), StoreError> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE endpoint = ?1")
+        .bind(endpoint)
+        .fetch_one(store.pool())
+        .await?;
+    let rows = sqlx::query_as::<_, DeliveryRow>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries WHERE endpoint = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+    ))
+    .bind(endpoint)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(store.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok((Vec::new(), total));
+    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT delivery_id, attempt, at, status_code, duration_ms, error, response_body
+         FROM delivery_attempts WHERE delivery_id IN (",
+    );
+    let mut ids = q.separated(", ");
+    for r in &rows {
+        ids.push_bind(&r.id);
+    }
+    q.push(") ORDER BY delivery_id, attempt");
+    let attempts = q
+        .build_query_as::<AttemptRow>()
+        .fetch_all(store.pool())
+        .await?;
+    let mut by_id: std::collections::HashMap<String, Vec<AttemptRow>> =
+        std::collections::HashMap::new();
+    for a in attempts {
+        by_id.entry(a.delivery_id.clone()).or_default().push(a);
+    }
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let attempts = by_id.remove(&r.id).unwrap_or_default();
+            (r, attempts)
+        })
+        .collect();
+    Ok((items, total))
+}
+
+/// One delivery of an endpoint.
+pub async fn get(
+    store: &Store,
+    endpoint: &str,
+    delivery_id: &str,
+) -> Result<Option<DeliveryRow>, StoreError> {
+    Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries WHERE endpoint = ?1 AND id = ?2"
+    ))
+    .bind(endpoint)
+    .bind(delivery_id)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+/// Makes a delivered or failed delivery pending again, due at `now_ms`: same id, its attempts
+/// kept and their numbering continued. False when there is no such delivery or it is still
+/// pending. A redelivery is one more attempt: when `max_attempts` are already used up, a
+/// failure of it fails the delivery again at once.
+pub async fn redeliver(
+    store: &Store,
+    endpoint: &str,
+    delivery_id: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, completed_at = NULL
+         WHERE endpoint = ?1 AND id = ?2 AND status IN ('delivered', 'failed')",
+    )
+    .bind(endpoint)
+    .bind(delivery_id)
+    .bind(now_ms)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Queues a delivery that is not from the outbox (`POST /webhooks/:id/test` sends
+/// `webhook.test`), due at `now_ms`.
+pub async fn enqueue(
+    store: &Store,
+    endpoint: &str,
+    event: &str,
+    payload: &str,
+    now_ms: i64,
+) -> Result<DeliveryRow, StoreError> {
+    let id = new_id();
+    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let created_at = timestamp(now_ms);
+    let mut conn = store.pool().acquire().await?;
+    insert(
+        &mut conn,
+        &id,
+        endpoint,
+        &event_id,
+        event,
+        payload,
+        now_ms,
+        &created_at,
+    )
+    .await?;
+    Ok(DeliveryRow {
+        id,
+        endpoint: endpoint.to_string(),
+        event_id,
+        event: event.to_string(),
+        payload: payload.to_string(),
+        status: "pending".to_string(),
+        attempts: 0,
+        next_attempt_at: now_ms,
+        created_at,
+        completed_at: None,
+        last_status: None,
+        last_error: None,
+    })
+}
+
+/// Deletes delivered and failed deliveries completed before `older_than` (RFC 3339), with
+/// their attempts. Returns the number of deliveries deleted.
+pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
+    macro_rules! old {
+        () => {
+            "SELECT id FROM deliveries WHERE status IN ('delivered', 'failed')
+             AND completed_at IS NOT NULL AND julianday(completed_at) < julianday(?1)"
+        };
+    }
+    let mut tx = store.pool().begin().await?;
+    sqlx::query(concat!(
+        "DELETE FROM delivery_attempts WHERE delivery_id IN (",
+        old!(),
+        ")"
+    ))
+    .bind(older_than)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(concat!("DELETE FROM deliveries WHERE id IN (", old!(), ")"))
+        .bind(older_than)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{self, EventType};
+    use crate::store::{outbox, webhooks};
+
+    const OLD: &str = "2020-01-01T00:00:00Z";
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        (dir, store)
+    }
+
+    async fn endpoint(store: &Store, name: &str, events: &str, enabled: bool, created: &str) {
+        let mut conn = store.pool().acquire().await.unwrap();
+        webhooks::upsert(
+            &mut conn,
+            name,
+            "http://127.0.0.1:9/hook",
+            events,
+            r#"{"ref":"s"}"#,
+            enabled,
+            created,
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn event(store: &Store, kind: EventType) -> events::Event {
+        let e = events::task(kind, "task_1", "p", "completed", Some(1), None);
+        let mut conn = store.pool().acquire().await.unwrap();
+        outbox::insert(&mut conn, &e).await.unwrap();
+        e
+    }
+
+    async fn count(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn fan_out_creates_one_delivery_per_wanting_active_endpoint_once() {
+        let (_d, store) = store().await;
+        endpoint(&store, "all", r#"["*"]"#, true, OLD).await;
+        endpoint(&store, "done", r#"["task.completed"]"#, true, OLD).await;
+        endpoint(&store, "off", r#"["*"]"#, false, OLD).await;
+        event(&store, EventType::TaskCompleted).await;
+        event(&store, EventType::TaskFailed).await;
+
+        assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 2);
+        assert_eq!(count(&store).await, 3);
+        assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 0);
+        // Even from the start again, the unique (endpoint, event) inserts nothing new.
+        sqlx::query("UPDATE cursors SET value = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fan_out(&store, 100).await.unwrap(), 2);
+        assert_eq!(count(&store).await, 3);
+
+        let due = due(&store, 1_000, 10).await.unwrap();
+        assert_eq!(due.len(), 3);
+        assert!(due
+            .iter()
+            .all(|d| d.status == "pending" && d.id.starts_with("dlv_")));
+        assert!(super::due(&store, 999, 10).await.unwrap().is_empty());
+        assert_eq!(next_due(&store).await.unwrap(), Some(1_000));
+        assert_eq!(next_due_after(&store, 1_000).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_created_later_gets_no_older_events() {
+        let (_d, store) = store().await;
+        endpoint(&store, "early", r#"["*"]"#, true, OLD).await;
+        event(&store, EventType::TaskStarted).await;
+        fan_out_at(&store, 100, 0).await.unwrap();
+        endpoint(&store, "late", r#"["*"]"#, true, "2999-01-01T00:00:00Z").await;
+        event(&store, EventType::TaskStarted).await;
+        // Unfanned but older than the endpoint: skipped as well.
+        fan_out_at(&store, 100, 0).await.unwrap();
+        let (late, total) = list(&store, "late", 10, 0).await.unwrap();
+        assert!(late.is_empty());
+        assert_eq!(total, 0);
+        assert_eq!(list(&store, "early", 10, 0).await.unwrap().1, 2);
+    }
+
+    fn outcome(d: &DeliveryRow, attempt: i64, result: AttemptResult) -> AttemptOutcome {
+        AttemptOutcome {
+            delivery_id: d.id.clone(),
+            attempt,
+            at_ms: 5_000,
+            status_code: Some(500),
+            duration_ms: 12,
+            error: Some("HTTP 500".into()),
+            response_body: Some("é".repeat(RESPONSE_BODY_LIMIT)),
+            result,
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_are_recorded_and_move_the_delivery() {
+        let (_d, store) = store().await;
+        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        let d2 = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        record_attempts(
+            &store,
+            &[
+                outcome(&d, 1, AttemptResult::Retry { at_ms: 9_000 }),
+                outcome(&d2, 1, AttemptResult::Failed),
+            ],
+        )
+        .await
+        .unwrap();
+        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.next_attempt_at),
+            ("pending", 1, 9_000)
+        );
+        assert_eq!(row.last_status, Some(500));
+        assert_eq!(
+            get(&store, "a", &d2.id).await.unwrap().unwrap().status,
+            "failed"
+        );
+        assert!(get(&store, "other", &d.id).await.unwrap().is_none());
+
+        let mut ok = outcome(&d, 2, AttemptResult::Delivered);
+        ok.status_code = Some(200);
+        ok.error = None;
+        record_attempts(&store, &[ok]).await.unwrap();
+        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+        assert_eq!(row.status, "delivered");
+        assert_eq!(
+            row.completed_at.as_deref(),
+            Some("1970-01-01T00:00:05.000Z")
+        );
+
+        let (items, total) = list(&store, "a", 10, 0).await.unwrap();
+        assert_eq!(total, 2);
+        let (_, attempts) = items.iter().find(|(r, _)| r.id == d.id).unwrap();
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts[0].attempt, 1);
+        let body = attempts[0].response_body.as_deref().unwrap();
+        assert!(body.len() <= RESPONSE_BODY_LIMIT && body.len() > RESPONSE_BODY_LIMIT - 2);
+        assert!(body.chars().all(|c| c == 'é'));
+        assert_eq!(list(&store, "a", 1, 1).await.unwrap().0.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn redeliver_keeps_the_id_and_history_and_prune_drops_old_completed_ones() {
+        let (_d, store) = store().await;
+        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        assert!(
+            !redeliver(&store, "a", &d.id, 2_000).await.unwrap(),
+            "still pending"
+        );
+        record_attempts(&store, &[outcome(&d, 1, AttemptResult::Failed)])
+            .await
+            .unwrap();
+        assert!(!redeliver(&store, "b", &d.id, 2_000).await.unwrap());
+        assert!(redeliver(&store, "a", &d.id, 2_000).await.unwrap());
+        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.next_attempt_at),
+            ("pending", 1, 2_000)
+        );
+        assert_eq!(row.completed_at, None);
+        assert_eq!(list(&store, "a", 10, 0).await.unwrap().0[0].1.len(), 1);
+
+        // Pending deliveries are never pruned; completed ones are, with their attempts.
+        assert_eq!(prune(&store, "2999-01-01T00:00:00Z").await.unwrap(), 0);
+        record_attempts(&store, &[outcome(&d, 2, AttemptResult::Delivered)])
+            .await
+            .unwrap();
+        assert_eq!(prune(&store, "1970-01-01T00:00:01Z").await.unwrap(), 0);
+        assert_eq!(prune(&store, "1970-01-01T00:00:06+00:00").await.unwrap(), 1);
+        assert_eq!(count(&store).await, 0);
+        let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(attempts, 0);
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_and_bodies_cut_at_char_boundaries() {
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(truncate_at_char_boundary("aé", 2), "a");
+        assert_eq!(truncate_at_char_boundary("aé", 3), "aé");
+    }
+}
