@@ -16,6 +16,8 @@ use crate::manifest::write::WriteError;
 use crate::reconcile::{controller, watcher, Controller, Scope, Stopped};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::service::TaskService;
+use crate::webhooks::clock::SystemClock;
+use crate::webhooks::dispatcher::Dispatcher;
 
 /// How to run the server (the `serve` flags).
 #[derive(Debug, Clone)]
@@ -157,6 +159,13 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     ));
     let task_service = TaskService::open(store.clone(), live.clone(), &options.data).await?;
     tasks.push(task_service.spawn_dispatcher(stop.child_token()));
+    let webhooks = Arc::new(Dispatcher::new(
+        store.clone(),
+        live.clone(),
+        live.secrets(),
+        Arc::new(SystemClock),
+    ));
+    tasks.push(webhooks.clone().spawn(stop.child_token()));
 
     let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
     let app = api::router(
@@ -165,6 +174,8 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
             controller: controller.clone(),
             limiter,
             tasks: task_service.clone(),
+            store: store.clone(),
+            webhooks,
         },
         options.limits,
     );

@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod resources;
 pub mod status;
 pub mod tasks;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub controller: Controller,
     pub limiter: Arc<RateLimiter>,
     pub tasks: Arc<TaskService>,
+    pub store: crate::store::Store,
+    pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
 }
 
 /// Limits of the HTTP layer.
@@ -63,6 +66,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(config::router())
         .merge(resources::router())
         .merge(tasks::router())
+        .merge(webhooks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

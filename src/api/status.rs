@@ -25,7 +25,11 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         "degraded"
     };
-    let reconciler = if summary.rendered.is_empty() { "{}" } else { summary.rendered.as_str() };
+    let reconciler = if summary.rendered.is_empty() {
+        "{}"
+    } else {
+        summary.rendered.as_str()
+    };
     let body = format!(
         "{{\"status\":\"{health}\",\"version\":\"{}\",\"uptime_seconds\":{},\"mcp_servers\":[],\"reconciler\":{reconciler},\"tasks\":{}}}",
         env!("CARGO_PKG_VERSION"),

@@ -33,7 +33,10 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks", get(list).post(create))
         .route("/webhooks/{id}", get(show).patch(update).delete(remove))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
-        .route("/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(redeliver))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(redeliver),
+        )
         .route("/webhooks/{id}/test", post(send_test))
 }
 
@@ -72,7 +75,9 @@ async fn find(state: &AppState, id: &str) -> Result<(Resource, Option<ResourceSt
 }
 
 async fn row(state: &AppState, id: &str) -> Result<Option<EndpointRow>, ApiError> {
-    crate::store::webhooks::get(&state.store, id).await.map_err(ApiError::internal)
+    crate::store::webhooks::get(&state.store, id)
+        .await
+        .map_err(ApiError::internal)
 }
 
 async fn list(
@@ -80,8 +85,14 @@ async fn list(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query(page)?.checked()?;
-    let all = state.controller.resources(Kind::Webhook).await.map_err(ApiError::internal)?;
-    let rows = crate::store::webhooks::list(&state.store).await.map_err(ApiError::internal)?;
+    let all = state
+        .controller
+        .resources(Kind::Webhook)
+        .await
+        .map_err(ApiError::internal)?;
+    let rows = crate::store::webhooks::list(&state.store)
+        .await
+        .map_err(ApiError::internal)?;
     let total = all.len();
     let items: Vec<Value> = all
         .iter()
@@ -89,10 +100,15 @@ async fn list(
         .take(page.limit)
         .map(|(r, s)| item(r, s.as_ref(), rows.iter().find(|row| row.name == r.name())))
         .collect();
-    Ok(Json(json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset })))
+    Ok(Json(
+        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
+    ))
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let (r, status) = find(&state, &id).await?;
     let row = row(&state, &id).await?;
     Ok(Json(item(&r, status.as_ref(), row.as_ref())))
@@ -101,10 +117,16 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
 /// Takes `secret` out of a request body: a non-empty string, never echoed.
 fn take_secret(body: &mut Map<String, Value>, required: bool) -> Result<Option<String>, ApiError> {
     match body.remove("secret") {
-        None if required => Err(field_error("secret", "is required: the key receivers verify X-OpenClaw-Signature with")),
+        None if required => Err(field_error(
+            "secret",
+            "is required: the key receivers verify X-OpenClaw-Signature with",
+        )),
         None => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SECRET_BYTES => Ok(Some(s)),
-        Some(_) => Err(field_error("secret", &format!("must be a non-empty string of at most {MAX_SECRET_BYTES} bytes"))),
+        Some(_) => Err(field_error(
+            "secret",
+            &format!("must be a non-empty string of at most {MAX_SECRET_BYTES} bytes"),
+        )),
     }
 }
 
@@ -123,7 +145,10 @@ fn field_error(field: &str, message: &str) -> ApiError {
 /// A fresh stored-secret name for a webhook (new per write, so a refused write never loses
 /// the secret in force).
 fn new_secret_name(webhook: &str) -> String {
-    format!("{SECRET_PREFIX}{webhook}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{SECRET_PREFIX}{webhook}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn owned_secret(spec: &Spec) -> Option<String> {
@@ -142,7 +167,10 @@ async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let Value::Object(mut body) = body else {
-        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object with url, events and secret"));
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object with url, events and secret",
+        ));
     };
     let secret = take_secret(&mut body, true)?.unwrap_or_default();
     let name = match body.remove("name").or_else(|| body.remove("id")) {
@@ -154,7 +182,8 @@ async fn create(
         return Err(WriteError::AlreadyExists(Kind::Webhook, name, Default::default()).into());
     }
     let secret_name = new_secret_name(&name);
-    store_secret(&state.live.data, &secret_name, &secret).map_err(|e| ApiError::internal(format!("cannot store the webhook secret: {e}")))?;
+    store_secret(&state.live.data, &secret_name, &secret)
+        .map_err(|e| ApiError::internal(format!("cannot store the webhook secret: {e}")))?;
     body.insert("secret".into(), json!({ "ref": secret_name }));
     let edit = Edit::Create {
         kind: Kind::Webhook,
@@ -171,7 +200,10 @@ async fn create(
     let row = row(&state, &name).await?;
     let mut body = item(&r, status.as_ref(), row.as_ref());
     if body["created_at"].is_null() {
-        body["created_at"] = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default().into();
+        body["created_at"] = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default()
+            .into();
     }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -183,7 +215,10 @@ async fn update(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let Value::Object(mut patch) = body else {
-        return Err(ApiError::bad_request("invalid_patch", "the body must be a JSON object (a merge patch)"));
+        return Err(ApiError::bad_request(
+            "invalid_patch",
+            "the body must be a JSON object (a merge patch)",
+        ));
     };
     let (current, _) = find(&state, &id).await?;
     let old_secret = owned_secret(&current.spec);
@@ -293,7 +328,9 @@ async fn list_deliveries(
             })
         })
         .collect();
-    Ok(Json(json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset })))
+    Ok(Json(
+        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
+    ))
 }
 
 fn now_ms() -> i64 {
@@ -308,17 +345,30 @@ async fn redeliver(
         .await
         .map_err(ApiError::internal)?;
     if !found {
-        return Err(ApiError::not_found(format!("delivery {delivery_id} of webhook {id} not found")));
+        return Err(ApiError::not_found(format!(
+            "delivery {delivery_id} of webhook {id} not found"
+        )));
     }
     state.webhooks.wake();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": delivery_id, "status": "pending" }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": delivery_id, "status": "pending" })),
+    )
+        .into_response())
 }
 
-async fn send_test(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn send_test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     if row(&state, &id).await?.is_none() {
         let (_, status) = find(&state, &id).await?;
         let why = status.map(|s| s.message).unwrap_or_default();
-        return Err(ApiError::new(StatusCode::CONFLICT, "webhook_not_ready", format!("webhook {id} is not in force: {why}")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "webhook_not_ready",
+            format!("webhook {id} is not in force: {why}"),
+        ));
     }
     let payload = json!({
         "event": "webhook.test",
@@ -330,5 +380,9 @@ async fn send_test(State(state): State<AppState>, Path(id): Path<String>) -> Res
         .await
         .map_err(ApiError::internal)?;
     state.webhooks.wake();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "delivery_id": delivery.id, "status": "pending" }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivery_id": delivery.id, "status": "pending" })),
+    )
+        .into_response())
 }

@@ -140,9 +140,10 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
     let only_q = f.statuses.is_empty() && f.created_after.is_none() && f.created_before.is_none();
     if let (true, Some(phrase)) = (only_q, f.q.as_deref().and_then(phrase)) {
         // A search alone is answered by the index, newest (highest rowid) first.
-        let total = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tasks_fts WHERE tasks_fts MATCH ?1")
-            .bind(phrase.clone())
-            .fetch_one(store.pool());
+        let total =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tasks_fts WHERE tasks_fts MATCH ?1")
+                .bind(phrase.clone())
+                .fetch_one(store.pool());
         let rows = sqlx::query_as::<_, TaskRow>(concat!(
             "SELECT ",
             columns!(),

@@ -144,7 +144,10 @@ impl Counts {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&format!("\"{s}\":{}", self.0[i].load(Ordering::Relaxed).max(0)));
+            out.push_str(&format!(
+                "\"{s}\":{}",
+                self.0[i].load(Ordering::Relaxed).max(0)
+            ));
         }
         out.push('}');
         out

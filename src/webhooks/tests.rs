@@ -47,7 +47,7 @@ impl Fixture {
         std::fs::create_dir_all(data.join("secrets")).unwrap();
         std::fs::write(data.join("secrets").join("hook-secret"), SECRET).unwrap();
         Fixture {
-            live: Live::new(dir.path().into()),
+            live: Live::new(dir.path().into(), dir.path().into()),
             clock: ManualClock::new(T0),
             secrets: SecretContext {
                 base_dir: dir.path().into(),

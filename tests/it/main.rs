@@ -7,3 +7,4 @@ mod config;
 mod harness;
 mod reconcile;
 mod tasks;
+mod webhooks;

@@ -24,11 +24,18 @@ fn command_config(script: &str) -> String {
 
 async fn start(script: &str) -> TestServer {
     let text = command_config(script);
-    TestServer::start_with(move |dir| std::fs::write(dir.join("configs/default.yaml"), text).unwrap()).await
+    TestServer::start_with(move |dir| {
+        std::fs::write(dir.join("configs/default.yaml"), text).unwrap()
+    })
+    .await
 }
 
 async fn post_json(s: &TestServer, path: &str, body: Value) -> reqwest::Response {
-    s.request(Method::POST, path, Some(&s.admin)).json(&body).send().await.unwrap()
+    s.request(Method::POST, path, Some(&s.admin))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Every file below `dir`, read as bytes (for "the secret is nowhere" checks).
@@ -49,7 +56,9 @@ fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +75,10 @@ async fn subscriptions_are_manifests_and_the_secret_is_stored_apart() {
     let created: Value = serde_json::from_str(&text).unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["url"], "https://your-server.com/openclaw-webhook");
-    assert_eq!(created["events"], json!(["task.completed", "task.failed", "skill.installed"]));
+    assert_eq!(
+        created["events"],
+        json!(["task.completed", "task.failed", "skill.installed"])
+    );
     assert_eq!(created["enabled"], true);
     assert!(created["created_at"].is_string());
     assert_eq!(created["status"]["ready"], true, "{created}");
@@ -74,47 +86,109 @@ async fn subscriptions_are_manifests_and_the_secret_is_stored_apart() {
     let manifest = std::fs::read_to_string(s.path(&format!("webhooks/{id}.yaml"))).unwrap();
     assert!(manifest.contains("ref: webhook-"), "{manifest}");
     assert!(!manifest.contains(SECRET));
-    let secrets: Vec<_> = std::fs::read_dir(s.data.path().join("secrets")).unwrap().flatten().collect();
+    let secrets: Vec<_> = std::fs::read_dir(s.data.path().join("secrets"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(secrets.len(), 1);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(secrets[0].metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        secrets[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let list = expect(s.get("/api/v1/webhooks", &s.admin).await, StatusCode::OK).await;
     assert_eq!(list["total"], 1);
     assert!(!list.to_string().contains(SECRET));
 
     // Unknown events are refused, and nothing is written.
-    let r = post_json(&s, "/api/v1/webhooks", json!({"url": "https://x.example/h", "events": ["task.exploded"], "secret": "s"})).await;
+    let r = post_json(
+        &s,
+        "/api/v1/webhooks",
+        json!({"url": "https://x.example/h", "events": ["task.exploded"], "secret": "s"}),
+    )
+    .await;
     let body = expect(r, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["error"]["code"], "validation_failed");
-    assert!(body["error"]["details"][0]["field"].as_str().unwrap().starts_with("events"), "{body}");
-    let r = post_json(&s, "/api/v1/webhooks", json!({"url": "https://x.example/h", "events": ["task.failed"]})).await;
+    assert!(
+        body["error"]["details"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("events"),
+        "{body}"
+    );
+    let r = post_json(
+        &s,
+        "/api/v1/webhooks",
+        json!({"url": "https://x.example/h", "events": ["task.failed"]}),
+    )
+    .await;
     expect(r, StatusCode::BAD_REQUEST).await;
     assert_eq!(std::fs::read_dir(s.path("webhooks")).unwrap().count(), 1);
-    assert_eq!(std::fs::read_dir(s.data.path().join("secrets")).unwrap().count(), 1, "refused writes leave no secret behind");
+    assert_eq!(
+        std::fs::read_dir(s.data.path().join("secrets"))
+            .unwrap()
+            .count(),
+        1,
+        "refused writes leave no secret behind"
+    );
 
     // PATCH events and the secret: a new stored secret, the old one gone.
     let r = s
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"), Some(&s.admin))
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&s.admin),
+        )
         .json(&json!({"events": ["*"], "secret": "rotated-secret-99"}))
         .send()
         .await
         .unwrap();
     let patched = expect(r, StatusCode::OK).await;
     assert_eq!(patched["events"], json!(["*"]));
-    let secrets: Vec<_> = std::fs::read_dir(s.data.path().join("secrets")).unwrap().flatten().collect();
+    let secrets: Vec<_> = std::fs::read_dir(s.data.path().join("secrets"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(secrets.len(), 1);
-    assert_eq!(std::fs::read_to_string(secrets[0].path()).unwrap(), "rotated-secret-99");
+    assert_eq!(
+        std::fs::read_to_string(secrets[0].path()).unwrap(),
+        "rotated-secret-99"
+    );
 
-    let r = s.request(Method::DELETE, &format!("/api/v1/webhooks/{id}"), Some(&s.admin)).send().await.unwrap();
+    let r = s
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&s.admin),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(!s.path(&format!("webhooks/{id}.yaml")).exists());
-    assert_eq!(std::fs::read_dir(s.data.path().join("secrets")).unwrap().count(), 0);
-    expect(s.get(&format!("/api/v1/webhooks/{id}"), &s.admin).await, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        std::fs::read_dir(s.data.path().join("secrets"))
+            .unwrap()
+            .count(),
+        0
+    );
+    expect(
+        s.get(&format!("/api/v1/webhooks/{id}"), &s.admin).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 
     let (manifests, data) = s.stop().await;
-    for (path, bytes) in all_bytes(manifests.path()).into_iter().chain(all_bytes(data.path())) {
-        assert!(!contains(&bytes, SECRET), "the secret is in {}", path.display());
+    for (path, bytes) in all_bytes(manifests.path())
+        .into_iter()
+        .chain(all_bytes(data.path()))
+    {
+        assert!(
+            !contains(&bytes, SECRET),
+            "the secret is in {}",
+            path.display()
+        );
     }
 }
 
@@ -128,14 +202,29 @@ async fn an_unresolvable_secret_makes_only_that_webhook_not_ready() {
     let r = post_json(&s, "/api/v1/webhooks", json!({"name": "fine", "url": "https://b.example/h", "events": ["task.completed"], "secret": "x"})).await;
     expect(r, StatusCode::CREATED).await;
     s.wait_for("the broken webhook's status", |l| {
-        l.summary.load().errors.iter().any(|e| e.message.contains("SecretUnavailable"))
+        l.summary
+            .load()
+            .errors
+            .iter()
+            .any(|e| e.message.contains("SecretUnavailable"))
     })
     .await;
-    let broken = expect(s.get("/api/v1/webhooks/broken", &s.admin).await, StatusCode::OK).await;
+    let broken = expect(
+        s.get("/api/v1/webhooks/broken", &s.admin).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(broken["status"]["ready"], false);
     assert_eq!(broken["status"]["reason"], "SecretUnavailable");
-    assert!(broken["status"]["message"].as_str().unwrap().contains("CLAW_TEST_SURELY_UNSET_SECRET"));
-    let fine = expect(s.get("/api/v1/webhooks/fine", &s.admin).await, StatusCode::OK).await;
+    assert!(broken["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("CLAW_TEST_SURELY_UNSET_SECRET"));
+    let fine = expect(
+        s.get("/api/v1/webhooks/fine", &s.admin).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(fine["status"]["ready"], true);
     s.stop().await;
 }
@@ -235,18 +324,32 @@ async fn the_tutorials_slack_notifier_verifies_our_signature_unchanged() {
         let id = task["id"].as_str().unwrap().to_owned();
         let result = c.wait_for_completion(&id).await.unwrap();
         assert_eq!(result["status"], "completed");
-        let text = tokio::time::timeout(Duration::from_secs(15), messages.recv()).await.expect("a Slack message").unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(15), messages.recv())
+            .await
+            .expect("a Slack message")
+            .unwrap();
         let duration = c.task(&id).await.unwrap()["duration_ms"].as_i64().unwrap();
-        assert_eq!(text, format!("OpenClaw task completed: \"{prompt}\" ({duration}ms)"));
+        assert_eq!(
+            text,
+            format!("OpenClaw task completed: \"{prompt}\" ({duration}ms)")
+        );
     }
 
     // The refused deliveries are recorded by the worker; nothing signals the test, so poll the
     // API with a deadline.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let deliveries = loop {
-        let found = expect(s.get("/api/v1/webhooks/wrong-secret/deliveries", &s.admin).await, StatusCode::OK).await;
+        let found = expect(
+            s.get("/api/v1/webhooks/wrong-secret/deliveries", &s.admin)
+                .await,
+            StatusCode::OK,
+        )
+        .await;
         let recorded = found["items"].as_array().is_some_and(|items| {
-            items.len() == 2 && items.iter().all(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+            items.len() == 2
+                && items
+                    .iter()
+                    .all(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
         });
         if recorded || tokio::time::Instant::now() > deadline {
             break found;
@@ -255,6 +358,9 @@ async fn the_tutorials_slack_notifier_verifies_our_signature_unchanged() {
     };
     let attempt = &deliveries["items"][0]["attempts"][0];
     assert_eq!(attempt["status_code"], 401, "{deliveries}");
-    assert!(attempt["response_body"].as_str().unwrap().contains("Invalid signature"));
+    assert!(attempt["response_body"]
+        .as_str()
+        .unwrap()
+        .contains("Invalid signature"));
     s.stop().await;
 }
