@@ -264,7 +264,7 @@ pub struct WebhooksConfig {
     pub timeout_seconds: u64,
     /// Attempts before a delivery is given up.
     pub max_attempts: u32,
-    /// CIDR networks allowed even where the default policy refuses them.
+    /// If non-empty, an allow-list of CIDR networks (may open ranges refused by default).
     pub allow_networks: Vec<String>,
     /// CIDR networks never delivered to.
     pub deny_networks: Vec<String>,
