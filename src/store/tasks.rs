@@ -33,6 +33,15 @@ pub struct TaskRow {
     pub output_tokens: Option<i64>,
 }
 
+macro_rules! qualified_columns {
+    () => {
+        "tasks.seq, tasks.id, tasks.status, tasks.prompt, tasks.options, tasks.model, tasks.max_tokens, \
+         tasks.working_directory, tasks.timeout_seconds, tasks.created_by, tasks.created_at, tasks.started_at, \
+         tasks.completed_at, tasks.duration_ms, tasks.error, tasks.output, tasks.files, tasks.input_tokens, \
+         tasks.output_tokens"
+    };
+}
+
 macro_rules! columns {
     () => {
         "seq, id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, \
@@ -105,10 +114,18 @@ fn phrase(q: &str) -> Option<String> {
     (q.chars().count() >= 3).then(|| format!("\"{}\"", q.replace('"', "\"\"")))
 }
 
-fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
+fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter, phrase: Option<&str>) {
     qb.push(" WHERE 1 = 1");
+    if let Some(phrase) = phrase {
+        qb.push(" AND tasks_fts MATCH ")
+            .push_bind(phrase.to_owned());
+    } else if let Some(q) = &f.q {
+        qb.push(" AND instr(lower(tasks.prompt), lower(")
+            .push_bind(q.clone())
+            .push(")) > 0");
+    }
     if !f.statuses.is_empty() {
-        qb.push(" AND status IN (");
+        qb.push(" AND tasks.status IN (");
         let mut sep = qb.separated(", ");
         for s in &f.statuses {
             sep.push_bind(s.clone());
@@ -116,52 +133,43 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
         qb.push(")");
     }
     if let Some(after) = &f.created_after {
-        qb.push(" AND created_at > ").push_bind(after.clone());
+        qb.push(" AND tasks.created_at > ").push_bind(after.clone());
     }
     if let Some(before) = &f.created_before {
-        qb.push(" AND created_at < ").push_bind(before.clone());
-    }
-    if let Some(q) = &f.q {
-        if let Some(phrase) = phrase(q) {
-            qb.push(" AND seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ")
-                .push_bind(phrase)
-                .push(")");
-        } else {
-            qb.push(" AND instr(lower(prompt), lower(")
-                .push_bind(q.clone())
-                .push(")) > 0");
-        }
+        qb.push(" AND tasks.created_at < ")
+            .push_bind(before.clone());
     }
 }
 
 /// A page of tasks, newest first, and how many match in all. The count and the page run at
-/// once, on two pooled connections.
+/// once, on two pooled connections. With a search, the trigram index drives the query (it
+/// yields the matches newest first) and each match is checked against the other filters.
 pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
-    let only_q = f.statuses.is_empty() && f.created_after.is_none() && f.created_before.is_none();
-    if let (true, Some(phrase)) = (only_q, f.q.as_deref().and_then(phrase)) {
-        // A search alone is answered by the index, newest (highest rowid) first.
-        let total =
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tasks_fts WHERE tasks_fts MATCH ?1")
-                .bind(phrase.clone())
-                .fetch_one(store.pool());
-        let rows = sqlx::query_as::<_, TaskRow>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM tasks WHERE seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?1
-               ORDER BY rowid DESC LIMIT ?2 OFFSET ?3) ORDER BY seq DESC"
-        ))
-        .bind(phrase.clone())
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(store.pool());
-        let (total, rows) = tokio::try_join!(total, rows)?;
-        return Ok((rows, total));
+    let phrase = f.q.as_deref().and_then(phrase);
+    let only_search =
+        f.statuses.is_empty() && f.created_after.is_none() && f.created_before.is_none();
+    let (from, order) = if phrase.is_some() {
+        // CROSS JOIN fixes the join order: index first, then a primary-key lookup per match.
+        (
+            " FROM tasks_fts CROSS JOIN tasks ON tasks.seq = tasks_fts.rowid",
+            " ORDER BY tasks_fts.rowid DESC",
+        )
+    } else {
+        (" FROM tasks", " ORDER BY tasks.seq DESC")
+    };
+    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+    if only_search && phrase.is_some() {
+        // A search alone is counted by the index without touching the rows.
+        count.push(" FROM tasks_fts");
+    } else {
+        count.push(from);
     }
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks");
-    push_where(&mut count, f);
-    let mut page = QueryBuilder::<Sqlite>::new(concat!("SELECT ", columns!(), " FROM tasks"));
-    push_where(&mut page, f);
-    page.push(" ORDER BY seq DESC LIMIT ")
+    push_where(&mut count, f, phrase.as_deref());
+    let mut page = QueryBuilder::<Sqlite>::new(concat!("SELECT ", qualified_columns!()));
+    page.push(from);
+    push_where(&mut page, f, phrase.as_deref());
+    page.push(order)
+        .push(" LIMIT ")
         .push_bind(f.limit)
         .push(" OFFSET ")
         .push_bind(f.offset);
@@ -386,5 +394,32 @@ mod tests {
         assert_eq!(total(&store, "%_").await, 1);
         assert_eq!(total(&store, "nïc").await, 1);
         assert_eq!(total(&store, "absent").await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_search_with_other_filters_pages_newest_first() {
+        let (_dir, store) =
+            store_with(&["deploy one", "other", "deploy two", "deploy three"]).await;
+        let f = Filter {
+            q: Some("deploy".into()),
+            statuses: vec!["queued".into()],
+            created_after: Some("2025-01-01T00:00:00.000Z".into()),
+            limit: 2,
+            offset: 0,
+            ..Filter::default()
+        };
+        let (rows, total) = list(&store, &f).await.unwrap();
+        assert_eq!(total, 3);
+        let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["task_3", "task_2"]);
+        let f = Filter { offset: 2, ..f };
+        assert_eq!(list(&store, &f).await.unwrap().0[0].id, "task_0");
+        let none = Filter {
+            statuses: vec!["failed".into()],
+            q: Some("deploy".into()),
+            limit: 5,
+            ..Filter::default()
+        };
+        assert_eq!(list(&store, &none).await.unwrap().1, 0);
     }
 }
