@@ -215,16 +215,27 @@ async fn events(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let (row, backlog, receiver) = state.tasks.subscribe(&id).await?;
-    let mut first = vec![Progress::Status {
+    let status = Progress::Status {
         id: row.id.clone(),
         status: row.status.clone(),
         error: row.error.clone(),
         duration_ms: row.duration_ms,
-    }];
-    if !backlog.is_empty() {
-        first.push(Progress::Output { text: backlog });
+    };
+    let done = status.is_final() || receiver.is_none();
+    // A subscriber always sees the whole output: a finished task's stored output before its
+    // final status, a running task's output so far after its current status.
+    let mut first = Vec::with_capacity(2);
+    if done {
+        if let Some(output) = row.output.clone().filter(|o| !o.is_empty()) {
+            first.push(Progress::Output { text: output });
+        }
+        first.push(status);
+    } else {
+        first.push(status);
+        if !backlog.is_empty() {
+            first.push(Progress::Output { text: backlog });
+        }
     }
-    let done = first[0].is_final() || receiver.is_none();
     first.reverse();
     let stream = stream::unfold(
         (first, receiver, done),
