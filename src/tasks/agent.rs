@@ -33,6 +33,17 @@ pub struct RunRequest {
     pub max_turns: u32,
     /// Whether the agent may run shell commands (Config `tasks.allow_commands`).
     pub allow_commands: bool,
+    /// Installed, enabled skills the model is told about (and may read with `read_skill`).
+    pub skills: Vec<SkillInfo>,
+    /// Where installed skills live (`CLAW_SKILLS_DIR` for the command provider).
+    pub skills_dir: Option<PathBuf>,
+}
+
+/// A skill as the agent is told about it: its SKILL.md front matter's name and description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillInfo {
+    pub name: String,
+    pub description: String,
 }
 
 /// Tokens a task consumed, summed over all its model calls.

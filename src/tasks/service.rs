@@ -578,7 +578,15 @@ impl TaskService {
             ));
         }
         let before = snapshot(workdir).await;
-        let toolbox = match Toolbox::for_workdir(workdir, spec.tasks.allow_commands) {
+        let skills_dir = self.data_dir.join("skills");
+        let toolbox = Toolbox::for_workdir(workdir, spec.tasks.allow_commands).and_then(|t| {
+            if skills_dir.is_dir() {
+                t.with_skills(&skills_dir)
+            } else {
+                Ok(t)
+            }
+        });
+        let toolbox = match toolbox {
             Ok(t) => t,
             Err(e) => {
                 return Err((
@@ -595,6 +603,8 @@ impl TaskService {
             workdir: workdir.to_path_buf(),
             max_turns: spec.tasks.max_turns,
             allow_commands: spec.tasks.allow_commands,
+            skills: installed_skills(&skills_dir),
+            skills_dir: skills_dir.is_dir().then(|| skills_dir.clone()),
         };
         let sink: agent::OutputSink = Arc::new(move |text: &str| {
             let mut so_far = output.lock().unwrap_or_else(|e| e.into_inner());
@@ -633,6 +643,35 @@ impl TaskService {
             Err(e) => Err((e, files)),
         }
     }
+}
+
+/// The skills installed under `dir` (`<name>/SKILL.md` with `name` and `description` in its
+/// front matter), sorted by name; anything unreadable is skipped.
+fn installed_skills(dir: &Path) -> Vec<agent::SkillInfo> {
+    #[derive(serde::Deserialize)]
+    struct FrontMatter {
+        name: String,
+        description: String,
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut skills: Vec<agent::SkillInfo> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("SKILL.md")).ok())
+        .filter_map(|text| {
+            let rest = text.strip_prefix("---")?;
+            let end = rest.find("\n---")?;
+            let fm: FrontMatter = yaml_serde::from_str(&rest[..end]).ok()?;
+            Some(agent::SkillInfo {
+                name: fm.name,
+                description: fm.description,
+            })
+        })
+        .collect();
+    skills.sort_by(|a, b| a.name.cmp(&b.name));
+    skills
 }
 
 async fn snapshot(dir: &Path) -> Option<Snapshot> {

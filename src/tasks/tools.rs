@@ -47,6 +47,8 @@ pub struct Toolbox {
     root: Arc<Dir>,
     workdir: PathBuf,
     specs: Vec<ToolSpec>,
+    /// The installed skills, read-only for the agent (`read_skill`).
+    skills: Option<Arc<Dir>>,
 }
 
 impl std::fmt::Debug for Toolbox {
@@ -122,7 +124,30 @@ impl Toolbox {
             root: Arc::new(root),
             workdir: workdir.to_owned(),
             specs,
+            skills: None,
         })
+    }
+
+    /// Adds `read_skill`, reading files of the skills installed under `skills_dir` (confined
+    /// to that directory like every other tool is to the working directory).
+    pub fn with_skills(mut self, skills_dir: &Path) -> std::io::Result<Toolbox> {
+        self.skills = Some(Arc::new(Dir::open_ambient_dir(
+            skills_dir,
+            cap_std::ambient_authority(),
+        )?));
+        self.specs.push(spec(
+            "read_skill",
+            "Read a file of an installed skill: its SKILL.md (the default) or a file it refers to.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "The skill's name"},
+                    "path": {"type": "string", "description": "File within the skill; default \"SKILL.md\""}
+                },
+                "required": ["name"]
+            }),
+        ));
+        Ok(self)
     }
 
     /// The tools offered to the model.
@@ -159,6 +184,19 @@ impl Toolbox {
                     .await
             }
             "run_command" => run_command(&self.workdir, required_str(input, "command")?).await,
+            "read_skill" => {
+                let name = required_str(input, "name")?.to_owned();
+                if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+                    return Err(format!("\"{name}\" is not a skill name"));
+                }
+                let path = optional_str(input, "path")?
+                    .unwrap_or("SKILL.md")
+                    .to_owned();
+                let skills = self.skills.clone().ok_or("no skills are installed")?;
+                tokio::task::spawn_blocking(move || read_file(&skills, &format!("{name}/{path}")))
+                    .await
+                    .map_err(|e| format!("the tool failed: {e}"))?
+            }
             _ => Err(format!(
                 "tool \"{name}\" is listed but has no implementation"
             )),

@@ -7,8 +7,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    endpoint, garbage, http_client, post_json, resolve_key, turn_limit_failure, Failure, Progress,
-    SYSTEM_PROMPT,
+    endpoint, garbage, http_client, post_json, resolve_key, system_prompt, turn_limit_failure,
+    Failure, Progress,
 };
 use crate::manifest::kinds::ModelConfig;
 use crate::manifest::secret::SecretContext;
@@ -44,7 +44,7 @@ pub(crate) async fn run(
         let body = json!({
             "model": req.model,
             "max_tokens": req.max_tokens,
-            "system": SYSTEM_PROMPT,
+            "system": system_prompt(req),
             "messages": messages,
             "tools": tool_specs,
         });

@@ -79,7 +79,11 @@ pub(crate) async fn run(
             "model.command is empty; the command provider needs a program to run".to_owned(),
         ));
     };
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    if let Some(dir) = &req.skills_dir {
+        command.env("CLAW_SKILLS_DIR", dir);
+    }
+    let mut child = command
         .args(args)
         .current_dir(&req.workdir)
         .env("CLAW_TASK_ID", &req.task_id)

@@ -24,6 +24,22 @@ pub const SYSTEM_PROMPT: &str = "You are an agent working in a working directory
     requires; paths are relative to the working directory. When done, reply with a short \
     summary of what you did.";
 
+/// The system prompt for a request: [`SYSTEM_PROMPT`], plus the installed skills (name and
+/// description) when there are any, so the model knows to read one before following it.
+pub fn system_prompt(req: &super::agent::RunRequest) -> String {
+    if req.skills.is_empty() {
+        return SYSTEM_PROMPT.to_owned();
+    }
+    let mut prompt = format!(
+        "{SYSTEM_PROMPT}\n\nSkills are installed: instructions for particular jobs. When one fits \
+         the task, read its SKILL.md with the read_skill tool and follow it.\n"
+    );
+    for skill in &req.skills {
+        prompt.push_str(&format!("- {}: {}\n", skill.name, skill.description));
+    }
+    prompt
+}
+
 /// How long establishing a connection to a provider may take; the task's own timeout bounds
 /// the rest of the call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -267,6 +283,8 @@ pub(crate) mod testing {
                 workdir: self.dir.path().to_owned(),
                 max_turns: 5,
                 allow_commands: false,
+                skills: Vec::new(),
+                skills_dir: None,
             }
         }
 

@@ -8,8 +8,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    endpoint, garbage, http_client, post_json, resolve_key, turn_limit_failure, Failure, Progress,
-    SYSTEM_PROMPT,
+    endpoint, garbage, http_client, post_json, resolve_key, system_prompt, turn_limit_failure,
+    Failure, Progress,
 };
 use crate::manifest::kinds::ModelConfig;
 use crate::manifest::secret::SecretContext;
@@ -41,7 +41,7 @@ pub(crate) async fn run(
         })
         .collect();
     let mut messages = vec![
-        json!({"role": "system", "content": SYSTEM_PROMPT}),
+        json!({"role": "system", "content": system_prompt(req)}),
         json!({"role": "user", "content": req.prompt}),
     ];
 
