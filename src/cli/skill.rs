@@ -10,6 +10,7 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pack a skill directory (with a SKILL.md) into a registry directory.
+    #[command(disable_version_flag = true)]
     Pack(PackArgs),
 }
 
