@@ -649,3 +649,32 @@ async fn a_failing_skill_leaves_the_others_alone_and_disabled_uninstalls() {
     assert_eq!(demo["status"]["reason"], "Disabled", "{demo}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn changing_the_configured_registry_reinstalls_at_resync() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let reg_a = registry(a.path(), "demo", &["1.0.0"]);
+    let reg_b = registry(b.path(), "demo", &["3.0.0"]);
+    let s = TestServer::start().await;
+    set_registry(&s, reg_a.to_str().unwrap()).await;
+    let data = s.data.path().to_path_buf();
+    s.write(
+        "skills/demo.yaml",
+        &skill_manifest("demo", "  version: latest\n"),
+    );
+    s.wait_for("installed from a", |_| {
+        installed_version(&data, "demo").as_deref() == Some("1.0.0")
+    })
+    .await;
+    set_registry(&s, reg_b.to_str().unwrap()).await;
+    let r = s
+        .request(Method::POST, "/api/v1/reconcile", Some(&s.admin))
+        .send()
+        .await
+        .unwrap();
+    expect(r, StatusCode::OK).await;
+    assert_eq!(installed_version(&data, "demo").as_deref(), Some("3.0.0"));
+    let skill = expect(s.get("/api/v1/skills/demo", &s.admin).await, StatusCode::OK).await;
+    assert_eq!(skill["status"]["reason"], "RegistryChanged", "{skill}");
+    s.stop().await;
+}

@@ -4,7 +4,8 @@
 //! A failure makes that one skill not Ready with the reason (the reconciler raises
 //! `system.error` for it) and leaves the other skills and the installed version alone. An
 //! unchanged manifest reuses the install when the resolved archive digest is the same and the
-//! files are intact. Full passes verify installed files and reinstall on drift (`DriftRepaired`).
+//! files are intact. Full passes verify installed files and reinstall on drift (`DriftRepaired`),
+//! and reinstall skills of the default registry when the Config names another (`RegistryChanged`).
 //! `skill.installed` / `skill.removed` are written to the outbox in the reconcile transaction.
 //!
 //! `SKILL.md` must name the skill as the Skill resource does; a mismatch is refused
@@ -23,8 +24,9 @@ use crate::manifest::kinds::SkillSpec;
 use crate::manifest::{Kind, Resource, Spec};
 use crate::reconcile::handler::{ApplyError, Handler, Outcome};
 use crate::skills::install::{Installer, Record};
+use crate::skills::registry::{self, Registry};
 use crate::skills::source::{self, Context};
-use crate::skills::{registry, SkillError};
+use crate::skills::SkillError;
 use crate::store::outbox;
 
 /// Converges installed skills.
@@ -135,6 +137,46 @@ impl SkillHandler {
         Ok(())
     }
 
+    /// Installs (reusing an intact install of the same archive) and writes `skill.installed`
+    /// when the installed version or content changed.
+    async fn install_and_announce(
+        &self,
+        tx: &mut SqliteConnection,
+        r: &Resource,
+        spec: &SkillSpec,
+    ) -> Result<Record, ApplyError> {
+        let before = self.installer.installed(r.name()).map(|i| i.record);
+        let (record, changed) = self.install(r, spec, false).await?;
+        if changed
+            && before.is_none_or(|b| b.digest != record.digest || b.version != record.version)
+        {
+            self.event(tx, EventType::SkillInstalled, r.name(), &record.version)
+                .await?;
+        }
+        Ok(record)
+    }
+
+    /// Whether a skill from the default registry was installed from another registry than
+    /// the Config names now (a Config change does not change the Skill's digest).
+    fn registry_changed(&self, name: &str, spec: &SkillSpec) -> bool {
+        if spec.source.is_some() {
+            return false;
+        }
+        match (
+            self.config.current().skills.registry,
+            self.installer.installed(name),
+        ) {
+            (Some(registry), Some(installed)) => {
+                let now = Registry::parse(&registry, &self.live.manifests).describe();
+                !installed
+                    .record
+                    .source
+                    .starts_with(&format!("registry {now} ("))
+            }
+            _ => false,
+        }
+    }
+
     async fn disable(&self, tx: &mut SqliteConnection, name: &str) -> Result<Outcome, ApplyError> {
         if let Some(old) = self.uninstall(name).await? {
             self.event(tx, EventType::SkillRemoved, name, &old.version)
@@ -174,14 +216,7 @@ impl Handler for SkillHandler {
         if !spec.enabled {
             return self.disable(tx, r.name()).await;
         }
-        let before = self.installer.installed(r.name()).map(|i| i.record);
-        let (record, changed) = self.install(r, spec, false).await?;
-        if changed
-            && before.is_none_or(|b| b.digest != record.digest || b.version != record.version)
-        {
-            self.event(tx, EventType::SkillInstalled, r.name(), &record.version)
-                .await?;
-        }
+        let record = self.install_and_announce(tx, r, spec).await?;
         Ok(Outcome::applied(installed_message(&record)))
     }
 
@@ -200,6 +235,16 @@ impl Handler for SkillHandler {
             });
         }
         let Some(drift) = self.verify(r.name()).await? else {
+            if self.registry_changed(r.name(), spec) {
+                let record = self.install_and_announce(tx, r, spec).await?;
+                return Ok(Some(Outcome {
+                    reason: "RegistryChanged",
+                    message: format!(
+                        "the Config's skills.registry changed: {}",
+                        installed_message(&record)
+                    ),
+                }));
+            }
             return Ok(None);
         };
         tracing::warn!(skill = %r.name(), "installed skill drifted ({drift}); reinstalling");
