@@ -13,6 +13,7 @@ pub mod live;
 pub mod manifest;
 pub mod reconcile;
 pub mod server;
+pub mod skills;
 pub mod store;
 pub mod tasks;
 pub mod webhooks;

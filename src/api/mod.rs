@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod ratelimit;
 pub mod resources;
+pub mod skills;
 pub mod status;
 pub mod tasks;
 pub mod webhooks;
@@ -67,6 +68,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(resources::router())
         .merge(tasks::router())
         .merge(webhooks::router())
+        .merge(skills::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -4,6 +4,7 @@
 
 mod diff;
 mod serve;
+mod skill;
 mod status;
 mod task;
 mod token;
@@ -44,6 +45,9 @@ enum Command {
     Task(task::Command),
     /// Print a running server's status.
     Status(status::Args),
+    /// Work with skills (`pack` a skill directory into a registry).
+    #[command(subcommand)]
+    Skill(skill::Command),
 }
 
 /// Output formats shared by the verbs that print results.
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Token(command) => runtime.block_on(token::run(command)),
         Command::Task(command) => runtime.block_on(task::run(command)),
         Command::Status(args) => runtime.block_on(status::run(args)),
+        Command::Skill(command) => skill::run(command),
     }
 }
 

@@ -342,6 +342,8 @@ impl Reconciler {
 
         // Apply every step in one transaction; handlers stage runtime changes until commit.
         let mut results: Vec<(Step, Result<Outcome, ApplyError>, Option<Applied>)> = Vec::new();
+        // Full passes also ask handlers to repair drift of resources that did not change.
+        let mut resynced: Vec<((Kind, String), Result<Outcome, ApplyError>)> = Vec::new();
         match self.store.pool().begin().await {
             Err(e) => {
                 for step in &plan.steps {
@@ -391,6 +393,26 @@ impl Reconciler {
                         }
                     };
                     results.push((step.clone(), result, applied));
+                }
+                if full {
+                    let planned: HashSet<(Kind, &str)> = plan
+                        .steps
+                        .iter()
+                        .map(|s| (s.kind, s.name.as_str()))
+                        .collect();
+                    for (&(kind, name), r) in &desired.resources {
+                        let key = (kind, name.to_owned());
+                        if planned.contains(&(kind, name))
+                            || self.actual.get(&key).is_none_or(|a| a.digest != r.digest)
+                        {
+                            continue;
+                        }
+                        match self.handler(kind).clone().resync(&mut tx, r).await {
+                            Ok(None) => {}
+                            Ok(Some(outcome)) => resynced.push((key, Ok(outcome))),
+                            Err(e) => resynced.push((key, Err(e))),
+                        }
+                    }
                 }
                 // One multi-row statement per chunk: at start-up this is thousands of rows.
                 let recorded = resources::upsert_many(&mut tx, &rows, &revision, &applied_at).await;
@@ -463,6 +485,18 @@ impl Reconciler {
                         .applied_revision
                         .get_or_insert_with(|| applied.revision.clone());
                     status.set(true, "Applied", "unchanged since the last run".into(), now);
+                }
+            }
+        }
+
+        for (key, result) in resynced {
+            if let Some(status) = self.statuses.get_mut(&key) {
+                match result {
+                    Ok(outcome) => {
+                        tracing::info!(kind = %key.0, name = %key.1, "{}: {}", outcome.reason, outcome.message);
+                        status.set(true, outcome.reason, outcome.message, now);
+                    }
+                    Err(e) => status.set(false, e.reason, e.message, now),
                 }
             }
         }

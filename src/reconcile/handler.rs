@@ -67,6 +67,17 @@ pub trait Handler: Send + Sync {
     /// Removes what the resource named `name` put in place.
     async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError>;
 
+    /// Checks a resource that is applied and unchanged (called on full passes only) and repairs
+    /// drift in the runtime, e.g. an installed skill's files edited by hand. `Ok(None)`: nothing
+    /// to repair; `Ok(Some)`: repaired, the status shows the outcome until the next full pass.
+    async fn resync(
+        &self,
+        _tx: &mut SqliteConnection,
+        _resource: &Resource,
+    ) -> Result<Option<Outcome>, ApplyError> {
+        Ok(None)
+    }
+
     /// Makes staged changes visible; called after the transaction committed.
     fn publish(&self) {}
 

@@ -578,7 +578,7 @@ impl TaskService {
             ));
         }
         let before = snapshot(workdir).await;
-        let skills_dir = self.data_dir.join("skills");
+        let skills_dir = crate::skills::skills_dir(&self.data_dir);
         let toolbox = Toolbox::for_workdir(workdir, spec.tasks.allow_commands).and_then(|t| {
             if skills_dir.is_dir() {
                 t.with_skills(&skills_dir)
@@ -645,29 +645,19 @@ impl TaskService {
     }
 }
 
-/// The skills installed under `dir` (`<name>/SKILL.md` with `name` and `description` in its
-/// front matter), sorted by name; anything unreadable is skipped.
+/// The skills installed under `dir` (their SKILL.md front matter), sorted by name; staging
+/// dirs and anything unreadable are skipped.
 fn installed_skills(dir: &Path) -> Vec<agent::SkillInfo> {
-    #[derive(serde::Deserialize)]
-    struct FrontMatter {
-        name: String,
-        description: String,
-    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut skills: Vec<agent::SkillInfo> = entries
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| std::fs::read_to_string(e.path().join("SKILL.md")).ok())
-        .filter_map(|text| {
-            let rest = text.strip_prefix("---")?;
-            let end = rest.find("\n---")?;
-            let fm: FrontMatter = yaml_serde::from_str(&rest[..end]).ok()?;
-            Some(agent::SkillInfo {
-                name: fm.name,
-                description: fm.description,
-            })
+        .filter_map(|e| crate::skills::read_front_matter(&e.path()).ok())
+        .map(|fm| agent::SkillInfo {
+            name: fm.name,
+            description: fm.description,
         })
         .collect();
     skills.sort_by(|a, b| a.name.cmp(&b.name));

@@ -6,5 +6,6 @@ mod cli;
 mod config;
 mod harness;
 mod reconcile;
+mod skills;
 mod tasks;
 mod webhooks;

@@ -153,9 +153,16 @@ async fn when_every_manifest_vanishes_nothing_is_deleted_until_confirmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_reported_and_other_kinds_are_accepted_with_a_status() {
-    let skill = "apiVersion: openclaw.dev/v1\nkind: Skill\nmetadata:\n  name: git-helper\nspec:\n  version: latest\n";
+    // A local path source, so the Skill installs without a registry.
+    let skill = "apiVersion: openclaw.dev/v1\nkind: Skill\nmetadata:\n  name: git-helper\nspec:\n  version: latest\n  source:\n    path: ../skill-src\n";
     let s = TestServer::start_with(|dir| {
         std::fs::create_dir_all(dir.join("skills")).unwrap();
+        std::fs::create_dir_all(dir.join("skill-src")).unwrap();
+        std::fs::write(
+            dir.join("skill-src/SKILL.md"),
+            "---\nname: git-helper\ndescription: Git help\n---\nUse git.\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("skills/a.yaml"), skill).unwrap();
         std::fs::write(dir.join("skills/b.yaml"), skill).unwrap();
     })

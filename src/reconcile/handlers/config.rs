@@ -25,6 +25,15 @@ impl ConfigHandler {
             staged: Mutex::new(None),
         }
     }
+
+    /// The Config as of this pass: the one staged in the running transaction if any (handlers
+    /// of later kinds see a Config changed in the same pass), else the one in force.
+    pub fn current(&self) -> ConfigSpec {
+        match &*self.staged.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(active) => active.spec.clone(),
+            None => self.live.config.load().spec.clone(),
+        }
+    }
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 
 mod accept;
 mod config;
+mod skill;
 mod token;
 mod webhook;
 
@@ -14,8 +15,10 @@ use crate::manifest::Kind;
 /// The handlers of every kind, indexed by [`Kind`]; kinds without behaviour yet are accepted
 /// after validation.
 pub fn all(live: &Arc<Live>) -> Vec<Arc<dyn Handler>> {
+    let config = Arc::new(config::ConfigHandler::new(live.clone()));
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
-        Arc::new(config::ConfigHandler::new(live.clone())),
+        config.clone(),
+        Arc::new(skill::SkillHandler::new(live.clone(), config)),
         Arc::new(token::TokenHandler::new(live.clone())),
         Arc::new(webhook::WebhookHandler::new(live.clone())),
     ];

@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(headers["anthropic-version"], "2023-06-01");
         assert_eq!(first["model"], "test-model");
         assert_eq!(first["max_tokens"], 100);
-        assert_eq!(first["system"], SYSTEM_PROMPT);
+        assert_eq!(first["system"], crate::tasks::providers::SYSTEM_PROMPT);
         assert_eq!(
             first["messages"],
             json!([{"role": "user", "content": "write a greeting"}])
