@@ -31,6 +31,14 @@ impl TestServer {
 
     /// Like `start`, with extra manifests written by `setup` before the server starts.
     pub async fn start_with(setup: impl FnOnce(&Path)) -> TestServer {
+        Self::start_custom(setup, |_| {}).await
+    }
+
+    /// Like `start_with`, with the serve options adjusted by `adjust`.
+    pub async fn start_custom(
+        setup: impl FnOnce(&Path),
+        adjust: impl FnOnce(&mut ServeOptions),
+    ) -> TestServer {
         let manifests = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
         let admin = claw::manifest::scaffold::init(manifests.path())
@@ -38,9 +46,9 @@ impl TestServer {
             .admin_token
             .unwrap();
         setup(manifests.path());
-        let server = server::start(options(manifests.path(), data.path()))
-            .await
-            .unwrap();
+        let mut opts = options(manifests.path(), data.path());
+        adjust(&mut opts);
+        let server = server::start(opts).await.unwrap();
         assert!(
             server.admin_token.is_none(),
             "the dir was initialised already"
@@ -145,7 +153,8 @@ pub fn stderr(o: &Output) -> String {
 pub async fn expect(response: Response, status: StatusCode) -> Value {
     let got = response.status();
     let body = response.text().await.unwrap();
-    assert_eq!(got, status, "unexpected status; body: {body}");
+    let shown: String = body.chars().take(2000).collect();
+    assert_eq!(got, status, "unexpected status; body: {shown}");
     serde_json::from_str(&body).unwrap_or(Value::Null)
 }
 
