@@ -122,7 +122,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::kinds::{Provider, SecretRef};
-    use crate::tasks::agent::{run as run_agent, RunError, RunOutput, Usage};
+    use crate::tasks::agent::{run as run_agent, RunError, Usage};
     use crate::tasks::providers::testing::{fake_api, serve, Fixture};
 
     fn model(base_url: String, key: SecretRef) -> ModelConfig {
@@ -132,24 +132,6 @@ mod tests {
             api_key: Some(key),
             ..ModelConfig::default()
         }
-    }
-
-    async fn run_with(
-        fx: &Fixture,
-        model: &ModelConfig,
-        max_turns: u32,
-    ) -> Result<RunOutput, RunError> {
-        let mut req = fx.request("write a greeting");
-        req.max_turns = max_turns;
-        run_agent(
-            model,
-            &fx.secrets,
-            &req,
-            &fx.tools,
-            fx.sink(),
-            CancellationToken::new(),
-        )
-        .await
     }
 
     fn write_file_turn() -> Value {
@@ -181,7 +163,8 @@ mod tests {
             ],
         )
         .await;
-        let out = run_with(&fx, &model(url, fx.key_file("sk-ant-test")), 5)
+        let out = fx
+            .run(&model(url, fx.key_file("sk-ant-test")), 5)
             .await
             .unwrap();
 
@@ -248,9 +231,7 @@ mod tests {
             vec![(StatusCode::OK, escape), (StatusCode::OK, done)],
         )
         .await;
-        run_with(&fx, &model(url, fx.key_file("k")), 5)
-            .await
-            .unwrap();
+        fx.run(&model(url, fx.key_file("k")), 5).await.unwrap();
         let seen = seen.lock().unwrap();
         let result = &seen[1].1["messages"][2]["content"][0];
         assert_eq!(result["tool_use_id"], "toolu_02");
@@ -261,9 +242,7 @@ mod tests {
     async fn exceeding_max_turns_fails_the_task() {
         let fx = Fixture::new();
         let (url, seen) = fake_api("/v1/messages", vec![(StatusCode::OK, write_file_turn())]).await;
-        let err = run_with(&fx, &model(url, fx.key_file("k")), 2)
-            .await
-            .unwrap_err();
+        let err = fx.run(&model(url, fx.key_file("k")), 2).await.unwrap_err();
         let RunError::Failed {
             message,
             output,
@@ -297,7 +276,8 @@ mod tests {
                 }),
             );
             let url = serve(router).await;
-            let err = run_with(&fx, &model(url, fx.key_file("sk-ant-very-secret")), 5)
+            let err = fx
+                .run(&model(url, fx.key_file("sk-ant-very-secret")), 5)
                 .await
                 .unwrap_err();
             let RunError::Provider { message, .. } = &err else {
@@ -321,9 +301,7 @@ mod tests {
         let fx = Fixture::new();
         let (url, seen) = fake_api("/v1/messages", vec![(StatusCode::OK, write_file_turn())]).await;
         let key = SecretRef::FromEnv("CLAW_TEST_ANTHROPIC_KEY_SURELY_UNSET".to_owned());
-        let err = run_with(&fx, &model(url.clone(), key), 5)
-            .await
-            .unwrap_err();
+        let err = fx.run(&model(url.clone(), key), 5).await.unwrap_err();
         let RunError::Config(message) = err else {
             panic!("expected Config, got {err:?}");
         };
@@ -333,7 +311,7 @@ mod tests {
         );
         let mut unset = model(url, SecretRef::FromEnv(String::new()));
         unset.api_key = None;
-        let err = run_with(&fx, &unset, 5).await.unwrap_err();
+        let err = fx.run(&unset, 5).await.unwrap_err();
         assert!(matches!(err, RunError::Config(ref m) if m.contains("model.api_key is not set")));
         assert!(seen.lock().unwrap().is_empty());
     }
@@ -346,9 +324,7 @@ mod tests {
             vec![(StatusCode::OK, json!({"hello": "there"}))],
         )
         .await;
-        let err = run_with(&fx, &model(url, fx.key_file("k")), 5)
-            .await
-            .unwrap_err();
+        let err = fx.run(&model(url, fx.key_file("k")), 5).await.unwrap_err();
         assert!(
             matches!(err, RunError::Provider { ref message, .. } if message == "anthropic: unexpected response: no \"content\" array"),
             "{err:?}"

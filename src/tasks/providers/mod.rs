@@ -288,6 +288,25 @@ pub(crate) mod testing {
             }
         }
 
+        /// Runs the prompt "write a greeting" against `model` with `max_turns`.
+        pub async fn run(
+            &self,
+            model: &crate::manifest::kinds::ModelConfig,
+            max_turns: u32,
+        ) -> Result<crate::tasks::agent::RunOutput, crate::tasks::agent::RunError> {
+            let mut req = self.request("write a greeting");
+            req.max_turns = max_turns;
+            crate::tasks::agent::run(
+                model,
+                &self.secrets,
+                &req,
+                &self.tools,
+                self.sink(),
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+        }
+
         pub fn sink(&self) -> OutputSink {
             let sunk = self.sunk.clone();
             Arc::new(move |text: &str| sunk.lock().unwrap().push_str(text))

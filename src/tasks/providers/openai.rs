@@ -132,11 +132,10 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
-    use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::manifest::kinds::{Provider, SecretRef};
-    use crate::tasks::agent::{run as run_agent, RunError, RunOutput, Usage};
+    use crate::tasks::agent::{RunError, Usage};
     use crate::tasks::providers::testing::{fake_api, Fixture};
 
     const PATH: &str = "/v1/chat/completions";
@@ -148,24 +147,6 @@ mod tests {
             api_key: key,
             ..ModelConfig::default()
         }
-    }
-
-    async fn run_with(
-        fx: &Fixture,
-        model: &ModelConfig,
-        max_turns: u32,
-    ) -> Result<RunOutput, RunError> {
-        let mut req = fx.request("write a greeting");
-        req.max_turns = max_turns;
-        run_agent(
-            model,
-            &fx.secrets,
-            &req,
-            &fx.tools,
-            fx.sink(),
-            CancellationToken::new(),
-        )
-        .await
     }
 
     fn tool_call_turn() -> Value {
@@ -208,7 +189,8 @@ mod tests {
             ],
         )
         .await;
-        let out = run_with(&fx, &model(&server, Some(fx.key_file("sk-test"))), 5)
+        let out = fx
+            .run(&model(&server, Some(fx.key_file("sk-test"))), 5)
             .await
             .unwrap();
 
@@ -259,7 +241,7 @@ mod tests {
         let fx = Fixture::new();
         let answer = json!({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]});
         let (server, seen) = fake_api(PATH, vec![(StatusCode::OK, answer)]).await;
-        let out = run_with(&fx, &model(&server, None), 5).await.unwrap();
+        let out = fx.run(&model(&server, None), 5).await.unwrap();
         assert_eq!(out.output, "hi");
         assert_eq!(out.usage, Usage::default());
         assert!(seen.lock().unwrap()[0].0.get("authorization").is_none());
@@ -270,9 +252,7 @@ mod tests {
         let fx = Fixture::new();
         let (server, seen) = fake_api(PATH, vec![(StatusCode::OK, json!({}))]).await;
         let key = SecretRef::Ref("missing-key".to_owned());
-        let err = run_with(&fx, &model(&server, Some(key)), 5)
-            .await
-            .unwrap_err();
+        let err = fx.run(&model(&server, Some(key)), 5).await.unwrap_err();
         assert!(
             matches!(err, RunError::Config(ref m) if m == "model.api_key: stored secret \"missing-key\" does not exist"),
             "{err:?}"
@@ -284,7 +264,7 @@ mod tests {
     async fn exceeding_max_turns_fails_the_task() {
         let fx = Fixture::new();
         let (server, seen) = fake_api(PATH, vec![(StatusCode::OK, tool_call_turn())]).await;
-        let err = run_with(&fx, &model(&server, None), 3).await.unwrap_err();
+        let err = fx.run(&model(&server, None), 3).await.unwrap_err();
         let RunError::Failed { message, usage, .. } = err else {
             panic!("expected Failed, got {err:?}");
         };
@@ -298,7 +278,8 @@ mod tests {
         let fx = Fixture::new();
         let body = json!({"error": {"message": "Incorrect API key provided: Bearer sk-proj-secret", "type": "invalid_request_error"}});
         let (server, _) = fake_api(PATH, vec![(StatusCode::UNAUTHORIZED, body)]).await;
-        let err = run_with(&fx, &model(&server, Some(fx.key_file("sk-proj-secret"))), 5)
+        let err = fx
+            .run(&model(&server, Some(fx.key_file("sk-proj-secret"))), 5)
             .await
             .unwrap_err();
         let RunError::Provider { message, .. } = err else {
@@ -319,7 +300,8 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let err = run_with(&fx, &model(&format!("http://127.0.0.1:{port}"), None), 5)
+        let err = fx
+            .run(&model(&format!("http://127.0.0.1:{port}"), None), 5)
             .await
             .unwrap_err();
         assert!(
