@@ -14,6 +14,30 @@ use super::AppState;
 use crate::manifest::Kind;
 use crate::reconcile::Scope;
 
+/// A declared resource of `kind` named `name`, with its status (404 when not declared).
+pub async fn find_declared(
+    state: &AppState,
+    kind: Kind,
+    name: &str,
+) -> Result<
+    (
+        crate::manifest::Resource,
+        Option<crate::reconcile::status::ResourceStatus>,
+    ),
+    ApiError,
+> {
+    state
+        .controller
+        .resources(kind)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|(r, _)| r.name() == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("{} {name} not found", kind.as_str().to_lowercase()))
+        })
+}
+
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -63,14 +63,7 @@ async fn find(
     state: &AppState,
     name: &str,
 ) -> Result<(Resource, Option<ResourceStatus>), ApiError> {
-    state
-        .controller
-        .resources(Kind::Skill)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .find(|(r, _)| r.name() == name)
-        .ok_or_else(|| ApiError::not_found(format!("skill {name} not found")))
+    super::resources::find_declared(state, Kind::Skill, name).await
 }
 
 async fn one(state: &AppState, name: &str) -> Result<Value, ApiError> {

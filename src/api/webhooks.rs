@@ -64,14 +64,7 @@ fn item(r: &Resource, status: Option<&ResourceStatus>, row: Option<&EndpointRow>
 }
 
 async fn find(state: &AppState, id: &str) -> Result<(Resource, Option<ResourceStatus>), ApiError> {
-    state
-        .controller
-        .resources(Kind::Webhook)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .find(|(r, _)| r.name() == id)
-        .ok_or_else(|| ApiError::not_found(format!("webhook {id} not found")))
+    super::resources::find_declared(state, Kind::Webhook, id).await
 }
 
 async fn row(state: &AppState, id: &str) -> Result<Option<EndpointRow>, ApiError> {
