@@ -176,20 +176,21 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
         return Ok(0);
     };
     #[allow(clippy::type_complexity)]
-    let endpoints: Vec<(EndpointRow, Option<OffsetDateTime>, Vec<String>)> = sqlx::query_as::<_, EndpointRow>(
-        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+    let endpoints: Vec<(EndpointRow, Option<OffsetDateTime>, Vec<String>)> =
+        sqlx::query_as::<_, EndpointRow>(
+            "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
              FROM webhook_endpoints ORDER BY name",
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .filter(|e| e.active())
-    .map(|e| {
-        let created = parse_time(&e.created_at);
-        let wanted = e.event_names();
-        (e, created, wanted)
-    })
-    .collect();
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter(|e| e.active())
+        .map(|e| {
+            let created = parse_time(&e.created_at);
+            let wanted = e.event_names();
+            (e, created, wanted)
+        })
+        .collect();
     let created_at = timestamp(now_ms);
     let mut rows: Vec<NewDelivery> = Vec::new();
     for event in &events {
