@@ -175,31 +175,34 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
         tx.commit().await?;
         return Ok(0);
     };
-    #[allow(clippy::type_complexity)]
-    let endpoints: Vec<(EndpointRow, Option<OffsetDateTime>, Vec<String>)> =
-        sqlx::query_as::<_, EndpointRow>(
-            "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+    let endpoints: Vec<Subscriber> = sqlx::query_as::<_, EndpointRow>(
+        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
              FROM webhook_endpoints ORDER BY name",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .filter(|e| e.active())
-        .map(|e| {
-            let created = parse_time(&e.created_at);
-            let wanted = e.event_names();
-            (e, created, wanted)
-        })
-        .collect();
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter(|e| e.active())
+    .map(|e| Subscriber {
+        created: parse_time(&e.created_at),
+        wanted: e.event_names(),
+        endpoint: e,
+    })
+    .collect();
     let created_at = timestamp(now_ms);
     let mut rows: Vec<NewDelivery> = Vec::new();
     for event in &events {
         let event_time = parse_time(&event.created_at);
-        for (endpoint, endpoint_created, wanted) in &endpoints {
+        for Subscriber {
+            endpoint,
+            created,
+            wanted,
+        } in &endpoints
+        {
             if !wanted.iter().any(|e| e == "*" || *e == event.event) {
                 continue;
             }
-            if let (Some(ev), Some(ep)) = (event_time, endpoint_created) {
+            if let (Some(ev), Some(ep)) = (event_time, created) {
                 if ev < *ep {
                     continue;
                 }
@@ -249,6 +252,13 @@ async fn insert(
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+/// An active endpoint as the fan-out reads it: its creation time and event names parsed once.
+struct Subscriber {
+    endpoint: EndpointRow,
+    created: Option<OffsetDateTime>,
+    wanted: Vec<String>,
 }
 
 /// A delivery to insert (see [`insert_many`]).
