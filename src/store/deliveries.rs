@@ -17,6 +17,10 @@ use crate::events::Event;
 /// The `cursors` row of the fan-out.
 pub const FANOUT_CURSOR: &str = "outbox_fanout";
 
+/// Rows per multi-row statement: few round trips to SQLite, well under its limit of bound
+/// parameters (32,766) at up to 8 parameters a row.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// How much of a response body an attempt keeps (20 KiB, cut at a character boundary).
 pub const RESPONSE_BODY_LIMIT: usize = 20 * 1024;
 
@@ -171,7 +175,7 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
         tx.commit().await?;
         return Ok(0);
     };
-    let endpoints: Vec<(EndpointRow, Option<OffsetDateTime>)> = sqlx::query_as::<_, EndpointRow>(
+    let endpoints: Vec<Subscriber> = sqlx::query_as::<_, EndpointRow>(
         "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
              FROM webhook_endpoints ORDER BY name",
     )
@@ -179,36 +183,40 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
     .await?
     .into_iter()
     .filter(|e| e.active())
-    .map(|e| {
-        let created = parse_time(&e.created_at);
-        (e, created)
+    .map(|e| Subscriber {
+        created: parse_time(&e.created_at),
+        wanted: e.event_names(),
+        endpoint: e,
     })
     .collect();
     let created_at = timestamp(now_ms);
+    let mut rows: Vec<NewDelivery> = Vec::new();
     for event in &events {
         let event_time = parse_time(&event.created_at);
-        for (endpoint, endpoint_created) in &endpoints {
-            if !endpoint.wants(&event.event) {
+        for Subscriber {
+            endpoint,
+            created,
+            wanted,
+        } in &endpoints
+        {
+            if !wanted.iter().any(|e| e == "*" || *e == event.event) {
                 continue;
             }
-            if let (Some(ev), Some(ep)) = (event_time, endpoint_created) {
+            if let (Some(ev), Some(ep)) = (event_time, created) {
                 if ev < *ep {
                     continue;
                 }
             }
-            insert(
-                &mut tx,
-                &new_id(),
-                &endpoint.name,
-                &event.id,
-                &event.event,
-                &event.payload,
-                now_ms,
-                &created_at,
-            )
-            .await?;
+            rows.push(NewDelivery {
+                id: new_id(),
+                endpoint: &endpoint.name,
+                event_id: &event.id,
+                event: &event.event,
+                payload: &event.payload,
+            });
         }
     }
+    insert_many(&mut tx, &rows, now_ms, &created_at).await?;
     sqlx::query("UPDATE cursors SET value = ?2 WHERE name = ?1")
         .bind(FANOUT_CURSOR)
         .bind(last)
@@ -246,13 +254,59 @@ async fn insert(
     .rows_affected())
 }
 
-/// Pending deliveries due at `now_ms`, the longest-waiting first.
+/// An active endpoint as the fan-out reads it: its creation time and event names parsed once.
+struct Subscriber {
+    endpoint: EndpointRow,
+    created: Option<OffsetDateTime>,
+    wanted: Vec<String>,
+}
+
+/// A delivery to insert (see [`insert_many`]).
+struct NewDelivery<'a> {
+    id: String,
+    endpoint: &'a str,
+    event_id: &'a str,
+    event: &'a str,
+    payload: &'a str,
+}
+
+/// Inserts `rows` pending and due at `now_ms`, skipping (endpoint, event) pairs that exist,
+/// with one multi-row statement per [`ROWS_PER_STATEMENT`] rows.
+async fn insert_many(
+    conn: &mut SqliteConnection,
+    rows: &[NewDelivery<'_>],
+    now_ms: i64,
+    created_at: &str,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO deliveries (id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id)
+                .push_bind(r.endpoint)
+                .push_bind(r.event_id)
+                .push_bind(r.event)
+                .push_bind(r.payload)
+                .push("'pending'")
+                .push("0")
+                .push_bind(now_ms)
+                .push_bind(created_at);
+        });
+        q.push(" ON CONFLICT (endpoint, event_id) DO NOTHING");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Pending deliveries due at `now_ms`, the longest-waiting first (then in fan-out order: the
+/// `deliveries_due` index gives this order, so no sort over every due row).
 pub async fn due(store: &Store, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
     Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
         "SELECT ",
         columns!(),
         " FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1
-         ORDER BY next_attempt_at, id LIMIT ?2"
+         ORDER BY next_attempt_at, rowid LIMIT ?2"
     ))
     .bind(now_ms)
     .bind(limit)
@@ -275,52 +329,62 @@ pub async fn next_due_after(store: &Store, after_ms: i64) -> Result<Option<i64>,
     .await?)
 }
 
-/// Records a batch of attempts, and what each did to its delivery, in one transaction.
+/// Records a batch of attempts, and what each did to its delivery, in one transaction (one
+/// multi-row statement per table per [`ROWS_PER_STATEMENT`] attempts). A batch holds at most
+/// one attempt per delivery.
 pub async fn record_attempts(store: &Store, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
     if outcomes.is_empty() {
         return Ok(());
     }
+    let rows: Vec<(&AttemptOutcome, String)> =
+        outcomes.iter().map(|o| (o, timestamp(o.at_ms))).collect();
     let mut tx = store.pool().begin().await?;
-    for o in outcomes {
-        let at = timestamp(o.at_ms);
-        let body = o
-            .response_body
-            .as_deref()
-            .map(|b| truncate_at_char_boundary(b, RESPONSE_BODY_LIMIT));
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         // REPLACE: an attempt a crashed process sent but never recorded may reuse its number.
-        sqlx::query(
-            "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(&o.delivery_id)
-        .bind(o.attempt)
-        .bind(&at)
-        .bind(o.status_code)
-        .bind(o.duration_ms)
-        .bind(&o.error)
-        .bind(body)
-        .execute(&mut *tx)
-        .await?;
-        let (status, next_attempt_at, completed_at) = match o.result {
-            AttemptResult::Delivered => ("delivered", None, Some(at.as_str())),
-            AttemptResult::Retry { at_ms } => ("pending", Some(at_ms), None),
-            AttemptResult::Failed => ("failed", None, Some(at.as_str())),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET status = ?2, attempts = MAX(attempts, ?3),
-                 next_attempt_at = COALESCE(?4, next_attempt_at), completed_at = ?5,
-                 last_status = ?6, last_error = ?7
-             WHERE id = ?1",
-        )
-        .bind(&o.delivery_id)
-        .bind(status)
-        .bind(o.attempt)
-        .bind(next_attempt_at)
-        .bind(completed_at)
-        .bind(o.status_code)
-        .bind(&o.error)
-        .execute(&mut *tx)
-        .await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) ",
+        );
+        q.push_values(chunk, |mut b, (o, at)| {
+            let body = o
+                .response_body
+                .as_deref()
+                .map(|b| truncate_at_char_boundary(b, RESPONSE_BODY_LIMIT));
+            b.push_bind(&o.delivery_id)
+                .push_bind(o.attempt)
+                .push_bind(at.as_str())
+                .push_bind(o.status_code)
+                .push_bind(o.duration_ms)
+                .push_bind(o.error.as_deref())
+                .push_bind(body);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "WITH done (id, status, attempt, next_attempt_at, completed_at, last_status, last_error) AS (",
+        );
+        q.push_values(chunk, |mut b, (o, at)| {
+            let (status, next_attempt_at, completed_at) = match o.result {
+                AttemptResult::Delivered => ("delivered", None, Some(at.as_str())),
+                AttemptResult::Retry { at_ms } => ("pending", Some(at_ms), None),
+                AttemptResult::Failed => ("failed", None, Some(at.as_str())),
+            };
+            b.push_bind(&o.delivery_id)
+                .push_bind(status)
+                .push_bind(o.attempt)
+                .push_bind(next_attempt_at)
+                .push_bind(completed_at)
+                .push_bind(o.status_code)
+                .push_bind(o.error.as_deref());
+        });
+        q.push(
+            ") UPDATE deliveries SET status = done.status,
+                 attempts = MAX(deliveries.attempts, done.attempt),
+                 next_attempt_at = COALESCE(done.next_attempt_at, deliveries.next_attempt_at),
+                 completed_at = done.completed_at, last_status = done.last_status,
+                 last_error = done.last_error
+             FROM done WHERE deliveries.id = done.id",
+        );
+        q.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -7,7 +7,8 @@
 //! 2. take due deliveries (up to [`MAX_IN_FLIGHT`] in flight) and send them concurrently with
 //!    one pooled HTTP client that follows no redirects and resolves names through the network
 //!    policy ([`super::policy`]);
-//! 3. record finished attempts in batches (one transaction for all that finished together):
+//! 3. record finished attempts in batches (one transaction, a few multi-row statements, for all
+//!    that finished together):
 //!    2xx delivers; 410 Gone fails the delivery, disables the endpoint and raises
 //!    `system.error`; anything else retries per [`super::schedule`] (honouring `Retry-After`)
 //!    until `max_attempts`;
@@ -16,7 +17,7 @@
 //!
 //! Config (`spec.webhooks`) is re-read on every pass: timeout and `max_attempts` apply to the
 //! next attempt; a changed network policy rebuilds the client. Secrets are resolved when
-//! sending (once per endpoint per pass) and never logged or stored: attempt errors name the
+//! sending (once per secret reference per pass) and never logged or stored: attempt errors name the
 //! secret reference only.
 //!
 //! A due delivery whose endpoint no longer exists or is inactive (disabled by its manifest or
@@ -347,10 +348,12 @@ impl Dispatcher {
                 gone.push(row.id);
                 continue;
             };
+            // Endpoints sharing a secret reference share one resolve.
             let secret = secrets
-                .entry(endpoint.name.clone())
-                .or_insert_with(|| self.secret(endpoint))
-                .clone();
+                .entry(endpoint.secret_ref.clone())
+                .or_insert_with(|| self.secret(&endpoint.secret_ref))
+                .clone()
+                .map_err(|e| format!("webhook {}: {e}", endpoint.name));
             let job = Job {
                 client: client.clone(),
                 url: endpoint.url.clone(),
@@ -373,18 +376,15 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The endpoint's secret; the error names the reference, never a value.
-    fn secret(&self, endpoint: &EndpointRow) -> Result<Arc<str>, String> {
-        let reference: SecretRef = serde_json::from_str(&endpoint.secret_ref).map_err(|_| {
-            format!(
-                "webhook {}: its secret reference is not valid JSON of {{fromEnv}}, {{fromFile}} or {{ref}}",
-                endpoint.name
-            )
+    /// The secret of an endpoint's `secret_ref`; the error names the reference, never a value.
+    fn secret(&self, secret_ref: &str) -> Result<Arc<str>, String> {
+        let reference: SecretRef = serde_json::from_str(secret_ref).map_err(|_| {
+            "its secret reference is not valid JSON of {fromEnv}, {fromFile} or {ref}".to_string()
         })?;
         self.secrets
             .resolve(&reference)
             .map(Arc::from)
-            .map_err(|e| format!("webhook {}: secret cannot be resolved: {e}", endpoint.name))
+            .map_err(|e| format!("secret cannot be resolved: {e}"))
     }
 
     /// Judges finished attempts, records them in one transaction and handles 410s.
