@@ -61,6 +61,13 @@ const TARGET_COLD_START_MS: f64 = 1000.0;
 const TARGET_RSS_MIB: f64 = 64.0;
 
 fn main() -> ExitCode {
+    // The generated webhooks take their secrets from these (resolved at apply time).
+    for team in 0..17 {
+        std::env::set_var(
+            format!("WEBHOOK_SECRET_{team}"),
+            format!("bench-secret-{team}"),
+        );
+    }
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => return ExitCode::SUCCESS,
@@ -178,7 +185,9 @@ fn skill_yaml(i: usize) -> String {
     format!(
         "apiVersion: openclaw.dev/v1\nkind: Skill\nmetadata:\n  name: skill-{i:05}\nspec:\n  version: \"^1.{minor}\"\n  source:\n{source}  enabled: {enabled}\n  description: benchmark skill {i}\n",
         minor = i % 10,
-        enabled = !i.is_multiple_of(7),
+        // Disabled: the figures measure the reconciler, not a thousand downloads; the
+        // sources are still parsed and validated.
+        enabled = false,
     )
 }
 
@@ -196,7 +205,7 @@ fn mcp_yaml(i: usize) -> String {
         format!("  url: https://mcp.example.com/{i}/mcp\n  headers:\n    Authorization: {{fromEnv: MCP_TOKEN_{}}}\n", i % 13)
     };
     format!(
-        "apiVersion: openclaw.dev/v1\nkind: McpServer\nmetadata:\n  name: mcp-{i:05}\nspec:\n{transport}  timeout_seconds: 30\n  description: benchmark MCP server {i}\n"
+        "apiVersion: openclaw.dev/v1\nkind: McpServer\nmetadata:\n  name: mcp-{i:05}\nspec:\n{transport}  timeout_seconds: 30\n  enabled: false\n  description: benchmark MCP server {i}\n"
     )
 }
 
