@@ -273,3 +273,42 @@ async fn metrics_expose_every_family() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn claw_get_and_claw_reconcile_speak_to_the_server() {
+    let server = TestServer::start_with(|dir| repo(dir, |_| {})).await;
+    let head = git(server.manifests.path(), &["rev-parse", "HEAD"]);
+    let claw = |args: &'static [&'static str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+            .args(args)
+            .env("CLAW_URL", &server.base)
+            .env("CLAW_TOKEN", &server.admin)
+            .env_remove("OPENCLAW_TOKEN")
+            .output()
+    };
+    let out = claw(&["get", "Token"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("KIND   NAME   READY  REASON"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("Token  admin  True"), "{row}");
+    assert!(row.contains(&head[..12]), "{row}");
+    assert!(row.ends_with("tokens/admin.yaml:1"), "{row}");
+    assert_eq!(lines.next(), None);
+
+    let out = claw(&["get", "-o", "json"]).await.unwrap();
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2, "{items}");
+
+    let out = claw(&["reconcile"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(&format!("revision {head}: 0 applied, 0 failed")),
+        "{text}"
+    );
+}
