@@ -117,7 +117,8 @@ pub fn is_work_tree(root: &Path) -> Result<bool, GitError> {
 
 /// Commits exactly `paths` (relative to `root`; present files are added, missing ones recorded
 /// as deleted) in one commit with `message`, leaving every other staged or unstaged change of
-/// the working copy as it was. Returns the new commit id.
+/// the working copy as it was. Returns the new commit id (HEAD as it was when the paths hold
+/// what HEAD has: no empty commits).
 pub fn commit(
     root: &Path,
     paths: &[PathBuf],
@@ -137,6 +138,12 @@ pub fn commit(
             .args(&gone);
         run(cmd)?;
     }
+    // A write that left the content as committed (a no-op patch) has nothing to commit.
+    let mut diff = git(root);
+    diff.args(["diff", "--cached", "--quiet", "--"]).args(paths);
+    if diff.status().map_err(GitError::Spawn)?.success() {
+        return head(root);
+    }
     let mut cmd = git(root);
     cmd.args(["-c", "commit.gpgSign=false", "commit", "--quiet", "--only"])
         .args(["--cleanup=verbatim", "-m", message, "--"])
@@ -152,6 +159,10 @@ pub fn commit(
         let _ = run(reset);
         return Err(e);
     }
+    head(root)
+}
+
+fn head(root: &Path) -> Result<String, GitError> {
     let mut cmd = git(root);
     cmd.args(["rev-parse", "HEAD"]);
     let output = run(cmd)?;

@@ -99,6 +99,8 @@ async fn a_write_back_is_one_commit_of_that_file_only() {
     let server = TestServer::start_with(auto_commit_repo).await;
     let dir = server.manifests.path();
     std::fs::write(dir.join("README.md"), "edited, not committed\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "staged, not committed\n").unwrap();
+    git(dir, &["add", "notes.txt"]);
 
     expect(
         server
@@ -122,8 +124,11 @@ async fn a_write_back_is_one_commit_of_that_file_only() {
         "configs/default.yaml"
     );
     assert!(git(dir, &["show", "HEAD"]).contains("+    concurrency: 2"));
-    // The unrelated edit is still there and still uncommitted.
-    assert_eq!(git(dir, &["status", "--porcelain"]), "M README.md");
+    // The unrelated edits are still there, still uncommitted, still (un)staged as they were.
+    assert_eq!(
+        git(dir, &["status", "--porcelain"]),
+        "M README.md\nA  notes.txt"
+    );
     let head = git(dir, &["rev-parse", "HEAD"]);
     assert_eq!(
         server.live().summary.load().revision,
@@ -311,4 +316,19 @@ async fn claw_get_and_claw_reconcile_speak_to_the_server() {
         text.starts_with(&format!("revision {head}: 0 applied, 0 failed")),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_write_back_that_changes_nothing_makes_no_commit() {
+    let server = TestServer::start_with(auto_commit_repo).await;
+    let dir = server.manifests.path();
+    expect(
+        server
+            .patch_config(&server.admin, json!({"tasks": {"concurrency": 4}}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(git(dir, &["rev-list", "--count", "HEAD"]), "1");
+    assert_eq!(git(dir, &["status", "--porcelain"]), "");
 }
