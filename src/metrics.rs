@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::store::deliveries::AttemptResult;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -83,13 +85,36 @@ pub struct Metrics {
     pub reconciles: AtomicU64,
     pub reconcile_duration: Histogram,
     http: RwLock<HttpSeries>,
+    /// Recorded webhook delivery attempts by outcome: delivered, retry, failed.
+    webhook_attempts: [AtomicU64; 3],
 }
+
+/// The outcomes of webhook delivery attempts, in `webhook_attempts` order.
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retry", "failed"];
 
 impl Metrics {
     /// Records one reconcile pass.
     pub fn reconciled(&self, elapsed: Duration) {
         self.reconciles.fetch_add(1, Ordering::Relaxed);
         self.reconcile_duration.observe(elapsed);
+    }
+
+    /// Records one recorded webhook delivery attempt.
+    pub fn webhook_attempt(&self, result: AttemptResult) {
+        let slot = match result {
+            AttemptResult::Delivered => 0,
+            AttemptResult::Retry { .. } => 1,
+            AttemptResult::Failed => 2,
+        };
+        self.webhook_attempts[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(outcome, attempts)` for every outcome, since the process started.
+    pub fn webhook_attempts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        WEBHOOK_OUTCOMES
+            .iter()
+            .zip(&self.webhook_attempts)
+            .map(|(o, n)| (*o, n.load(Ordering::Relaxed)))
     }
 
     /// Records one HTTP request.

@@ -112,6 +112,19 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
 
     family(
         &mut out,
+        "claw_webhook_delivery_attempts_total",
+        "counter",
+        "Webhook delivery attempts recorded by this process, by outcome (delivered, retry, failed).",
+    );
+    for (outcome, n) in m.webhook_attempts() {
+        let _ = writeln!(
+            out,
+            "claw_webhook_delivery_attempts_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+
+    family(
+        &mut out,
         "claw_http_requests_total",
         "counter",
         "HTTP requests by method, route and status.",

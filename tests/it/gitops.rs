@@ -232,6 +232,35 @@ async fn a_failed_commit_fails_the_call_and_changes_nothing() {
 #[tokio::test]
 async fn metrics_expose_every_family() {
     let server = TestServer::start().await;
+    // One delivered webhook attempt, to a receiver that answers 200.
+    let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    expect(
+        server
+            .request(Method::POST, "/api/v1/webhooks", Some(&server.admin))
+            .json(&json!({"name": "m", "url": format!("http://{addr}/hook"), "events": ["*"], "secret": "x"}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let mut recorded = server.server.as_ref().unwrap().webhooks.recorded();
+    expect(
+        server
+            .request(Method::POST, "/api/v1/webhooks/m/test", Some(&server.admin))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    tokio::time::timeout(crate::harness::BOUND, recorded.wait_for(|n| *n >= 1))
+        .await
+        .expect("the test delivery was not attempted in time")
+        .unwrap();
     expect(
         server.get("/api/v1/status", &server.admin).await,
         StatusCode::OK,
@@ -257,6 +286,7 @@ async fn metrics_expose_every_family() {
         "# TYPE claw_resources gauge",
         "# TYPE claw_tasks gauge",
         "# TYPE claw_webhook_deliveries gauge",
+        "# TYPE claw_webhook_delivery_attempts_total counter",
         "# TYPE claw_http_requests_total counter",
         "# TYPE claw_http_request_duration_seconds histogram",
     ] {
@@ -275,6 +305,14 @@ async fn metrics_expose_every_family() {
     );
     assert!(
         text.contains("claw_reconcile_duration_seconds_count "),
+        "{text}"
+    );
+    assert!(
+        text.contains("claw_webhook_delivery_attempts_total{outcome=\"delivered\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("claw_webhook_deliveries{outcome=\"delivered\"} 1"),
         "{text}"
     );
 }
