@@ -39,10 +39,14 @@ fn repo(dir: &Path, setup: impl FnOnce(&Path)) {
 fn auto_commit_repo(dir: &Path) {
     repo(dir, |dir| {
         let config = dir.join("configs/default.yaml");
-        let text = std::fs::read_to_string(&config).unwrap().replace(
-            "auto_commit: false",
-            "auto_commit: true\n    author_name: robot\n    author_email: robot@example.com",
-        );
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("auto_commit: false", "auto_commit: true")
+            .replace("author_name: claw ", "author_name: robot")
+            .replace(
+                "author_email: claw@localhost",
+                "author_email: robot@example.com",
+            );
         std::fs::write(&config, text).unwrap();
         std::fs::write(dir.join("README.md"), "notes\n").unwrap();
     });
