@@ -197,6 +197,33 @@ impl Client {
         })
     }
 
+    /// Every declared resource with its status (`GET /api/v1/resources`, all pages), of one
+    /// kind if given.
+    pub async fn resources(&self, kind: Option<&str>) -> Result<Vec<Value>, ClientError> {
+        let mut items = Vec::new();
+        loop {
+            let mut path = format!("/api/v1/resources?limit=100&offset={}", items.len());
+            if let Some(kind) = kind {
+                path += &format!("&kind={}", percent(kind));
+            }
+            let page = self.get(&path).await?;
+            let got = page["items"].as_array().cloned().unwrap_or_default();
+            let total = page["total"].as_u64().unwrap_or(0) as usize;
+            let empty = got.is_empty();
+            items.extend(got);
+            if empty || items.len() >= total {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// `POST /api/v1/reconcile`: a full reconcile, returning its report.
+    pub async fn reconcile(&self, confirm_prune: bool) -> Result<Value, ClientError> {
+        let body = confirm_prune.then(|| serde_json::json!({ "confirm_prune": true }));
+        self.send(reqwest::Method::POST, "/api/v1/reconcile", body)
+            .await
+    }
+
     /// A GET of an API path, returning the JSON body or the API's error.
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.send(reqwest::Method::GET, path, None).await

@@ -38,6 +38,8 @@ pub struct Live {
     pub outbox: tokio::sync::Notify,
     /// Reconcile requests handled, including those that found nothing changed.
     pub reconcile_requests: std::sync::atomic::AtomicU64,
+    /// Counters and latencies for `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Live {
@@ -53,6 +55,7 @@ impl Live {
             passes: tokio::sync::watch::Sender::new(0),
             outbox: tokio::sync::Notify::new(),
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 

@@ -87,6 +87,8 @@ pub struct Server {
     /// The reconciler, for in-process callers (tests, benchmarks).
     pub controller: Controller,
     pub live: Arc<Live>,
+    /// The webhook dispatcher, for in-process callers awaiting delivery progress.
+    pub webhooks: Arc<Dispatcher>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store: Store,
@@ -175,7 +177,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
             limiter,
             tasks: task_service.clone(),
             store: store.clone(),
-            webhooks,
+            webhooks: webhooks.clone(),
         },
         options.limits,
     );
@@ -204,6 +206,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         admin_token,
         controller,
         live,
+        webhooks,
         stop,
         tasks,
         store,

@@ -27,6 +27,16 @@ static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 #[derive(Clone)]
 pub struct Caller(pub Arc<TokenEntry>);
 
+impl Caller {
+    /// The context of a write-back made by this caller through `call` (e.g. `PATCH /api/v1/config`).
+    pub fn write_context(&self, call: impl Into<String>) -> crate::reconcile::WriteContext {
+        crate::reconcile::WriteContext {
+            call: call.into(),
+            token: self.0.name.to_string(),
+        }
+    }
+}
+
 /// The scope a call needs: GETs need `read`; creating and cancelling tasks need `execute`;
 /// everything else needs `full`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {

@@ -71,7 +71,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Digest>, ApiError> {
 
 async fn patch_config(
     State(state): State<AppState>,
-    Extension(Caller(caller)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
@@ -87,12 +87,17 @@ async fn patch_config(
             return Err(WriteError::PreconditionFailed(Kind::Config, CONFIG_NAME.into()).into());
         }
     }
+    let context = caller.write_context("PATCH /api/v1/config");
     let edit = Edit::MergePatch {
         kind: Kind::Config,
         name: CONFIG_NAME.into(),
         patch: patch.clone(),
     };
-    let outcome = match state.controller.write(edit, expected).await {
+    let outcome = match state
+        .controller
+        .write(edit, expected, context.clone())
+        .await
+    {
         // No Config manifest at all: the patch of an empty spec creates one.
         Err(WriteError::NotFound(..)) if expected.is_none() => {
             let mut spec = Value::Object(Default::default());
@@ -103,11 +108,11 @@ async fn patch_config(
                 spec,
                 labels: Default::default(),
             };
-            state.controller.write(edit, None).await?
+            state.controller.write(edit, None, context).await?
         }
         other => other?,
     };
-    tracing::info!(token = %caller.name, file = %outcome.path.display(), "config patched");
+    tracing::info!(token = %caller.0.name, file = %outcome.path.display(), "config patched");
     let active = state.live.config.load();
     Ok(respond(&active.spec, active.digest.as_ref()))
 }

@@ -127,6 +127,14 @@ impl From<WriteError> for ApiError {
                 "the change would make the manifests invalid; nothing was written",
                 diagnostics,
             ),
+            WriteError::Commit(_) => {
+                tracing::error!("{e}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "git_commit_failed",
+                    e.to_string(),
+                )
+            }
             WriteError::Io { .. } => ApiError::internal(e),
         }
     }

@@ -1,4 +1,4 @@
-//! The HTTP API (axum): `/api/v1/...` plus `/healthz` and `/readyz`.
+//! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz` and `/metrics`.
 //!
 //! Requests pass body limit -> trace -> (for `/api/v1`) authentication, scope and rate limit
 //! ([`auth`]) -> one module per resource. Handlers read [`Live`] state and ask the
@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
 pub mod skills;
@@ -73,11 +74,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             state.clone(),
             auth::authenticate,
         ));
+    let metrics = metrics::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
     let x_request_id = header::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
+        .merge(metrics)
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))

@@ -124,7 +124,7 @@ fn field_error(field: &str, message: String) -> ApiError {
 
 async fn create(
     State(state): State<AppState>,
-    Extension(Caller(caller)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let Value::Object(mut body) = body else {
@@ -176,14 +176,15 @@ async fn create(
         spec: spec_value,
         labels: Default::default(),
     };
-    state.controller.write(edit, None).await?;
-    tracing::info!(token = %caller.name, skill = %name, "skill created");
+    let context = caller.write_context("POST /api/v1/skills");
+    state.controller.write(edit, None, context).await?;
+    tracing::info!(token = %caller.0.name, skill = %name, "skill created");
     Ok((StatusCode::CREATED, Json(one(&state, &name).await?)).into_response())
 }
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(Caller(caller)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     find(&state, &name).await?;
@@ -195,8 +196,9 @@ async fn remove(
                 name: name.clone(),
             },
             None,
+            caller.write_context(format!("DELETE /api/v1/skills/{name}")),
         )
         .await?;
-    tracing::info!(token = %caller.name, skill = %name, "skill deleted");
+    tracing::info!(token = %caller.0.name, skill = %name, "skill deleted");
     Ok(StatusCode::NO_CONTENT)
 }

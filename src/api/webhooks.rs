@@ -156,7 +156,7 @@ fn owned_secret(spec: &Spec) -> Option<String> {
 
 async fn create(
     State(state): State<AppState>,
-    Extension(Caller(caller)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let Value::Object(mut body) = body else {
@@ -184,11 +184,12 @@ async fn create(
         spec: Value::Object(body),
         labels: Default::default(),
     };
-    if let Err(e) = state.controller.write(edit, None).await {
+    let context = caller.write_context("POST /api/v1/webhooks");
+    if let Err(e) = state.controller.write(edit, None, context).await {
         let _ = remove_secret(&state.live.data, &secret_name);
         return Err(e.into());
     }
-    tracing::info!(token = %caller.name, webhook = %name, "webhook created");
+    tracing::info!(token = %caller.0.name, webhook = %name, "webhook created");
     let (r, status) = find(&state, &name).await?;
     let row = row(&state, &name).await?;
     let mut body = item(&r, status.as_ref(), row.as_ref());
@@ -203,7 +204,7 @@ async fn create(
 
 async fn update(
     State(state): State<AppState>,
-    Extension(Caller(caller)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
@@ -230,7 +231,8 @@ async fn update(
         name: id.clone(),
         patch: Value::Object(patch),
     };
-    match state.controller.write(edit, None).await {
+    let context = caller.write_context(format!("PATCH /api/v1/webhooks/{id}"));
+    match state.controller.write(edit, None, context).await {
         Ok(_) => {
             if let (Some(_), Some(old)) = (&new_secret, old_secret) {
                 let _ = remove_secret(&state.live.data, &old);
@@ -243,7 +245,7 @@ async fn update(
             return Err(e.into());
         }
     }
-    tracing::info!(token = %caller.name, webhook = %id, "webhook updated");
+    tracing::info!(token = %caller.0.name, webhook = %id, "webhook updated");
     let (r, status) = find(&state, &id).await?;
     let row = row(&state, &id).await?;
     Ok(Json(item(&r, status.as_ref(), row.as_ref())))
@@ -251,7 +253,7 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(Caller(caller)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let (current, _) = find(&state, &id).await?;
@@ -263,12 +265,13 @@ async fn remove(
                 name: id.clone(),
             },
             None,
+            caller.write_context(format!("DELETE /api/v1/webhooks/{id}")),
         )
         .await?;
     if let Some(secret) = owned_secret(&current.spec) {
         let _ = remove_secret(&state.live.data, &secret);
     }
-    tracing::info!(token = %caller.name, webhook = %id, "webhook deleted");
+    tracing::info!(token = %caller.0.name, webhook = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

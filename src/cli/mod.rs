@@ -3,6 +3,8 @@
 //! action; 2 usage or I/O errors).
 
 mod diff;
+mod get;
+mod reconcile;
 mod serve;
 mod skill;
 mod status;
@@ -45,6 +47,10 @@ enum Command {
     Task(task::Command),
     /// Print a running server's status.
     Status(status::Args),
+    /// List declared resources with their status (Ready, reason, applied revision).
+    Get(get::Args),
+    /// Ask a running server for a full reconcile and print what it did.
+    Reconcile(reconcile::Args),
     /// Work with skills (`pack` a skill directory into a registry).
     #[command(subcommand)]
     Skill(skill::Command),
@@ -94,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Token(command) => runtime.block_on(token::run(command)),
         Command::Task(command) => runtime.block_on(task::run(command)),
         Command::Status(args) => runtime.block_on(status::run(args)),
+        Command::Get(args) => runtime.block_on(get::run(args)),
+        Command::Reconcile(args) => runtime.block_on(reconcile::run(args)),
         Command::Skill(command) => skill::run(command),
     }
 }

@@ -291,11 +291,25 @@ pub struct SkillsConfig {
 }
 
 /// `spec.git` of the Config.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GitConfig {
     /// Commit each API write-back.
     pub auto_commit: bool,
+    /// Author (and committer) name of write-back commits.
+    pub author_name: String,
+    /// Author (and committer) email of write-back commits.
+    pub author_email: String,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        GitConfig {
+            auto_commit: false,
+            author_name: "claw".to_owned(),
+            author_email: "claw@localhost".to_owned(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -831,7 +845,11 @@ mod tests {
             skills: SkillsConfig {
                 registry: Some("https://skills.example.com".to_owned()),
             },
-            git: GitConfig { auto_commit: true },
+            git: GitConfig {
+                auto_commit: true,
+                author_name: "CI bot".to_owned(),
+                author_email: "ci@example.com".to_owned(),
+            },
         }
     }
 

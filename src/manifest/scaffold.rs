@@ -34,7 +34,9 @@ spec:
     timeout_seconds: 15
     max_attempts: 8
   git:
-    auto_commit: false
+    auto_commit: false           # commit each API write-back (when the dir is a git working copy)
+    author_name: claw            # author and committer of those commits
+    author_email: claw@localhost
 "#;
 
 /// What `init` did.

@@ -60,6 +60,9 @@ pub enum WriteError {
     Moved(Kind, String),
     #[error("the change would make the manifests invalid")]
     Invalid(Vec<Diagnostic>),
+    /// `git.auto_commit` is on and the commit failed; the file was restored.
+    #[error("the write-back could not be committed, so nothing was changed: {0}")]
+    Commit(#[source] crate::git::GitError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -16,9 +16,11 @@ use tokio_util::sync::CancellationToken;
 use super::handler::{ApplyError, Handler, Outcome};
 use super::plan::{self, Action, Guards, Hold, Step};
 use super::status::{KindCount, ResourceStatus, Summary};
-use super::{handlers, Controller, Request, Scope};
+use super::{handlers, Controller, Request, Scope, WriteContext};
 use crate::events;
+use crate::git;
 use crate::live::{ActiveConfig, Live};
+use crate::manifest::kinds::GitConfig;
 use crate::manifest::load::{self, digest_bytes, FileLoad};
 use crate::manifest::rules::{Desired, CONFIG_NAME};
 use crate::manifest::write::{self, Edit, WriteError};
@@ -82,6 +84,8 @@ struct Reconciler {
     /// Problems already logged, so a resync does not repeat them every time.
     logged: HashSet<String>,
     last_run: Option<(OffsetDateTime, Duration)>,
+    /// Git could not be run; said once in the log, then revisions are content digests.
+    git_warned: bool,
 }
 
 /// Loads actual state from the store into `live` (so tokens work before the first pass), and
@@ -122,6 +126,7 @@ pub async fn start(
         initialised: false,
         logged: HashSet::new(),
         last_run: None,
+        git_warned: false,
     };
     let task = tokio::spawn(async move {
         loop {
@@ -151,9 +156,10 @@ impl Reconciler {
             Request::Write {
                 edit,
                 expected,
+                context,
                 reply,
             } => {
-                let _ = reply.send(self.write(edit, expected).await);
+                let _ = reply.send(self.write(edit, expected, context).await);
             }
             Request::ConfirmPrune { reply } => {
                 self.prune_confirmed = true;
@@ -186,6 +192,7 @@ impl Reconciler {
         &mut self,
         edit: Edit,
         expected: Option<Digest>,
+        context: WriteContext,
     ) -> Result<WriteOutcome, WriteError> {
         // Bring the file in question up to date first, so the edit applies to what is on disk.
         let (kind, name) = edit.target();
@@ -196,8 +203,9 @@ impl Reconciler {
         }
         let prepared = write::prepare(&self.root, &self.set, &edit, expected.as_ref())?;
         let root = self.root.clone();
+        let git = self.live.config.load().spec.git.clone();
         let prepared =
-            tokio::task::spawn_blocking(move || write::commit(&root, &prepared).map(|()| prepared))
+            tokio::task::spawn_blocking(move || write_and_commit(&root, prepared, git, &context))
                 .await
                 .map_err(|e| WriteError::Io {
                     path: PathBuf::new(),
@@ -269,6 +277,7 @@ impl Reconciler {
         report.changed_files = changed.len();
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.last_run = Some((OffsetDateTime::now_utc(), started.elapsed()));
+        self.live.metrics.reconciled(started.elapsed());
         self.publish_summary(&report);
         self.live.passes.send_modify(|n| *n += 1);
         report
@@ -323,7 +332,10 @@ impl Reconciler {
 
     async fn converge(&mut self, full: bool, changed: &[PathBuf]) -> Report {
         let now = OffsetDateTime::now_utc();
-        let revision = short_digest(&self.set.revision());
+        let revision = match self.git_revision().await {
+            Some(revision) => revision,
+            None => short_digest(&self.set.revision()),
+        };
         let shared_revision: Arc<str> = Arc::from(revision.as_str());
         let desired = Desired::of(&self.set, true);
         let mut guards = Guards {
@@ -600,6 +612,23 @@ impl Reconciler {
         report
     }
 
+    /// The git revision of the manifests, once per pass; `None` outside a git working copy
+    /// (or without git), where the content digest is the revision.
+    async fn git_revision(&mut self) -> Option<String> {
+        let root = self.root.clone();
+        match tokio::task::spawn_blocking(move || git::revision(&root)).await {
+            Ok(Ok(revision)) => revision,
+            Ok(Err(e)) => {
+                if !self.git_warned {
+                    self.git_warned = true;
+                    tracing::warn!("{e}; manifest revisions are content digests");
+                }
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     fn counts(&self) -> std::collections::BTreeMap<Kind, KindCount> {
         let mut counts: std::collections::BTreeMap<Kind, KindCount> = Kind::ALL
             .iter()
@@ -673,6 +702,62 @@ fn prune_message(hold: &Hold, n: usize) -> String {
             path.display()
         ),
     }
+}
+
+/// Writes a prepared edit and, with `git.auto_commit` in a git working copy, commits exactly
+/// that file. A failed commit puts the file's previous content back, so nothing changes.
+fn write_and_commit(
+    root: &Path,
+    prepared: write::PreparedWrite,
+    git_config: GitConfig,
+    context: &WriteContext,
+) -> Result<write::PreparedWrite, WriteError> {
+    let commit = git_config.auto_commit
+        && match git::is_work_tree(root) {
+            Ok(inside) => inside,
+            Err(e) => {
+                tracing::warn!("{e}; the write-back is not committed");
+                false
+            }
+        };
+    let full = root.join(&prepared.path);
+    let io_err = |source| WriteError::Io {
+        path: prepared.path.clone(),
+        source,
+    };
+    let previous = if commit {
+        match std::fs::read(&full) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(e)),
+        }
+    } else {
+        None
+    };
+    write::commit(root, &prepared)?;
+    if commit {
+        let author = git::Author {
+            name: git_config.author_name,
+            email: git_config.author_email,
+        };
+        let message = context.commit_message();
+        if let Err(e) = git::commit(
+            root,
+            std::slice::from_ref(&prepared.path),
+            &message,
+            &author,
+        ) {
+            let restored = match &previous {
+                Some(bytes) => write::atomic_write(&full, bytes),
+                None => std::fs::remove_file(&full),
+            };
+            if let Err(r) = restored {
+                tracing::error!(file = %prepared.path.display(), "cannot restore after a failed commit: {r}");
+            }
+            return Err(WriteError::Commit(e));
+        }
+    }
+    Ok(prepared)
 }
 
 /// Reads the files a pass must look at and returns those whose content changed: `Some` with

@@ -55,6 +55,7 @@ pub(crate) enum Request {
     Write {
         edit: Edit,
         expected: Option<Digest>,
+        context: WriteContext,
         reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
     },
     ConfirmPrune {
@@ -70,6 +71,22 @@ pub(crate) enum Request {
 }
 
 /// The controller has stopped (the server is shutting down).
+/// Who asked for a write-back and how: named in its git commit (`git.auto_commit`).
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    /// The API call, e.g. `PATCH /api/v1/config`.
+    pub call: String,
+    /// The name of the token that made it.
+    pub token: String,
+}
+
+impl WriteContext {
+    /// The commit message: the call, then a `Claw-Token` trailer.
+    pub fn commit_message(&self) -> String {
+        format!("{}\n\nClaw-Token: {}\n", self.call, self.token)
+    }
+}
+
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the reconciler has stopped")]
 pub struct Stopped;
@@ -103,6 +120,7 @@ impl Controller {
         &self,
         edit: Edit,
         expected: Option<Digest>,
+        context: WriteContext,
     ) -> Result<WriteOutcome, WriteError> {
         let (reply, rx) = oneshot::channel();
         let stopped = || WriteError::Io {
@@ -113,6 +131,7 @@ impl Controller {
             .send(Request::Write {
                 edit,
                 expected,
+                context,
                 reply,
             })
             .map_err(|_| stopped())?;

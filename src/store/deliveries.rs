@@ -603,6 +603,15 @@ pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
     Ok(done.rows_affected())
 }
 
+/// Deliveries per status (`pending`, `delivered`, `failed`), for metrics.
+pub async fn count_by_status(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
+            .fetch_all(store.pool())
+            .await?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

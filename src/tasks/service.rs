@@ -136,6 +136,14 @@ impl Counts {
         self.add(to, 1);
     }
 
+    /// `(status, count)` for every status.
+    pub fn each(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+        STATUSES
+            .iter()
+            .zip(&self.0)
+            .map(|(s, n)| (*s, n.load(Ordering::Relaxed).max(0)))
+    }
+
     /// `{"queued":n,...}` for every status, as JSON text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(96);

@@ -435,6 +435,9 @@ impl Dispatcher {
                 .collect()
         };
         deliveries::record_attempts(&self.store, &outcomes).await?;
+        for o in &outcomes {
+            self.live.metrics.webhook_attempt(o.result);
+        }
         self.recorded.send_modify(|n| *n += outcomes.len() as u64);
 
         let mut seen = HashSet::new();

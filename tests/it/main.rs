@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod config;
+mod gitops;
 mod harness;
 mod reconcile;
 mod skills;

@@ -1,0 +1,191 @@
+//! The git working copy around the manifests dir: its revision (for statuses) and commits of
+//! API write-backs. Every git call of the server goes through here.
+//!
+//! The real `git` binary is run (no prompts, no optional index locks), always from blocking
+//! code: callers on async threads use `spawn_blocking`. Pathspecs are literal and relative to
+//! the manifests root.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Suffix of a revision whose working copy has uncommitted manifest changes.
+pub const DIRTY: &str = "-dirty";
+
+/// A failed git call. The message is git's own stderr (it never holds a secret of ours: we
+/// pass none to git).
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] io::Error),
+    #[error("`git {command}` failed: {message}")]
+    Failed { command: String, message: String },
+}
+
+/// Who commits write-backs.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+fn git(root: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("--no-optional-locks")
+        .arg("--literal-pathspecs")
+        .arg("-C")
+        .arg(root)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(mut cmd: Command) -> Result<Output, GitError> {
+    let output = cmd.output().map_err(GitError::Spawn)?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        let args: Vec<_> = cmd
+            .get_args()
+            .skip(4) // --no-optional-locks --literal-pathspecs -C <root>
+            .map(OsStr::to_string_lossy)
+            .collect();
+        Err(GitError::Failed {
+            command: args.join(" "),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// The revision of the manifests under `root`: the HEAD commit id (full, 40 hex digits) with
+/// [`DIRTY`] appended when a tracked file under `root` has uncommitted changes or an untracked
+/// manifest file exists there. `None` when `root` is not in a git working copy or HEAD has no
+/// commit yet; an error when git cannot be run.
+pub fn revision(root: &Path) -> Result<Option<String>, GitError> {
+    let mut cmd = git(root);
+    cmd.args([
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=all",
+        "--",
+        ".",
+    ]);
+    let output = match run(cmd) {
+        Ok(output) => output,
+        // Not a working copy (or a broken one): the caller falls back to a content digest.
+        Err(GitError::Failed { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(parse_status(&String::from_utf8_lossy(&output.stdout)))
+}
+
+fn parse_status(text: &str) -> Option<String> {
+    let mut oid = None;
+    let mut dirty = false;
+    let mut entries = text.split('\0');
+    while let Some(entry) = entries.next() {
+        if let Some(id) = entry.strip_prefix("# branch.oid ") {
+            oid = Some(id.to_owned());
+        } else if let Some(path) = entry.strip_prefix("? ") {
+            dirty |= crate::manifest::load::is_manifest_file(Path::new(path));
+        } else if entry.starts_with("1 ") || entry.starts_with("u ") {
+            dirty = true;
+        } else if entry.starts_with("2 ") {
+            dirty = true;
+            // A rename or copy is followed by its original path.
+            entries.next();
+        }
+    }
+    let oid = oid.filter(|id| id.chars().all(|c| c.is_ascii_hexdigit()))?;
+    Some(if dirty { format!("{oid}{DIRTY}") } else { oid })
+}
+
+/// Whether `root` is inside a git working copy.
+pub fn is_work_tree(root: &Path) -> Result<bool, GitError> {
+    let mut cmd = git(root);
+    cmd.args(["rev-parse", "--is-inside-work-tree"]);
+    match run(cmd) {
+        Ok(output) => Ok(String::from_utf8_lossy(&output.stdout).trim() == "true"),
+        Err(GitError::Failed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Commits exactly `paths` (relative to `root`; present files are added, missing ones recorded
+/// as deleted) in one commit with `message`, leaving every other staged or unstaged change of
+/// the working copy as it was. Returns the new commit id (HEAD as it was when the paths hold
+/// what HEAD has: no empty commits).
+pub fn commit(
+    root: &Path,
+    paths: &[PathBuf],
+    message: &str,
+    author: &Author,
+) -> Result<String, GitError> {
+    let (present, gone): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        paths.iter().partition(|p| root.join(p).exists());
+    if !present.is_empty() {
+        let mut cmd = git(root);
+        cmd.args(["add", "--"]).args(&present);
+        run(cmd)?;
+    }
+    if !gone.is_empty() {
+        let mut cmd = git(root);
+        cmd.args(["rm", "--cached", "--quiet", "--ignore-unmatch", "--"])
+            .args(&gone);
+        run(cmd)?;
+    }
+    // A write that left the content as committed (a no-op patch) has nothing to commit.
+    let mut diff = git(root);
+    diff.args(["diff", "--cached", "--quiet", "--"]).args(paths);
+    if diff.status().map_err(GitError::Spawn)?.success() {
+        return head(root);
+    }
+    let mut cmd = git(root);
+    cmd.args(["-c", "commit.gpgSign=false", "commit", "--quiet", "--only"])
+        .args(["--cleanup=verbatim", "-m", message, "--"])
+        .args(paths)
+        .env("GIT_AUTHOR_NAME", &author.name)
+        .env("GIT_AUTHOR_EMAIL", &author.email)
+        .env("GIT_COMMITTER_NAME", &author.name)
+        .env("GIT_COMMITTER_EMAIL", &author.email);
+    if let Err(e) = run(cmd) {
+        // Leave the index as it was for these paths (as of HEAD).
+        let mut reset = git(root);
+        reset.args(["reset", "--quiet", "--"]).args(paths);
+        let _ = run(reset);
+        return Err(e);
+    }
+    head(root)
+}
+
+fn head(root: &Path) -> Result<String, GitError> {
+    let mut cmd = git(root);
+    cmd.args(["rev-parse", "HEAD"]);
+    let output = run(cmd)?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_parses_head_and_dirtiness() {
+        let head = "# branch.oid 0123456789abcdef0123456789abcdef01234567\0# branch.head main\0";
+        assert_eq!(
+            parse_status(head).as_deref(),
+            Some("0123456789abcdef0123456789abcdef01234567")
+        );
+        let untracked_other = format!("{head}? notes.txt\0");
+        assert!(!parse_status(&untracked_other).unwrap().ends_with(DIRTY));
+        let untracked_manifest = format!("{head}? tokens/a.yaml\0");
+        assert!(parse_status(&untracked_manifest).unwrap().ends_with(DIRTY));
+        let modified = format!("{head}1 .M N... 100644 100644 100644 a b config.yaml\0");
+        assert!(parse_status(&modified).unwrap().ends_with(DIRTY));
+        assert_eq!(parse_status("# branch.oid (initial)\0"), None);
+    }
+}
