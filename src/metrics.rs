@@ -84,6 +84,8 @@ pub struct Metrics {
     /// Reconcile passes that ran (a request that found nothing changed is not a pass).
     pub reconciles: AtomicU64,
     pub reconcile_duration: Histogram,
+    /// Resources whose runtime drifted from their manifest and was repaired at a resync.
+    pub drift_repairs: AtomicU64,
     http: RwLock<HttpSeries>,
     /// Recorded webhook delivery attempts by outcome: delivered, retry, failed.
     webhook_attempts: [AtomicU64; 3],

@@ -64,6 +64,17 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     );
     family(
         &mut out,
+        "claw_drift_repairs_total",
+        "counter",
+        "Resources found drifted from their manifest and repaired at a resync.",
+    );
+    let _ = writeln!(
+        out,
+        "claw_drift_repairs_total {}",
+        m.drift_repairs.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
         "claw_reconcile_duration_seconds",
         "histogram",
         "Duration of reconcile passes.",

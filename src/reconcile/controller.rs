@@ -42,6 +42,17 @@ pub struct Report {
     /// Problems in force after the pass.
     pub errors: usize,
     pub duration_ms: u64,
+    /// Resources whose drift a full pass repaired (kind, name, reason).
+    pub repaired: Vec<Repaired>,
+}
+
+/// A resource a resync repaired.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repaired {
+    pub kind: Kind,
+    pub name: String,
+    pub reason: String,
+    pub message: String,
 }
 
 /// A step that did not succeed.
@@ -501,23 +512,32 @@ impl Reconciler {
             }
         }
 
+        let mut report = Report {
+            revision: revision.clone(),
+            held: plan.held.len(),
+            ..Report::default()
+        };
         for (key, result) in resynced {
             if let Some(status) = self.statuses.get_mut(&key) {
                 match result {
                     Ok(outcome) => {
                         tracing::info!(kind = %key.0, name = %key.1, "{}: {}", outcome.reason, outcome.message);
+                        self.live
+                            .metrics
+                            .drift_repairs
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        report.repaired.push(Repaired {
+                            kind: key.0,
+                            name: key.1.clone(),
+                            reason: outcome.reason.to_owned(),
+                            message: outcome.message.clone(),
+                        });
                         status.set(true, outcome.reason, outcome.message, now);
                     }
                     Err(e) => status.set(false, e.reason, e.message, now),
                 }
             }
         }
-
-        let mut report = Report {
-            revision: revision.clone(),
-            held: plan.held.len(),
-            ..Report::default()
-        };
         for (step, result, applied) in results {
             let key = (step.kind, step.name.clone());
             match (step.action, result) {

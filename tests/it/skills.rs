@@ -341,7 +341,12 @@ async fn tampered_files_are_restored_at_resync() {
         .send()
         .await
         .unwrap();
-    expect(r, StatusCode::OK).await;
+    let report = expect(r, StatusCode::OK).await;
+    // The resync says what it repaired, and counts it.
+    assert_eq!(report["repaired"][0]["name"], "demo", "{report}");
+    assert_eq!(report["repaired"][0]["reason"], "DriftRepaired");
+    let metrics = s.get("/metrics", &s.admin).await.text().await.unwrap();
+    assert!(metrics.contains("claw_drift_repairs_total 1"), "{metrics}");
     assert_eq!(
         std::fs::read_to_string(dir.join("SKILL.md")).unwrap(),
         original
