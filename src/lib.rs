@@ -11,6 +11,7 @@ pub mod client;
 pub mod events;
 pub mod live;
 pub mod manifest;
+pub mod mcp;
 pub mod reconcile;
 pub mod server;
 pub mod skills;

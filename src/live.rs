@@ -1,4 +1,5 @@
-//! Live state: what the reconciler has put in force, read lock-free by the API.
+//! Live state: what the reconciler has put in force, read lock-free by the API (the MCP
+//! supervisor's per-server state sits behind short locks of its own).
 //!
 //! The reconciler (and only it) publishes here; request handlers only load. Each field is
 //! swapped as a whole, so a reader sees one consistent version of it.
@@ -12,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::auth::TokenTable;
 use crate::manifest::kinds::ConfigSpec;
 use crate::manifest::Digest;
+use crate::mcp::Supervisor;
 use crate::reconcile::status::Summary;
 
 /// The Config in force.
@@ -38,6 +40,8 @@ pub struct Live {
     pub outbox: tokio::sync::Notify,
     /// Reconcile requests handled, including those that found nothing changed.
     pub reconcile_requests: std::sync::atomic::AtomicU64,
+    /// The MCP servers in force: the McpServer handler drives it, the API and tasks read it.
+    pub mcp: Arc<Supervisor>,
 }
 
 impl Live {
@@ -53,6 +57,7 @@ impl Live {
             passes: tokio::sync::watch::Sender::new(0),
             outbox: tokio::sync::Notify::new(),
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
+            mcp: Arc::new(Supervisor::default()),
         })
     }
 

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod config;
 mod harness;
+mod mcp;
 mod reconcile;
 mod skills;
 mod tasks;
