@@ -285,3 +285,114 @@ async fn a_server_that_cannot_start_is_reported_and_not_fatal() {
         "no system.error for the broken server"
     );
 }
+
+/// A fake Anthropic Messages API: the first request of each task gets `first`, every later
+/// one a final text. Returns its base URL and the request bodies it saw.
+async fn fake_anthropic(first: Value) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::sync::{Arc, Mutex};
+    let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = requests.clone();
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            let first = first.clone();
+            async move {
+                let is_first = body["messages"].as_array().map(Vec::len) == Some(1);
+                seen.lock().unwrap().push(body);
+                axum::Json(if is_first {
+                    first
+                } else {
+                    serde_json::json!({"content": [{"type": "text", "text": "done"}],
+                           "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}})
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, requests)
+}
+
+fn offered(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_calls_an_mcp_tool_and_the_model_gets_its_result() {
+    let (base, requests) = fake_anthropic(serde_json::json!({
+        "content": [{"type": "tool_use", "id": "toolu_m", "name": "everything__echo",
+                     "input": {"message": "hello from claw"}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1}}))
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("key"), "sk-test").unwrap();
+    let config = format!(
+        "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: anthropic\n    base_url: {base}\n    api_key: {{fromFile: {}}}\n",
+        tmp.path().join("key").display()
+    );
+    let s = TestServer::start_with(move |dir| {
+        std::fs::write(dir.join("configs/default.yaml"), config).unwrap();
+        std::fs::write(
+            dir.join("everything.yaml"),
+            everything_manifest("everything"),
+        )
+        .unwrap();
+    })
+    .await;
+    let c = claw::client::Client::new(s.base.clone(), s.admin.clone());
+
+    let id = c
+        .create_task("Echo something", serde_json::json!({}))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let result = c.wait_for_completion(&id).await.unwrap();
+    assert_eq!(result["status"], "completed", "{result}");
+    let seen = requests.lock().unwrap().clone();
+    let tools = offered(&seen[0]);
+    assert!(tools.iter().any(|t| t == "everything__echo"), "{tools:?}");
+    assert!(tools.iter().any(|t| t == "read_file"), "{tools:?}");
+    let tool_result = &seen[1]["messages"].as_array().unwrap().last().unwrap()["content"][0];
+    assert_eq!(tool_result["tool_use_id"], "toolu_m");
+    assert_ne!(tool_result["is_error"], true, "{tool_result}");
+    let content = tool_result["content"].to_string();
+    assert!(content.contains("Echo: hello from claw"), "{content}");
+
+    // A task may be kept from every MCP server.
+    let id = c
+        .create_task("No MCP", serde_json::json!({"mcp_servers": []}))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.wait_for_completion(&id).await.unwrap();
+    let seen = requests.lock().unwrap().clone();
+    let restricted = seen
+        .iter()
+        .skip(2)
+        .find(|r| r["messages"].as_array().map(Vec::len) == Some(1))
+        .unwrap();
+    let tools = offered(restricted);
+    assert!(!tools.iter().any(|t| t.contains("__")), "{tools:?}");
+    assert!(tools.iter().any(|t| t == "read_file"), "{tools:?}");
+
+    let bad = s
+        .request(reqwest::Method::POST, "/api/v1/tasks", Some(&s.admin))
+        .json(&serde_json::json!({"prompt": "x", "options": {"mcp_servers": "everything"}}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect(bad, StatusCode::BAD_REQUEST).await;
+    assert!(body.to_string().contains("options.mcp_servers"), "{body}");
+    s.stop().await;
+}
