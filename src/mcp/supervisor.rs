@@ -1,7 +1,8 @@
 //! The supervisor: one tokio task per declared MCP server, keeping it connected.
 //!
 //! Each task loops: start (spawn the child / open the HTTP session), initialise, list tools,
-//! publish `connected`; when the process exits or the connection drops, publish `failed` with
+//! publish `connected`; when the process exits or the connection drops (or stops answering a
+//! periodic ping), publish `failed` with
 //! the reason, wait (1 s doubling to 60 s, reset after a successful connection) and start
 //! again. A stdio server runs in its own process group; the whole group is killed when the
 //! connection ends, when the server is stopped or changed, and on shutdown, so no process is
@@ -18,11 +19,11 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use rmcp::model::{CallToolRequestParams, ContentBlock};
+use rmcp::model::{CallToolRequestParams, ClientRequest, ContentBlock, PingRequest};
 use rmcp::service::{Peer, RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::ServiceExt;
+use rmcp::{ServiceError, ServiceExt};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
@@ -32,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a stopped stdio server may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How often a connected server is pinged to notice a dead connection.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest stderr line kept for the status's `last_error`.
 const MAX_STDERR_LINE: usize = 400;
 
@@ -447,7 +450,7 @@ async fn supervise(
                     s.tools = count;
                     s.last_error = None;
                 });
-                let closed = wait_closed(client, &shared, &cancel).await;
+                let closed = wait_closed(client, &shared, &cancel, desired.timeout).await;
                 shared.set_peer(None, Vec::new());
                 match closed {
                     None => return,
@@ -483,28 +486,46 @@ fn with_stderr(failure: String, shared: &Shared) -> String {
 }
 
 /// Waits until the connection ends (Some(why)) or `cancel` fires (None; the server is then
-/// shut down: SIGTERM, the session closed, SIGKILL after a grace period).
+/// shut down: SIGTERM, the session closed, SIGKILL after a grace period). A session whose
+/// transport fails a `ping` (every [`HEALTH_INTERVAL`]) counts as ended: an HTTP session does
+/// not notice a vanished server by itself. An error *answer* to the ping still proves the
+/// server is there (newer protocol versions have no ping).
 async fn wait_closed(
     client: Client,
     shared: &Shared,
     cancel: &CancellationToken,
+    timeout: Duration,
 ) -> Option<String> {
     let stdio = lock(&shared.pid).is_some();
+    let peer = client.peer().clone();
     let token = client.cancellation_token();
     let waiting = client.waiting();
     tokio::pin!(waiting);
-    tokio::select! {
-        quit = &mut waiting => Some(match quit {
-            Ok(_) if stdio => "the server process exited or closed its output".to_owned(),
-            Ok(_) => "the connection closed".to_owned(),
-            Err(e) => format!("the MCP session task failed: {e}"),
-        }),
-        () = cancel.cancelled() => {
-            shared.signal_group(Signal::SIGTERM);
-            token.cancel();
-            let _ = tokio::time::timeout(STOP_GRACE, waiting).await;
-            shared.signal_group(Signal::SIGKILL);
-            None
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.reset();
+    loop {
+        tokio::select! {
+            quit = &mut waiting => return Some(match quit {
+                Ok(_) if stdio => "the server process exited or closed its output".to_owned(),
+                Ok(_) => "the connection closed".to_owned(),
+                Err(e) => format!("the MCP session task failed: {e}"),
+            }),
+            () = cancel.cancelled() => {
+                shared.signal_group(Signal::SIGTERM);
+                token.cancel();
+                let _ = tokio::time::timeout(STOP_GRACE, waiting).await;
+                shared.signal_group(Signal::SIGKILL);
+                return None;
+            }
+            _ = health.tick() => {
+                let ping = ClientRequest::PingRequest(PingRequest::default());
+                match tokio::time::timeout(timeout, peer.send_request(ping)).await {
+                    Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_))) => {}
+                    // Dropping `waiting` on return closes the session.
+                    Ok(Err(e)) => return Some(format!("health check failed: {e}")),
+                    Err(_) => return Some(format!("no answer to ping within {} s", timeout.as_secs())),
+                }
+            }
         }
     }
 }

@@ -396,3 +396,116 @@ async fn a_task_calls_an_mcp_tool_and_the_model_gets_its_result() {
     assert!(body.to_string().contains("options.mcp_servers"), "{body}");
     s.stop().await;
 }
+
+/// server-everything over streamable HTTP on a free port, killed on drop.
+struct HttpEverything {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http_everything() -> HttpEverything {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(everything_bin())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = HttpEverything {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server-everything did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+#[tokio::test]
+async fn an_http_server_connects_with_secret_headers_and_its_tools_can_be_called() {
+    let web = http_everything().await;
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("token"), "Bearer not-checked").unwrap();
+    let manifest = |name: &str, secret: &Path| {
+        format!(
+            "apiVersion: openclaw.dev/v1\nkind: McpServer\nmetadata:\n  name: {name}\nspec:\n  url: {}\n  headers:\n    Authorization: {{fromFile: {}}}\n    X-Plain: yes-plain\n",
+            web.url,
+            secret.display()
+        )
+    };
+    let good = manifest("web", &secrets.path().join("token"));
+    let missing = manifest("web-missing", &secrets.path().join("absent"));
+    let s = TestServer::start_with(move |dir| {
+        std::fs::write(dir.join("web.yaml"), good).unwrap();
+        std::fs::write(dir.join("web-missing.yaml"), missing).unwrap();
+    })
+    .await;
+
+    let web_status = poll_server(&s, "web", "the HTTP connection", |b| {
+        b["status"] == "connected"
+    })
+    .await;
+    assert_eq!(web_status["transport"], "http");
+    assert!(web_status["tools"].as_u64().unwrap() > 0);
+    let echoed = s
+        .live()
+        .mcp
+        .call("web", "echo", &serde_json::json!({"message": "over http"}))
+        .await
+        .unwrap();
+    assert!(echoed.contains("Echo: over http"), "{echoed}");
+    let unknown = s
+        .live()
+        .mcp
+        .call("web", "no-such-tool", &serde_json::json!({}))
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+
+    // A header secret that cannot be resolved: not Ready, nothing started.
+    let missing = expect(
+        s.get("/api/v1/mcp-servers/web-missing", &s.admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(missing["status"], "failed", "{missing}");
+    assert_eq!(missing["resource"]["reason"], "SecretUnavailable");
+    assert!(s.live().mcp.status("web-missing").is_none());
+    let mut web = web;
+    let _ = web.child.kill();
+    let _ = web.child.wait();
+    // The vanished server is noticed by the health check and retried with backoff.
+    let down = poll_server(&s, "web", "the drop to be noticed", |b| {
+        b["status"] != "connected"
+    })
+    .await;
+    assert_eq!(down["tools"], 0, "{down}");
+    let down = poll_server(&s, "web", "the failed reconnection", |b| {
+        b["status"] == "failed"
+            && b["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot connect"))
+    })
+    .await;
+    assert!(down["restarts"].as_u64().unwrap() >= 1, "{down}");
+    s.stop().await;
+}
