@@ -509,3 +509,45 @@ async fn an_http_server_connects_with_secret_headers_and_its_tools_can_be_called
     assert!(down["restarts"].as_u64().unwrap() >= 1, "{down}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_limits_mcp_servers_and_a_task_option_overrides_it() {
+    let (base, requests) = fake_anthropic(serde_json::json!({
+        "content": [{"type": "text", "text": "nothing to call"}],
+        "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}}))
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("key"), "sk-test").unwrap();
+    let config = format!(
+        "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: anthropic\n    base_url: {base}\n    api_key: {{fromFile: {}}}\n  tasks:\n    mcp_servers: [other]\n",
+        tmp.path().join("key").display()
+    );
+    let s = TestServer::start_with(move |dir| {
+        std::fs::write(dir.join("configs/default.yaml"), config).unwrap();
+        std::fs::write(
+            dir.join("everything.yaml"),
+            everything_manifest("everything"),
+        )
+        .unwrap();
+    })
+    .await;
+    let c = claw::client::Client::new(s.base.clone(), s.admin.clone());
+    for options in [
+        serde_json::json!({}),
+        serde_json::json!({"mcp_servers": ["everything"]}),
+    ] {
+        let id = c.create_task("x", options).await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let done = c.wait_for_completion(&id).await.unwrap();
+        assert_eq!(done["status"], "completed", "{done}");
+    }
+    let seen = requests.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(!offered(&seen[0])
+        .iter()
+        .any(|t| t.starts_with("everything__")));
+    assert!(offered(&seen[1]).iter().any(|t| t == "everything__echo"));
+    s.stop().await;
+}
