@@ -115,6 +115,13 @@ pub struct Backoff {
     pub max: Duration,
 }
 
+impl Backoff {
+    /// The wait after one of `delay`: doubled, at most `max`.
+    fn next(&self, delay: Duration) -> Duration {
+        (delay * 2).min(self.max)
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
@@ -470,7 +477,7 @@ async fn supervise(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(backoff.max);
+        delay = backoff.next(delay);
         shared.update(|s| s.restarts += 1);
     }
 }
@@ -604,4 +611,86 @@ fn spawn_stderr_reader(stderr: tokio::process::ChildStderr, shared: Arc<Shared>)
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stdio(command: &str, args: &[&str], enabled: bool) -> Desired {
+        Desired {
+            launch: Launch::Stdio {
+                command: command.to_owned(),
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                env: Vec::new(),
+                cwd: None,
+            },
+            enabled,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_a_minute() {
+        let b = Backoff::default();
+        let mut delay = b.initial;
+        let mut seen = vec![delay.as_secs()];
+        for _ in 0..8 {
+            delay = b.next(delay);
+            seen.push(delay.as_secs());
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_at_once_fails_and_is_retried() {
+        let sup = Supervisor::new(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        });
+        assert!(
+            sup.ensure("quits", stdio("sh", &["-c", "echo bye >&2"], true))
+                .await
+        );
+        // The same spec again changes nothing.
+        assert!(
+            !sup.ensure("quits", stdio("sh", &["-c", "echo bye >&2"], true))
+                .await
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = sup.status("quits").unwrap();
+            if status.restarts >= 3 {
+                assert_ne!(status.status, Phase::Connected);
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let failed = sup
+            .wait_settled("quits", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(failed.status, Phase::Failed);
+        assert!(failed.last_error.is_some());
+        assert!(sup.call("quits", "t", &Value::Null).await.is_err());
+        sup.shutdown().await;
+        assert!(sup.statuses().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_server_is_not_started() {
+        let sup = Supervisor::default();
+        sup.ensure("off", stdio("sleep", &["30"], false)).await;
+        let status = sup
+            .wait_settled("off", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(status.status, Phase::Disabled);
+        assert_eq!(sup.pid("off"), None);
+        let err = sup.call("nope", "t", &Value::Null).await.unwrap_err();
+        assert!(err.contains("not declared"), "{err}");
+        sup.stop("off").await;
+        assert!(sup.status("off").is_none());
+    }
 }

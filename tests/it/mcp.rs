@@ -153,6 +153,7 @@ async fn a_killed_server_is_restarted_with_backoff() {
     })
     .await;
     let first = s.live().mcp.pid("everything").unwrap();
+    let killed = std::time::Instant::now();
     assert!(std::process::Command::new("kill")
         .args(["-KILL", &first.to_string()])
         .status()
@@ -173,6 +174,12 @@ async fn a_killed_server_is_restarted_with_backoff() {
     })
     .await;
     assert!(back["tools"].as_u64().unwrap() > 0);
+    // The first restart waits the initial backoff (1 s).
+    assert!(
+        killed.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        killed.elapsed()
+    );
     let second = s.live().mcp.pid("everything").unwrap();
     assert_ne!(first, second);
     wait_gone(first).await;
