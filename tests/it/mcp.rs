@@ -57,6 +57,12 @@ async fn poll_server(
     }
 }
 
+/// Waits until `name` is connected (start-up waits at most 10 s for it; a loaded machine may
+/// need longer).
+async fn connected(s: &TestServer, name: &str) -> Value {
+    poll_server(s, name, "the connection", |b| b["status"] == "connected").await
+}
+
 /// Whether `pid` is gone (or only a zombie awaiting its reaper).
 fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -90,6 +96,7 @@ async fn a_stdio_server_connects_and_its_tools_are_listed() {
     })
     .await;
 
+    connected(&s, "everything").await;
     let list = expect(s.get("/api/v1/mcp-servers", &s.admin).await, StatusCode::OK).await;
     assert_eq!(list["total"], 1);
     let server = &list["items"][0];
@@ -152,6 +159,7 @@ async fn a_killed_server_is_restarted_with_backoff() {
         .unwrap();
     })
     .await;
+    connected(&s, "everything").await;
     let first = s.live().mcp.pid("everything").unwrap();
     let killed = std::time::Instant::now();
     assert!(std::process::Command::new("kill")
@@ -197,6 +205,7 @@ async fn removing_the_manifest_stops_the_process() {
         .unwrap();
     })
     .await;
+    connected(&s, "everything").await;
     let pid = s.live().mcp.pid("everything").unwrap();
     std::fs::remove_file(s.path("everything.yaml")).unwrap();
     s.wait_for("the server to be stopped", |live| {
@@ -221,6 +230,7 @@ async fn a_changed_spec_restarts_the_server() {
         .unwrap();
     })
     .await;
+    connected(&s, "everything").await;
     let first = s.live().mcp.pid("everything").unwrap();
     s.write(
         "everything.yaml",
@@ -265,12 +275,7 @@ async fn a_server_that_cannot_start_is_reported_and_not_fatal() {
     assert_eq!(broken["resource"]["ready"], false);
     assert_eq!(broken["resource"]["reason"], "StartFailed");
     // The other server and the API carry on; the server reports itself degraded.
-    let ok = expect(
-        s.get("/api/v1/mcp-servers/everything", &s.admin).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(ok["status"], "connected");
+    connected(&s, "everything").await;
     let status = expect(s.get("/api/v1/status", &s.admin).await, StatusCode::OK).await;
     assert_eq!(status["status"], "degraded");
     let servers = status["mcp_servers"].as_array().unwrap();
@@ -353,6 +358,7 @@ async fn a_task_calls_an_mcp_tool_and_the_model_gets_its_result() {
         .unwrap();
     })
     .await;
+    connected(&s, "everything").await;
     let c = claw::client::Client::new(s.base.clone(), s.admin.clone());
 
     let id = c
@@ -538,6 +544,7 @@ async fn the_config_limits_mcp_servers_and_a_task_option_overrides_it() {
         .unwrap();
     })
     .await;
+    connected(&s, "everything").await;
     let c = claw::client::Client::new(s.base.clone(), s.admin.clone());
     for options in [
         serde_json::json!({}),

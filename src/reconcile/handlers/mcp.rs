@@ -35,8 +35,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Converges the supervised MCP servers.
 pub struct McpHandler {
     live: Arc<Live>,
-    /// Servers whose status was last reported not Ready, to report them Ready again.
-    failing: Mutex<HashSet<String>>,
+    /// Servers last reported failed or starting, whose resource status a full pass updates.
+    unsettled: Mutex<HashSet<String>>,
 }
 
 impl McpHandler {
@@ -44,7 +44,7 @@ impl McpHandler {
     pub fn new(live: Arc<Live>) -> Self {
         McpHandler {
             live,
-            failing: Mutex::new(HashSet::new()),
+            unsettled: Mutex::new(HashSet::new()),
         }
     }
 
@@ -91,7 +91,7 @@ impl McpHandler {
 
     /// The resource status that a server status means, remembering failures.
     fn outcome(&self, name: &str, status: Option<ServerStatus>) -> Result<Outcome, ApplyError> {
-        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
         let Some(status) = status else {
             return Err(ApplyError::new(
                 "NotSupervised",
@@ -121,10 +121,10 @@ impl McpHandler {
                     .unwrap_or_else(|| "the server failed".into()),
             )),
         };
-        if result.is_err() {
-            failing.insert(name.to_owned());
+        if result.as_ref().map_or(true, |o| o.reason == "Starting") {
+            unsettled.insert(name.to_owned());
         } else {
-            failing.remove(name);
+            unsettled.remove(name);
         }
         result
     }
@@ -156,8 +156,8 @@ impl Handler for McpHandler {
         r: &Resource,
     ) -> Result<Option<Outcome>, ApplyError> {
         let desired = self.desired(spec_of(r)?)?;
-        let was_failing = self
-            .failing
+        let was_unsettled = self
+            .unsettled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(r.name());
@@ -166,12 +166,12 @@ impl Handler for McpHandler {
             return self.outcome(r.name(), status).map(Some);
         }
         let outcome = self.outcome(r.name(), self.live.mcp.status(r.name()))?;
-        Ok(was_failing.then_some(outcome))
+        Ok(was_unsettled.then_some(outcome))
     }
 
     async fn delete(&self, _tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
         self.live.mcp.stop(name).await;
-        self.failing
+        self.unsettled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
