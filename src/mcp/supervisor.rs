@@ -451,6 +451,8 @@ async fn supervise(
                 delay = backoff.initial;
                 tracing::info!(server = %name, tools = tools.len(), "MCP server connected");
                 let count = tools.len();
+                // Start-up chatter says nothing about why a working connection ends later.
+                lock(&shared.stderr).clear();
                 shared.set_peer(Some(client.peer().clone()), tools);
                 shared.update(|s| {
                     s.status = Phase::Connected;
