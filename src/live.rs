@@ -1,4 +1,5 @@
-//! Live state: what the reconciler has put in force, read lock-free by the API.
+//! Live state: what the reconciler has put in force, read lock-free by the API (the MCP
+//! supervisor's per-server state sits behind short locks of its own).
 //!
 //! The reconciler (and only it) publishes here; request handlers only load. Each field is
 //! swapped as a whole, so a reader sees one consistent version of it.
@@ -12,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::auth::TokenTable;
 use crate::manifest::kinds::ConfigSpec;
 use crate::manifest::Digest;
+use crate::mcp::Supervisor;
 use crate::reconcile::status::Summary;
 
 /// The Config in force.
@@ -40,6 +42,8 @@ pub struct Live {
     pub reconcile_requests: std::sync::atomic::AtomicU64,
     /// Counters and latencies for `GET /metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// The MCP servers in force: the McpServer handler drives it, the API and tasks read it.
+    pub mcp: Arc<Supervisor>,
 }
 
 impl Live {
@@ -56,6 +60,7 @@ impl Live {
             outbox: tokio::sync::Notify::new(),
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
+            mcp: Arc::new(Supervisor::default()),
         })
     }
 

@@ -214,13 +214,16 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
 }
 
 impl Server {
-    /// Stops accepting requests, lets in-flight ones finish, stops the background tasks,
-    /// saves token last-use times and closes the database.
+    /// Stops accepting requests, lets in-flight ones finish, stops the background tasks and
+    /// the MCP servers (their processes are gone when this returns), saves token last-use
+    /// times and closes the database.
     pub async fn shutdown(self) {
         self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        // After the tasks (none calls a tool any more), before the store closes.
+        self.live.mcp.shutdown().await;
         flush_last_used(&self.live, &self.store).await;
         self.store.close().await;
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod mcp;
 pub mod ratelimit;
 pub mod resources;
 pub mod skills;
@@ -70,6 +71,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(tasks::router())
         .merge(webhooks::router())
         .merge(skills::router())
+        .merge(mcp::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

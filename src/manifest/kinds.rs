@@ -221,6 +221,10 @@ pub struct TasksConfig {
     pub max_turns: u32,
     /// Offer the agent a tool that runs shell commands in the working directory.
     pub allow_commands: bool,
+    /// MCP servers whose tools tasks may use when a task names none itself
+    /// (`options.mcp_servers`); `None`: every connected server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<Vec<String>>,
 }
 
 impl Default for TasksConfig {
@@ -233,6 +237,7 @@ impl Default for TasksConfig {
             max_prompt_bytes: 65536,
             max_turns: 20,
             allow_commands: false,
+            mcp_servers: None,
         }
     }
 }
@@ -831,6 +836,7 @@ mod tests {
                 max_prompt_bytes: 4096,
                 max_turns: 5,
                 allow_commands: true,
+                mcp_servers: Some(vec!["everything".to_owned()]),
             },
             rate_limit: RateLimitConfig {
                 requests_per_minute: 100,

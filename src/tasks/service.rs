@@ -594,8 +594,9 @@ impl TaskService {
                 Ok(t)
             }
         });
+        let mcp_servers = task_mcp_servers(&row.options).or_else(|| spec.tasks.mcp_servers.clone());
         let toolbox = match toolbox {
-            Ok(t) => t,
+            Ok(t) => t.with_mcp(self.live.mcp.clone(), mcp_servers.as_deref()),
             Err(e) => {
                 return Err((
                     Failure::Setup(format!("cannot open the working directory: {e}")),
@@ -713,12 +714,19 @@ pub struct Checked {
     pub timeout_seconds: u64,
 }
 
-const OPTION_KEYS: [&str; 4] = [
+const OPTION_KEYS: [&str; 5] = [
     "model",
     "max_tokens",
     "working_directory",
     "timeout_seconds",
+    "mcp_servers",
 ];
+
+/// The MCP servers a task's stored options restrict it to (`None`: the Config's default).
+fn task_mcp_servers(options: &str) -> Option<Vec<String>> {
+    let options: Value = serde_json::from_str(options).ok()?;
+    serde_json::from_value(options.get("mcp_servers")?.clone()).ok()
+}
 
 /// Checks a task request against the Config; every problem is reported, by field.
 pub fn validate(
@@ -851,6 +859,17 @@ pub fn validate(
             None
         }
     };
+    match options.get("mcp_servers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(names))
+            if names
+                .iter()
+                .all(|n| n.as_str().is_some_and(|n| !n.is_empty())) => {}
+        Some(_) => problem(
+            "options.mcp_servers",
+            "must be an array of McpServer names ([] for none)".into(),
+        ),
+    }
     if !problems.is_empty() {
         return Err(problems);
     }

@@ -7,9 +7,11 @@
 //! is not confined by anything but the server user's permissions, which is why it is opt-in.
 //!
 //! Adding a tool: push its [`ToolSpec`] in [`Toolbox::for_workdir`] and add an arm for its
-//! name in [`Toolbox::call`]. Tools from elsewhere (skills, MCP servers) can be added the same
-//! way: a spec in the list and a dispatch arm that forwards the call.
+//! name in [`Toolbox::call`]. Tools from elsewhere are added the same way: `read_skill`
+//! ([`Toolbox::with_skills`]) and the tools of connected MCP servers ([`Toolbox::with_mcp`],
+//! named `<server>__<tool>` and forwarded to the supervisor).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
 use super::providers::command::ProcessGroupGuard;
+use crate::mcp::Supervisor;
 
 /// Largest part of a file `read_file` returns.
 const MAX_READ_BYTES: u64 = 256 * 1024;
@@ -49,7 +52,12 @@ pub struct Toolbox {
     specs: Vec<ToolSpec>,
     /// The installed skills, read-only for the agent (`read_skill`).
     skills: Option<Arc<Dir>>,
+    /// MCP servers' tools: offered name -> (server, tool), called through the supervisor.
+    mcp: Option<(Arc<Supervisor>, McpRoutes)>,
 }
+
+/// Offered tool name -> (MCP server, tool name on that server).
+type McpRoutes = HashMap<String, (String, String)>;
 
 impl std::fmt::Debug for Toolbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +133,7 @@ impl Toolbox {
             workdir: workdir.to_owned(),
             specs,
             skills: None,
+            mcp: None,
         })
     }
 
@@ -150,6 +159,35 @@ impl Toolbox {
         Ok(self)
     }
 
+    /// Adds the tools of the connected MCP servers (all of them, or those named in `allowed`)
+    /// as `<server>__<tool>`; a call goes to that server with its timeout. Tools whose
+    /// combined name providers would refuse (over 64 characters, or characters other than
+    /// ASCII letters, digits, `_` and `-`) are left out.
+    pub fn with_mcp(mut self, supervisor: Arc<Supervisor>, allowed: Option<&[String]>) -> Toolbox {
+        let mut routes = HashMap::new();
+        for (server, tools) in supervisor.connected_tools(allowed) {
+            for tool in tools.iter() {
+                let name = format!("{server}__{}", tool.name);
+                let valid = name.len() <= 64
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid || routes.contains_key(&name) {
+                    tracing::debug!(server = %server, tool = %tool.name, "MCP tool not offered: its name does not fit");
+                    continue;
+                }
+                self.specs.push(ToolSpec {
+                    name: name.clone(),
+                    description: format!("[MCP server {server}] {}", tool.description),
+                    input_schema: tool.input_schema.clone(),
+                });
+                routes.insert(name, (server.clone(), tool.name.clone()));
+            }
+        }
+        self.mcp = Some((supervisor, routes));
+        self
+    }
+
     /// The tools offered to the model.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs
@@ -163,6 +201,11 @@ impl Toolbox {
             return Err(format!("unknown tool \"{name}\""));
         }
         tracing::debug!(tool = name, "tool call");
+        if let Some((supervisor, routes)) = &self.mcp {
+            if let Some((server, tool)) = routes.get(name) {
+                return supervisor.call(server, tool, input).await;
+            }
+        }
         match name {
             "list_files" => {
                 let path = optional_str(input, "path")?.unwrap_or(".").to_owned();

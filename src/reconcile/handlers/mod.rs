@@ -2,6 +2,7 @@
 
 mod accept;
 mod config;
+mod mcp;
 mod skill;
 mod token;
 mod webhook;
@@ -19,6 +20,7 @@ pub fn all(live: &Arc<Live>) -> Vec<Arc<dyn Handler>> {
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
         config.clone(),
         Arc::new(skill::SkillHandler::new(live.clone(), config)),
+        Arc::new(mcp::McpHandler::new(live.clone())),
         Arc::new(token::TokenHandler::new(live.clone())),
         Arc::new(webhook::WebhookHandler::new(live.clone())),
     ];
