@@ -7,8 +7,8 @@
 pub mod auth;
 pub mod config;
 pub mod error;
-pub mod metrics;
 pub mod mcp;
+pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
 pub mod skills;

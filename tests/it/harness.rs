@@ -212,3 +212,19 @@ pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
         .success());
     child.0.wait().unwrap()
 }
+
+/// Installs a test's npm dependencies (`npm ci` in `dir`) once, if they are missing, so a plain
+/// `cargo test` on a fresh machine works; `.ci/run` installs them up front.
+pub fn npm_ci(dir: &Path) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if dir.join("node_modules").is_dir() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("npm is needed for this test (install Node.js 18+ with npm)");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}

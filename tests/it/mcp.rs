@@ -1,5 +1,5 @@
 //! MCP servers against a real third-party server: `@modelcontextprotocol/server-everything`
-//! from npm, installed into `tests/mcp/node_modules` by `.ci/run` (`npm ci` there).
+//! from npm, installed into `tests/mcp/node_modules` by `.ci/run` (or on first use).
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use crate::harness::{expect, TestServer};
 
 /// The server-everything launcher `npm ci` in `tests/mcp` installs.
 pub fn everything_bin() -> String {
+    crate::harness::npm_ci(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp")));
     let bin = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/mcp/node_modules/.bin/mcp-server-everything"

@@ -261,14 +261,7 @@ impl Drop for Receiver {
 fn start_receiver(secret: &str, slack: &str) -> Receiver {
     use std::io::BufRead;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/slack-notifier");
-    if !dir.join("node_modules/express").exists() {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is needed for the slack-notifier test (install Node.js 18+)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
+    crate::harness::npm_ci(&dir);
     let mut child = std::process::Command::new("node")
         .arg("server.js")
         .current_dir(&dir)
