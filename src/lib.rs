@@ -13,6 +13,7 @@ pub mod git;
 pub mod live;
 pub mod manifest;
 pub mod metrics;
+pub mod pull;
 pub mod reconcile;
 pub mod server;
 pub mod skills;

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub tasks: Arc<TaskService>,
     pub store: crate::store::Store,
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
+    /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
+    pub git_trigger: Option<Arc<crate::pull::Trigger>>,
 }
 
 /// Limits of the HTTP layer.
@@ -73,7 +76,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
+        ))
+        // After the layer above: it authenticates by signature or by token itself.
+        .merge(hooks::router(state.clone()));
     let metrics = metrics::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::authenticate,

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod gitops;
 mod harness;
+mod pull;
 mod reconcile;
 mod skills;
 mod tasks;
