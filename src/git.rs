@@ -172,6 +172,13 @@ pub fn clone(url: &str, branch: &str, dest: &Path) -> Result<(), GitError> {
     run(cmd).map(|_| ()).map_err(redact)
 }
 
+/// Points `origin` at `url` (a restart may name another URL for the same repository).
+pub fn set_origin(root: &Path, url: &str) -> Result<(), GitError> {
+    let mut cmd = git(root);
+    cmd.args(["remote", "set-url", "origin", url]);
+    run(cmd).map(|_| ()).map_err(redact)
+}
+
 /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`.
 pub fn fetch(root: &Path, branch: &str) -> Result<(), GitError> {
     let mut cmd = git(root);

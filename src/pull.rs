@@ -98,8 +98,9 @@ impl Checkout {
     }
 }
 
-/// Clones the remote under `data` unless a clone is there already, and returns it with the
-/// manifests dir inside it.
+/// Clones the remote under `data` unless a clone is there already (then it points it at `url`
+/// and brings it up to date, or warns and goes on with what it has when the remote cannot be
+/// reached), and returns it with the manifests dir inside it.
 pub fn prepare(options: &PullOptions, data: &Path) -> Result<(Checkout, PathBuf), PullError> {
     if git::url_has_credentials(&options.url) {
         return Err(PullError::CredentialsInUrl);
@@ -110,7 +111,8 @@ pub fn prepare(options: &PullOptions, data: &Path) -> Result<(Checkout, PathBuf)
         }
     }
     let root = data.join("git").join("checkout");
-    if !root.join(".git").exists() {
+    let existing = root.join(".git").exists();
+    if !existing {
         let parent = data.join("git");
         std::fs::create_dir_all(&parent).map_err(|source| PullError::Io {
             path: parent,
@@ -130,6 +132,16 @@ pub fn prepare(options: &PullOptions, data: &Path) -> Result<(Checkout, PathBuf)
         branch: options.branch.clone(),
         lock: Arc::new(Mutex::new(())),
     };
+    if existing {
+        let synced = git::set_origin(&checkout.root, &options.url)
+            .and_then(|()| checkout.sync(&crate::manifest::kinds::GitConfig::default().author()));
+        if let Err(e) = synced {
+            tracing::warn!(
+                checkout = %checkout.root.display(),
+                "cannot bring the existing clone up to date; reconciling what it has: {e}"
+            );
+        }
+    }
     Ok((checkout, manifests))
 }
 

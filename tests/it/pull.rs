@@ -333,3 +333,45 @@ async fn a_git_url_with_credentials_is_refused() {
     assert!(err.contains("credential helper"), "{err}");
     assert!(!err.contains("secret@"), "{err}");
 }
+
+#[tokio::test]
+async fn a_restart_brings_the_existing_clone_up_to_date_first() {
+    let remote = Remote::new();
+    let server = remote.serve(Duration::from_secs(3600)).await;
+    let (_unused, data) = server.stop().await;
+    let pushed = remote.push_token("ci");
+
+    let mut options = crate::harness::options(data.path(), data.path());
+    let mut pull = PullOptions::new(&remote.url);
+    pull.interval = Duration::from_secs(3600);
+    options.git = Some(pull);
+    let server = claw::server::start(options).await.unwrap();
+    assert_eq!(server.live.summary.load().revision, pushed);
+    server.shutdown().await;
+}
+
+#[test]
+fn serve_refuses_credentials_in_the_git_url_and_git_flags_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--git-url", "https://me:hunter2@example.com/r.git"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::harness::stderr(&out);
+    assert!(err.contains("credential helper"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+        .args(["serve", "--git-branch", "dev"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::harness::stderr(&out).contains("--git-url"));
+}
