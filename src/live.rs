@@ -40,6 +40,9 @@ pub struct Live {
     pub reconcile_requests: std::sync::atomic::AtomicU64,
     /// Counters and latencies for `GET /metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Pull mode: why the last fetch failed (`None` once one succeeds); every pass lists it
+    /// among the status errors.
+    pub pull_error: arc_swap::ArcSwapOption<String>,
 }
 
 impl Live {
@@ -56,6 +59,7 @@ impl Live {
             outbox: tokio::sync::Notify::new(),
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
+            pull_error: arc_swap::ArcSwapOption::empty(),
         })
     }
 

@@ -211,11 +211,13 @@ pub fn spawn(
             }
             let c = checkout.clone();
             let committer = live.config.load().spec.git.author();
-            match tokio::task::spawn_blocking(move || c.sync(&committer)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(branch = %checkout.branch, "pull failed: {e}"),
-                Err(e) => tracing::error!("pull task failed: {e}"),
-            }
+            let failed = match tokio::task::spawn_blocking(move || c.sync(&committer)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(format!("the pull task failed: {e}")),
+            };
+            // The pass below reports it among the status errors (and logs it once).
+            live.pull_error.store(failed.map(Arc::new));
             if controller.reconcile(Scope::Full).await.is_err() {
                 break;
             }

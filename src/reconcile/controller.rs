@@ -592,6 +592,11 @@ impl Reconciler {
         if let Some(hold) = &plan.hold {
             errors.push(Diagnostic::global(prune_message(hold, plan.held.len())));
         }
+        if let Some(pull) = self.live.pull_error.load_full() {
+            errors.push(Diagnostic::global(format!(
+                "pull mode: cannot update from the remote, reconciling the last fetched commit: {pull}"
+            )));
+        }
         if plan.hold.is_none() {
             // A confirmation is good for one pass that had something to prune.
             self.prune_confirmed = false;

@@ -375,3 +375,38 @@ fn serve_refuses_credentials_in_the_git_url_and_git_flags_without_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(crate::harness::stderr(&out).contains("--git-url"));
 }
+
+#[tokio::test]
+async fn a_failed_fetch_is_a_status_error_until_a_fetch_succeeds() {
+    let remote = Remote::new();
+    let server = remote.serve(Duration::from_secs(3600)).await;
+    let moved = remote.bare.with_extension("moved");
+    std::fs::rename(&remote.bare, &moved).unwrap();
+    let admin = server
+        .request(Method::POST, "/api/v1/hooks/git", Some(&server.admin))
+        .send()
+        .await
+        .unwrap();
+    expect(admin, StatusCode::ACCEPTED).await;
+    let has_pull_error = |live: &claw::live::Live| {
+        live.summary
+            .load()
+            .errors
+            .iter()
+            .any(|d| d.message.contains("pull mode: cannot update"))
+    };
+    server
+        .wait_for("the fetch error in the status", has_pull_error)
+        .await;
+
+    std::fs::rename(&moved, &remote.bare).unwrap();
+    let pushed = remote.push_token("ci");
+    let admin = server
+        .request(Method::POST, "/api/v1/hooks/git", Some(&server.admin))
+        .send()
+        .await
+        .unwrap();
+    expect(admin, StatusCode::ACCEPTED).await;
+    wait_for_revision(&server, &pushed).await;
+    assert!(!has_pull_error(server.live()));
+}
