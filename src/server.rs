@@ -1,5 +1,6 @@
-//! Assembles a running server: store -> live state -> reconciler (first full pass) -> watcher,
-//! last-use flusher -> HTTP listener; and takes it down in the reverse order.
+//! Assembles a running server: store -> (pull mode: the clone) -> live state -> reconciler
+//! (first full pass) -> watcher, puller, last-use flusher -> HTTP listener; and takes it down in
+//! the reverse order.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

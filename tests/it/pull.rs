@@ -1,7 +1,7 @@
 //! Pull mode against real git: a bare repository as the remote over `file://`, a second clone
 //! as another developer, and the server's clone under its data dir.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use claw::pull::PullOptions;
@@ -11,28 +11,9 @@ use serde_json::json;
 use sha2::Sha256;
 use tempfile::TempDir;
 
-use crate::harness::{expect, token_manifest, TestServer};
+use crate::harness::{expect, git, token_manifest, TestServer};
 
 const SECRET: &str = "hook secret";
-
-/// Runs git in `dir` and returns its trimmed stdout, failing the test on an error.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=dev", "-c", "user.email=dev@example.com"])
-        .args(["-c", "commit.gpgSign=false"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// A bare remote seeded with initialised manifests, and a developer's clone of it.
 struct Remote {
@@ -45,6 +26,11 @@ struct Remote {
 
 impl Remote {
     fn new() -> Remote {
+        Self::with_manifests_in("")
+    }
+
+    /// Like `new`, with the manifests in the directory `sub` of the repository.
+    fn with_manifests_in(sub: &str) -> Remote {
         let dir = tempfile::tempdir().unwrap();
         let bare = dir.path().join("remote.git");
         let dev = dir.path().join("dev");
@@ -53,7 +39,7 @@ impl Remote {
             dir.path(),
             &["init", "-q", "--bare", "-b", "main", "remote.git"],
         );
-        let admin = claw::manifest::scaffold::init(&dev)
+        let admin = claw::manifest::scaffold::init(&dev.join(sub))
             .unwrap()
             .admin_token
             .unwrap();
@@ -409,4 +395,29 @@ async fn a_failed_fetch_is_a_status_error_until_a_fetch_succeeds() {
     expect(admin, StatusCode::ACCEPTED).await;
     wait_for_revision(&server, &pushed).await;
     assert!(!has_pull_error(server.live()));
+}
+
+#[tokio::test]
+async fn git_path_serves_and_writes_back_a_subdirectory() {
+    let remote = Remote::with_manifests_in("deploy/claw");
+    std::fs::write(remote.dev.join("README.md"), "not a manifest\n").unwrap();
+    git(&remote.dev, &["add", "-A"]);
+    git(&remote.dev, &["commit", "-q", "-m", "readme"]);
+    git(&remote.dev, &["push", "-q", "origin", "main"]);
+    let mut pull = PullOptions::new(&remote.url);
+    pull.interval = Duration::from_secs(3600);
+    pull.path = Some("deploy/claw".into());
+    let mut server = TestServer::start_custom(|_| {}, |o| o.git = Some(pull)).await;
+    server.admin = remote.admin.clone();
+    assert!(server.live().summary.load().errors.is_empty());
+
+    expect(
+        server
+            .patch_config(&server.admin, json!({"tasks": {"concurrency": 2}}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let changed = git(&remote.bare, &["show", "--name-only", "--format=", "main"]);
+    assert_eq!(changed, "deploy/claw/configs/default.yaml");
 }
