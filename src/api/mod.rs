@@ -1,7 +1,8 @@
 //! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz` and `/metrics`.
 //!
 //! Requests pass body limit -> trace -> (for `/api/v1`) authentication, scope and rate limit
-//! ([`auth`]) -> one module per resource. Handlers read [`Live`] state and ask the
+//! ([`auth`]; `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> one
+//! module per resource. Handlers read [`Live`] state and ask the
 //! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
 
 pub mod auth;
