@@ -162,11 +162,151 @@ pub fn commit(
     head(root)
 }
 
-fn head(root: &Path) -> Result<String, GitError> {
+/// Clones `branch` of `url` into `dest` (which must not exist yet). Credentials come from the
+/// user's git configuration (credential helpers, ssh agent); never from our arguments.
+pub fn clone(url: &str, branch: &str, dest: &Path) -> Result<(), GitError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let mut cmd = git(parent);
+    cmd.args(["clone", "--quiet", "--branch", branch, "--", url])
+        .arg(dest);
+    run(cmd).map(|_| ()).map_err(redact)
+}
+
+/// Points `origin` at `url` (a restart may name another URL for the same repository).
+pub fn set_origin(root: &Path, url: &str) -> Result<(), GitError> {
+    let mut cmd = git(root);
+    cmd.args(["remote", "set-url", "origin", url]);
+    run(cmd).map(|_| ()).map_err(redact)
+}
+
+/// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>`.
+pub fn fetch(root: &Path, branch: &str) -> Result<(), GitError> {
+    let mut cmd = git(root);
+    cmd.args(["fetch", "--quiet", "origin"])
+        .arg(format!("+refs/heads/{branch}:refs/remotes/origin/{branch}"));
+    run(cmd).map(|_| ()).map_err(redact)
+}
+
+/// Brings the checkout up to `origin/<branch>`: a fast-forward, or (when local commits that
+/// were never pushed exist) a rebase of them onto it. A failed rebase is aborted.
+/// `committer` commits the rebased commits.
+pub fn fast_forward(root: &Path, branch: &str, committer: &Author) -> Result<(), GitError> {
+    let upstream = format!("origin/{branch}");
+    let mut merge = git(root);
+    merge.args(["merge", "--ff-only", "--quiet", &upstream]);
+    if run(merge).is_ok() {
+        return Ok(());
+    }
+    rebase(root, &upstream, committer)
+}
+
+fn rebase(root: &Path, upstream: &str, committer: &Author) -> Result<(), GitError> {
+    let mut cmd = git(root);
+    cmd.args(["-c", "commit.gpgSign=false", "rebase", "--quiet", upstream])
+        .env("GIT_COMMITTER_NAME", &committer.name)
+        .env("GIT_COMMITTER_EMAIL", &committer.email);
+    run(cmd).map(|_| ()).inspect_err(|_| {
+        let mut abort = git(root);
+        abort.args(["rebase", "--abort"]);
+        let _ = run(abort);
+    })
+}
+
+/// Pushes HEAD to `origin/<branch>`. A push rejected as not a fast-forward (someone pushed
+/// first) is fetched, rebased onto the new tip and retried, up to `attempts` pushes in all;
+/// it is never forced. `committer` commits the rebased commits.
+pub fn push(root: &Path, branch: &str, attempts: u32, committer: &Author) -> Result<(), GitError> {
+    let mut attempt = 1;
+    loop {
+        let mut cmd = git(root);
+        cmd.args(["push", "--quiet", "origin"])
+            .arg(format!("HEAD:refs/heads/{branch}"));
+        match run(cmd).map_err(redact) {
+            Ok(_) => return Ok(()),
+            Err(GitError::Failed { message, .. })
+                if attempt < attempts && is_stale_push(&message) =>
+            {
+                tracing::info!(
+                    attempt,
+                    "push rejected as not a fast-forward; rebasing: {message}"
+                );
+                fetch(root, branch)?;
+                rebase(root, &format!("origin/{branch}"), committer)?;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether git refused a push because the remote moved on (not because a hook or a
+/// permission refused it).
+fn is_stale_push(stderr: &str) -> bool {
+    stderr.contains("[rejected]")
+        || stderr.contains("non-fast-forward")
+        || stderr.contains("fetch first")
+}
+
+/// The commit HEAD points at.
+pub fn head(root: &Path) -> Result<String, GitError> {
     let mut cmd = git(root);
     cmd.args(["rev-parse", "HEAD"]);
     let output = run(cmd)?;
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Puts the checkout (HEAD, index and files) back to `commit`.
+pub fn reset_hard(root: &Path, commit: &str) -> Result<(), GitError> {
+    let mut cmd = git(root);
+    cmd.args(["reset", "--hard", "--quiet", commit]);
+    run(cmd).map(|_| ())
+}
+
+/// Whether `url` carries a credential (`user:password@`, or any user part over http(s)),
+/// which must come from the git configuration instead of a visible argument.
+pub fn url_has_credentials(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false; // scp-like `git@host:path`: a user name, no secret
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => {
+            userinfo.contains(':')
+                || scheme.eq_ignore_ascii_case("http")
+                || scheme.eq_ignore_ascii_case("https")
+        }
+        None => false,
+    }
+}
+
+/// Removes the user part of every URL git quotes in `text`, in case a configured remote
+/// carries one: error messages reach API callers and logs.
+fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            out.push_str("***@");
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact(e: GitError) -> GitError {
+    match e {
+        GitError::Failed { command, message } => GitError::Failed {
+            command: redact_text(&command),
+            message: redact_text(&message),
+        },
+        e => e,
+    }
 }
 
 #[cfg(test)]
@@ -187,5 +327,19 @@ mod tests {
         let modified = format!("{head}1 .M N... 100644 100644 100644 a b config.yaml\0");
         assert!(parse_status(&modified).unwrap().ends_with(DIRTY));
         assert_eq!(parse_status("# branch.oid (initial)\0"), None);
+    }
+
+    #[test]
+    fn credentials_in_urls_are_refused_and_redacted() {
+        assert!(url_has_credentials("https://me:ghp_x@github.com/o/r.git"));
+        assert!(url_has_credentials("https://ghp_x@github.com/o/r.git"));
+        assert!(url_has_credentials("ssh://me:pw@host/r.git"));
+        assert!(!url_has_credentials("ssh://git@github.com/o/r.git"));
+        assert!(!url_has_credentials("git@github.com:o/r.git"));
+        assert!(!url_has_credentials("file:///tmp/r.git"));
+        assert_eq!(
+            redact_text("fatal: unable to access 'https://me:pw@h/r/': 403"),
+            "fatal: unable to access 'https://***@h/r/': 403"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod live;
 pub mod manifest;
 pub mod mcp;
 pub mod metrics;
+pub mod pull;
 pub mod reconcile;
 pub mod server;
 pub mod skills;

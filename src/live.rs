@@ -44,6 +44,9 @@ pub struct Live {
     pub metrics: crate::metrics::Metrics,
     /// The MCP servers in force: the McpServer handler drives it, the API and tasks read it.
     pub mcp: Arc<Supervisor>,
+    /// Pull mode: why the last fetch failed (`None` once one succeeds); every pass lists it
+    /// among the status errors.
+    pub pull_error: arc_swap::ArcSwapOption<String>,
 }
 
 impl Live {
@@ -61,6 +64,7 @@ impl Live {
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
             mcp: Arc::new(Supervisor::default()),
+            pull_error: arc_swap::ArcSwapOption::empty(),
         })
     }
 

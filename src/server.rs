@@ -1,5 +1,6 @@
-//! Assembles a running server: store -> live state -> reconciler (first full pass) -> watcher,
-//! last-use flusher -> HTTP listener; and takes it down in the reverse order.
+//! Assembles a running server: store -> (pull mode: the clone) -> live state -> reconciler
+//! (first full pass) -> watcher, puller, last-use flusher -> HTTP listener; and takes it down in
+//! the reverse order.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use crate::api::{self, ratelimit::RateLimiter, AppState, Limits};
 use crate::live::Live;
 use crate::manifest::scaffold;
 use crate::manifest::write::WriteError;
+use crate::pull::{self, PullError, PullOptions, Trigger};
 use crate::reconcile::{controller, watcher, Controller, Scope, Stopped};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::service::TaskService;
@@ -32,6 +34,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Let the first pass delete what vanished with the manifests.
     pub confirm_prune: bool,
+    /// Pull mode: the manifests dir is a clone of this remote (`manifests` is not used).
+    pub git: Option<PullOptions>,
 }
 
 impl ServeOptions {
@@ -45,6 +49,7 @@ impl ServeOptions {
             resync: Duration::from_secs(300),
             limits: Limits::default(),
             confirm_prune: false,
+            git: None,
         }
     }
 }
@@ -76,6 +81,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Stopped(#[from] Stopped),
+    #[error(transparent)]
+    Pull(#[from] PullError),
 }
 
 /// A running server.
@@ -95,10 +102,26 @@ pub struct Server {
 }
 
 /// Starts the server and returns once it accepts connections, after the first full reconcile.
-pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
+pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     let store = Store::open(&options.data).await?;
+    let checkout = match &options.git {
+        Some(pull) => {
+            let (pull, data) = (pull.clone(), options.data.clone());
+            let (checkout, manifests) =
+                tokio::task::spawn_blocking(move || pull::prepare(&pull, &data))
+                    .await
+                    .map_err(|e| ServeError::Manifests {
+                        path: options.data.clone(),
+                        source: std::io::Error::other(e),
+                    })??;
+            options.manifests = manifests;
+            Some(checkout)
+        }
+        None => None,
+    };
     let mut admin_token = None;
-    if scaffold::needs_init(&options.manifests) {
+    // In pull mode the repository is the source of truth: never scaffold into the clone.
+    if checkout.is_none() && scaffold::needs_init(&options.manifests) {
         if store::resources::load_all(&store).await?.is_empty() {
             let done = scaffold::init(&options.manifests)?;
             admin_token = done.admin_token;
@@ -122,6 +145,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         controller::Options {
             root: options.manifests.clone(),
             confirm_prune: options.confirm_prune,
+            checkout: checkout.clone(),
         },
         store.clone(),
         live.clone(),
@@ -154,6 +178,21 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
             source,
         })?,
     );
+    let git_trigger = match (&options.git, checkout) {
+        (Some(pull), Some(checkout)) => {
+            let trigger = Arc::new(Trigger::new(pull.webhook_secret.clone()));
+            tasks.push(pull::spawn(
+                checkout,
+                pull.interval,
+                trigger.clone(),
+                controller.clone(),
+                live.clone(),
+                stop.child_token(),
+            ));
+            Some(trigger)
+        }
+        _ => None,
+    };
     tasks.push(spawn_last_used_flusher(
         live.clone(),
         store.clone(),
@@ -178,6 +217,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
             tasks: task_service.clone(),
             store: store.clone(),
             webhooks: webhooks.clone(),
+            git_trigger,
         },
         options.limits,
     );

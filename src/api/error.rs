@@ -135,6 +135,10 @@ impl From<WriteError> for ApiError {
                     e.to_string(),
                 )
             }
+            WriteError::Push(_) => {
+                tracing::warn!("{e}");
+                ApiError::new(StatusCode::BAD_GATEWAY, "git_push_failed", e.to_string())
+            }
             WriteError::Io { .. } => ApiError::internal(e),
         }
     }

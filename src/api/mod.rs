@@ -1,12 +1,14 @@
 //! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz` and `/metrics`.
 //!
 //! Requests pass body limit -> trace -> (for `/api/v1`) authentication, scope and rate limit
-//! ([`auth`]) -> one module per resource. Handlers read [`Live`] state and ask the
+//! ([`auth`]; `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> one
+//! module per resource. Handlers read [`Live`] state and ask the
 //! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod mcp;
 pub mod metrics;
 pub mod ratelimit;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub tasks: Arc<TaskService>,
     pub store: crate::store::Store,
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
+    /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
+    pub git_trigger: Option<Arc<crate::pull::Trigger>>,
 }
 
 /// Limits of the HTTP layer.
@@ -75,7 +79,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
+        ))
+        // After the layer above: it authenticates by signature or by token itself.
+        .merge(hooks::router(state.clone()));
     let metrics = metrics::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::authenticate,

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::api::Limits;
+use crate::pull::PullOptions;
 use crate::server::{self, ServeOptions};
 
 /// Flags of `claw serve`.
@@ -28,6 +29,24 @@ pub struct Args {
     /// Allow deleting everything that vanished with the manifests (lifts the prune guard once).
     #[arg(long)]
     confirm_prune: bool,
+    /// Pull mode: clone this git remote under the data dir and reconcile from it (then
+    /// --manifests is not used). Credentials come from your git configuration (credential
+    /// helper, ssh agent); a URL carrying one is refused.
+    #[arg(long, env = "CLAW_GIT_URL")]
+    git_url: Option<String>,
+    /// Pull mode: the branch to follow and to push write-backs to.
+    #[arg(long, default_value = "main", requires = "git_url")]
+    git_branch: String,
+    /// Pull mode: how often to fetch (e.g. `30s`, `5m`).
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, requires = "git_url")]
+    git_interval: Duration,
+    /// Pull mode: the manifests dir inside the repository (default: its root).
+    #[arg(long, requires = "git_url")]
+    git_path: Option<std::path::PathBuf>,
+    /// Pull mode: a file holding the secret `POST /api/v1/hooks/git` checks
+    /// `X-Hub-Signature-256` against (or set CLAW_GIT_WEBHOOK_SECRET).
+    #[arg(long, requires = "git_url")]
+    git_webhook_secret_file: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::Format,
@@ -44,6 +63,21 @@ pub async fn run(args: Args) -> ExitCode {
         max_body_bytes: args.max_body_bytes,
     };
     options.confirm_prune = args.confirm_prune;
+    if let Some(url) = args.git_url {
+        let secret = match webhook_secret(args.git_webhook_secret_file.as_deref()) {
+            Ok(secret) => secret,
+            Err(e) => {
+                eprintln!("claw serve: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut pull = PullOptions::new(url);
+        pull.branch = args.git_branch;
+        pull.interval = args.git_interval.max(Duration::from_millis(100));
+        pull.path = args.git_path;
+        pull.webhook_secret = secret;
+        options.git = Some(pull);
+    }
     // Registered before anything is announced, so a signal right after "listening" is caught.
     let shutdown = match ShutdownSignal::register() {
         Ok(s) => s,
@@ -75,6 +109,24 @@ pub async fn run(args: Args) -> ExitCode {
     tracing::info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// The git hook's secret: from the file, else from `CLAW_GIT_WEBHOOK_SECRET` (never a flag's
+/// value, which anyone can read in the process list).
+fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, String> {
+    let secret = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--git-webhook-secret-file {}: {e}", path.display()))?,
+        None => match std::env::var("CLAW_GIT_WEBHOOK_SECRET") {
+            Ok(value) => value,
+            Err(_) => return Ok(None),
+        },
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err("the git webhook secret is empty".into());
+    }
+    Ok(Some(secret.as_bytes().to_vec()))
 }
 
 /// SIGINT or SIGTERM.

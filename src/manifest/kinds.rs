@@ -307,6 +307,16 @@ pub struct GitConfig {
     pub author_email: String,
 }
 
+impl GitConfig {
+    /// The author (and committer) of write-back commits.
+    pub fn author(&self) -> crate::git::Author {
+        crate::git::Author {
+            name: self.author_name.clone(),
+            email: self.author_email.clone(),
+        }
+    }
+}
+
 impl Default for GitConfig {
     fn default() -> Self {
         GitConfig {

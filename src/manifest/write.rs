@@ -63,6 +63,9 @@ pub enum WriteError {
     /// `git.auto_commit` is on and the commit failed; the file was restored.
     #[error("the write-back could not be committed, so nothing was changed: {0}")]
     Commit(#[source] crate::git::GitError),
+    /// Pull mode: the write-back could not be pushed; the checkout was reset.
+    #[error("the write-back could not be pushed to the remote, so nothing was changed: {0}")]
+    Push(#[source] crate::git::GitError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -80,10 +80,13 @@ pub struct Options {
     pub root: PathBuf,
     /// Allow the first pass to delete everything that vanished (`serve --confirm-prune`).
     pub confirm_prune: bool,
+    /// Pull mode: write-backs are committed in this clone and pushed.
+    pub checkout: Option<crate::pull::Checkout>,
 }
 
 struct Reconciler {
     root: PathBuf,
+    checkout: Option<crate::pull::Checkout>,
     set: ManifestSet,
     actual: HashMap<(Kind, String), Applied>,
     statuses: HashMap<(Kind, String), ResourceStatus>,
@@ -127,6 +130,7 @@ pub async fn start(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut r = Reconciler {
         root: options.root,
+        checkout: options.checkout,
         set: ManifestSet::default(),
         actual,
         statuses: HashMap::new(),
@@ -215,14 +219,22 @@ impl Reconciler {
         let prepared = write::prepare(&self.root, &self.set, &edit, expected.as_ref())?;
         let root = self.root.clone();
         let git = self.live.config.load().spec.git.clone();
-        let prepared =
-            tokio::task::spawn_blocking(move || write_and_commit(&root, prepared, git, &context))
-                .await
-                .map_err(|e| WriteError::Io {
-                    path: PathBuf::new(),
-                    source: io::Error::other(e),
-                })??;
-        let report = self.reconcile(Scope::file(prepared.path.clone())).await;
+        let checkout = self.checkout.clone();
+        let prepared = tokio::task::spawn_blocking(move || match checkout {
+            Some(checkout) => write_and_push(&root, prepared, git, &context, &checkout),
+            None => write_and_commit(&root, prepared, git, &context),
+        })
+        .await
+        .map_err(|e| WriteError::Io {
+            path: PathBuf::new(),
+            source: io::Error::other(e),
+        })??;
+        // A rebased push brought others' commits along: look at everything then.
+        let scope = match self.checkout {
+            Some(_) => Scope::Full,
+            None => Scope::file(prepared.path.clone()),
+        };
+        let report = self.reconcile(scope).await;
         Ok(WriteOutcome {
             digest: self.set.find(kind, &name).map(|r| r.digest),
             path: prepared.path,
@@ -600,6 +612,11 @@ impl Reconciler {
         if let Some(hold) = &plan.hold {
             errors.push(Diagnostic::global(prune_message(hold, plan.held.len())));
         }
+        if let Some(pull) = self.live.pull_error.load_full() {
+            errors.push(Diagnostic::global(format!(
+                "pull mode: cannot update from the remote, reconciling the last fetched commit: {pull}"
+            )));
+        }
         if plan.hold.is_none() {
             // A confirmation is good for one pass that had something to prune.
             self.prune_confirmed = false;
@@ -724,6 +741,39 @@ fn prune_message(hold: &Hold, n: usize) -> String {
     }
 }
 
+/// Pull mode: writes a prepared edit, commits it (whatever `git.auto_commit` says) and pushes
+/// it, rebasing onto what others pushed meanwhile. When the push cannot be made the checkout
+/// is reset to where it was, so nothing changes locally.
+fn write_and_push(
+    root: &Path,
+    prepared: write::PreparedWrite,
+    git_config: GitConfig,
+    context: &WriteContext,
+    checkout: &crate::pull::Checkout,
+) -> Result<write::PreparedWrite, WriteError> {
+    let _held = checkout.lock();
+    let before = git::head(root).map_err(WriteError::Commit)?;
+    let committer = git_config.author();
+    let git_config = GitConfig {
+        auto_commit: true,
+        ..git_config
+    };
+    let prepared = write_and_commit(root, prepared, git_config, context)?;
+    let pushed = git::push(
+        root,
+        &checkout.branch,
+        crate::pull::PUSH_ATTEMPTS,
+        &committer,
+    );
+    if let Err(e) = pushed {
+        if let Err(r) = git::reset_hard(root, &before) {
+            tracing::error!("cannot reset the checkout after a failed push: {r}");
+        }
+        return Err(WriteError::Push(e));
+    }
+    Ok(prepared)
+}
+
 /// Writes a prepared edit and, with `git.auto_commit` in a git working copy, commits exactly
 /// that file. A failed commit puts the file's previous content back, so nothing changes.
 fn write_and_commit(
@@ -756,10 +806,7 @@ fn write_and_commit(
     };
     write::commit(root, &prepared)?;
     if commit {
-        let author = git::Author {
-            name: git_config.author_name,
-            email: git_config.author_email,
-        };
+        let author = git_config.author();
         let message = context.commit_message();
         if let Err(e) = git::commit(
             root,

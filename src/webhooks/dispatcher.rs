@@ -438,8 +438,6 @@ impl Dispatcher {
         for o in &outcomes {
             self.live.metrics.webhook_attempt(o.result);
         }
-        self.recorded.send_modify(|n| *n += outcomes.len() as u64);
-
         let mut seen = HashSet::new();
         for (endpoint, delivery_id) in gone {
             if !seen.insert(endpoint.clone()) {
@@ -459,6 +457,9 @@ impl Dispatcher {
                 state.fan_out = true;
             }
         }
+        // Counted last: a watcher of `recorded` sees everything an attempt caused, including
+        // an endpoint disabled by 410.
+        self.recorded.send_modify(|n| *n += outcomes.len() as u64);
         Ok(())
     }
 }

@@ -5,26 +5,7 @@ use std::path::Path;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{expect, token_manifest, TestServer};
-
-/// Runs git in `dir` and returns its trimmed stdout, failing the test on an error.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(["-c", "commit.gpgSign=false"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use crate::harness::{expect, git, token_manifest, TestServer};
 
 /// Makes the manifests dir a repository with everything committed, after `setup`.
 fn repo(dir: &Path, setup: impl FnOnce(&Path)) {

@@ -228,3 +228,22 @@ pub fn npm_ci(dir: &Path) {
         .expect("npm is needed for this test (install Node.js 18+ with npm)");
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
+
+/// Runs git in `dir` and returns its trimmed stdout, failing the test on an error.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(["-c", "commit.gpgSign=false"])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

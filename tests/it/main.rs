@@ -7,6 +7,7 @@ mod config;
 mod gitops;
 mod harness;
 mod mcp;
+mod pull;
 mod reconcile;
 mod skills;
 mod tasks;
