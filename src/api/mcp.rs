@@ -75,21 +75,12 @@ async fn list(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query(page)?.checked()?;
-    let all = state
-        .controller
-        .resources(Kind::McpServer)
-        .await
-        .map_err(ApiError::internal)?;
-    let total = all.len();
-    let items: Vec<Value> = all
+    let (shown, total) = super::resources::declared_page(&state, Kind::McpServer, &page).await?;
+    let items = shown
         .iter()
-        .skip(page.offset)
-        .take(page.limit)
         .map(|(r, s)| item(&state, r, s.as_ref()))
         .collect();
-    Ok(Json(
-        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
-    ))
+    Ok(super::resources::list_body(items, total, &page))
 }
 
 async fn show(

@@ -14,6 +14,38 @@ use super::AppState;
 use crate::manifest::Kind;
 use crate::reconcile::Scope;
 
+/// Declared resources of `kind` with their statuses, one page of them, and the total.
+pub async fn declared_page(
+    state: &AppState,
+    kind: Kind,
+    page: &Page,
+) -> Result<
+    (
+        Vec<(
+            crate::manifest::Resource,
+            Option<crate::reconcile::status::ResourceStatus>,
+        )>,
+        usize,
+    ),
+    ApiError,
+> {
+    let all = state
+        .controller
+        .resources(kind)
+        .await
+        .map_err(ApiError::internal)?;
+    let total = all.len();
+    Ok((
+        all.into_iter().skip(page.offset).take(page.limit).collect(),
+        total,
+    ))
+}
+
+/// The list envelope every list endpoint answers: `{items, total, limit, offset}`.
+pub fn list_body(items: Vec<Value>, total: usize, page: &Page) -> Json<Value> {
+    Json(json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }))
+}
+
 /// A declared resource of `kind` named `name`, with its status (404 when not declared).
 pub async fn find_declared(
     state: &AppState,

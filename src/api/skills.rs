@@ -81,26 +81,18 @@ async fn list(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query(page)?.checked()?;
-    let all = state
-        .controller
-        .resources(Kind::Skill)
-        .await
-        .map_err(ApiError::internal)?;
-    let total = all.len();
-    let shown: Vec<_> = all.into_iter().skip(page.offset).take(page.limit).collect();
+    let (shown, total) = super::resources::declared_page(&state, Kind::Skill, &page).await?;
     let found = installed(
         &state,
         shown.iter().map(|(r, _)| r.name().to_owned()).collect(),
     )
     .await;
-    let items: Vec<Value> = shown
+    let items = shown
         .iter()
         .zip(found.iter().chain(std::iter::repeat(&None)))
         .map(|((r, s), i)| item(r, s.as_ref(), i.as_ref()))
         .collect();
-    Ok(Json(
-        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
-    ))
+    Ok(super::resources::list_body(items, total, &page))
 }
 
 async fn show(

@@ -78,24 +78,15 @@ async fn list(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query(page)?.checked()?;
-    let all = state
-        .controller
-        .resources(Kind::Webhook)
-        .await
-        .map_err(ApiError::internal)?;
+    let (shown, total) = super::resources::declared_page(&state, Kind::Webhook, &page).await?;
     let rows = crate::store::webhooks::list(&state.store)
         .await
         .map_err(ApiError::internal)?;
-    let total = all.len();
-    let items: Vec<Value> = all
+    let items = shown
         .iter()
-        .skip(page.offset)
-        .take(page.limit)
         .map(|(r, s)| item(r, s.as_ref(), rows.iter().find(|row| row.name == r.name())))
         .collect();
-    Ok(Json(
-        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
-    ))
+    Ok(super::resources::list_body(items, total, &page))
 }
 
 async fn show(
