@@ -121,37 +121,29 @@ impl Metrics {
 
     /// Records one HTTP request.
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let find = |map: &HttpSeries| {
-            map.get(route).and_then(|series| {
-                series
-                    .iter()
-                    .find(|(m, s, _)| m == method && *s == status)
-                    .map(|(_, _, h)| h.clone())
-            })
-        };
-        let found = find(&self.http.read().unwrap_or_else(|e| e.into_inner()));
-        let histogram = match found {
-            Some(h) => h,
-            None => {
-                let mut map = self.http.write().unwrap_or_else(|e| e.into_inner());
-                match find(&map) {
-                    Some(h) => h,
-                    None => {
-                        let h = Arc::new(Histogram::default());
-                        map.entry(route.to_owned()).or_default().push((
-                            method.to_owned(),
-                            status,
-                            h.clone(),
-                        ));
-                        h
-                    }
-                }
+        // Hot path: observe under the read lock, no allocation, no reference counting.
+        {
+            let map = self.http.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, _, h)) = map
+                .get(route)
+                .and_then(|series| series.iter().find(|(m, s, _)| m == method && *s == status))
+            {
+                h.observe(elapsed);
+                return;
             }
-        };
-        histogram.observe(elapsed);
+        }
+        let mut map = self.http.write().unwrap_or_else(|e| e.into_inner());
+        let series = map.entry(route.to_owned()).or_default();
+        match series.iter().find(|(m, s, _)| m == method && *s == status) {
+            Some((_, _, h)) => h.observe(elapsed),
+            None => {
+                let h = Arc::new(Histogram::default());
+                h.observe(elapsed);
+                series.push((method.to_owned(), status, h));
+            }
+        }
     }
 
-    /// The HTTP series, sorted.
     pub fn http_series(&self) -> Vec<(HttpKey, Arc<Histogram>)> {
         let mut all: Vec<_> = self
             .http

@@ -27,15 +27,13 @@ pub fn router() -> Router<AppState> {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    // MatchedPath is a shared string: cloning it does not allocate.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     if let Some(route) = route {
         state.live.metrics.request(
             method.as_str(),
-            &route,
+            route.as_str(),
             response.status().as_u16(),
             started.elapsed(),
         );

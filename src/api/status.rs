@@ -30,15 +30,10 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         summary.rendered.as_str()
     };
-    // Live per-server state (changes between passes), so rendered per request; it is short.
-    let servers: Vec<serde_json::Value> = state
-        .live
-        .mcp
-        .statuses()
-        .iter()
-        .map(super::mcp::server_json)
-        .collect();
-    let mcp = serde_json::Value::Array(servers);
+    // Live per-server state, re-rendered only when a server changed.
+    let mcp = state.live.mcp.rendered(|statuses| {
+        serde_json::Value::Array(statuses.iter().map(super::mcp::server_json).collect()).to_string()
+    });
     let body = format!(
         "{{\"status\":\"{health}\",\"version\":\"{}\",\"uptime_seconds\":{},\"mcp_servers\":{mcp},\"reconciler\":{reconciler},\"tasks\":{}}}",
         env!("CARGO_PKG_VERSION"),

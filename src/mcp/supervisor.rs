@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -138,6 +139,8 @@ struct Shared {
     peer: RwLock<Option<Peer<RoleClient>>>,
     /// Bumped on every status change, for [`Supervisor::wait_settled`].
     changed: watch::Sender<u64>,
+    /// The supervisor's version of all statuses, bumped with every change here too.
+    version: Arc<AtomicU64>,
     /// The running child's pid, which is also its process group id.
     pid: Mutex<Option<u32>>,
     /// The child's last stderr line: often the only hint why it exited.
@@ -155,8 +158,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(name: &str, desired: &Desired) -> Shared {
+    fn new(name: &str, desired: &Desired, version: Arc<AtomicU64>) -> Shared {
         Shared {
+            version,
             status: RwLock::new(ServerStatus {
                 name: name.to_owned(),
                 transport: desired.launch.transport(),
@@ -190,6 +194,7 @@ impl Shared {
                 status.since = now();
             }
         }
+        self.version.fetch_add(1, Ordering::Release);
         self.changed.send_modify(|n| *n += 1);
     }
 
@@ -234,6 +239,11 @@ struct Entry {
 pub struct Supervisor {
     servers: Mutex<BTreeMap<String, Entry>>,
     backoff: Backoff,
+    /// Bumped on any change of the set of servers or of a status.
+    version: Arc<AtomicU64>,
+    /// The statuses rendered as JSON at `version`: `GET /status` is polled by dashboards, so
+    /// it reads this without taking the servers lock.
+    rendered: arc_swap::ArcSwap<(u64, Arc<str>)>,
 }
 
 impl Default for Supervisor {
@@ -248,6 +258,9 @@ impl Supervisor {
         Supervisor {
             servers: Mutex::new(BTreeMap::new()),
             backoff,
+            // Starts one ahead of the (empty) cache, so the first read renders.
+            version: Arc::new(AtomicU64::new(1)),
+            rendered: arc_swap::ArcSwap::from_pointee((0, Arc::from("[]"))),
         }
     }
 
@@ -264,7 +277,7 @@ impl Supervisor {
         if let Some(old) = old {
             stop_entry(name, old).await;
         }
-        let shared = Arc::new(Shared::new(name, &desired));
+        let shared = Arc::new(Shared::new(name, &desired, self.version.clone()));
         let cancel = CancellationToken::new();
         let task = tokio::spawn(supervise(
             name.to_owned(),
@@ -282,12 +295,14 @@ impl Supervisor {
                 task,
             },
         );
+        self.version.fetch_add(1, Ordering::Release);
         true
     }
 
     /// Stops `name` (killing its process group) and forgets it.
     pub async fn stop(&self, name: &str) {
         let entry = lock(&self.servers).remove(name);
+        self.version.fetch_add(1, Ordering::Release);
         if let Some(entry) = entry {
             stop_entry(name, entry).await;
         }
@@ -296,12 +311,25 @@ impl Supervisor {
     /// Stops every server; returns when their processes are gone.
     pub async fn shutdown(&self) {
         let entries = std::mem::take(&mut *lock(&self.servers));
+        self.version.fetch_add(1, Ordering::Release);
         futures_util::future::join_all(
             entries
                 .into_iter()
                 .map(|(name, entry)| async move { stop_entry(&name, entry).await }),
         )
         .await;
+    }
+
+    /// Every server's status rendered by `render`, recomputed only after a change.
+    pub fn rendered(&self, render: impl FnOnce(&[ServerStatus]) -> String) -> Arc<str> {
+        let cached = self.rendered.load();
+        let version = self.version.load(Ordering::Acquire);
+        if cached.0 == version {
+            return cached.1.clone();
+        }
+        let text: Arc<str> = Arc::from(render(&self.statuses()));
+        self.rendered.store(Arc::new((version, text.clone())));
+        text
     }
 
     /// The status of every server, by name.
