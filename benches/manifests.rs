@@ -61,12 +61,17 @@ const TARGET_COLD_START_MS: f64 = 1000.0;
 const TARGET_RSS_MIB: f64 = 64.0;
 
 fn main() -> ExitCode {
-    // The generated webhooks take their secrets from these (resolved at apply time).
+    // The generated webhooks take their secrets from these (resolved at apply time) ...
     for team in 0..17 {
         std::env::set_var(
             format!("WEBHOOK_SECRET_{team}"),
             format!("bench-secret-{team}"),
         );
+    }
+    // ... and the MCP servers their env / header values.
+    for n in 0..13 {
+        std::env::set_var(format!("MCP_KEY_{n}"), format!("bench-key-{n}"));
+        std::env::set_var(format!("MCP_TOKEN_{n}"), format!("Bearer bench-{n}"));
     }
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
