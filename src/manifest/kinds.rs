@@ -273,6 +273,8 @@ pub struct WebhooksConfig {
     pub allow_networks: Vec<String>,
     /// CIDR networks never delivered to.
     pub deny_networks: Vec<String>,
+    /// Days delivered and failed deliveries (and their attempts) are kept.
+    pub retention_days: u32,
 }
 
 impl Default for WebhooksConfig {
@@ -282,6 +284,7 @@ impl Default for WebhooksConfig {
             max_attempts: 8,
             allow_networks: Vec::new(),
             deny_networks: Vec::new(),
+            retention_days: 7,
         }
     }
 }
@@ -857,6 +860,7 @@ mod tests {
                 max_attempts: 3,
                 allow_networks: vec!["169.254.0.0/16".to_owned()],
                 deny_networks: vec!["10.0.0.0/8".to_owned(), "::1/128".to_owned()],
+                retention_days: 30,
             },
             skills: SkillsConfig {
                 registry: Some("https://skills.example.com".to_owned()),

@@ -33,6 +33,7 @@ spec:
   webhooks:
     timeout_seconds: 15
     max_attempts: 8
+    retention_days: 7            # delivered / failed deliveries kept this long
   git:
     auto_commit: false           # commit each API write-back (when the dir is a git working copy)
     author_name: claw            # author and committer of those commits

@@ -60,9 +60,8 @@ pub const MAX_IN_FLIGHT: usize = 128;
 /// Outbox events fanned out per transaction.
 pub const FANOUT_BATCH: i64 = 1024;
 
-/// How long delivered and failed deliveries are kept. A constant for now; it would become
-/// `spec.webhooks.retention_days` of the Config (kinds.rs + schema) when someone needs it.
-pub const RETENTION_MS: i64 = 7 * 24 * 3_600_000;
+/// A day in milliseconds (Config `webhooks.retention_days` is in days).
+const DAY_MS: i64 = 24 * 3_600_000;
 
 /// How often old deliveries are pruned.
 pub const PRUNE_EVERY_MS: i64 = 3_600_000;
@@ -258,7 +257,8 @@ impl Dispatcher {
             state.next_rescan_ms = now + RESCAN_MS;
         }
         if now >= state.next_prune_ms {
-            let cutoff = deliveries::timestamp(now - RETENTION_MS);
+            let days = i64::from(self.live.config.load().spec.webhooks.retention_days.max(1));
+            let cutoff = deliveries::timestamp(now - days * DAY_MS);
             let pruned = deliveries::prune(&self.store, &cutoff).await?;
             if pruned > 0 {
                 tracing::info!(pruned, "pruned old webhook deliveries");
