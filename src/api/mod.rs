@@ -170,8 +170,10 @@ async fn not_found(req: Request) -> ApiError {
 /// Gives errors produced below our handlers (axum's 405, tower-http's 413, ...) our JSON body.
 async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // A `Uri` clone shares its bytes: no allocation on the (usual) path without an error.
+    let uri = req.uri().clone();
     let response = next.run(req).await;
+    let path = uri.path();
     let status = response.status();
     let is_json = response
         .headers()
