@@ -86,6 +86,23 @@ impl ApiError {
         )
     }
 
+    /// 400 `validation_failed` about one field of a request body (`field` is its dotted path).
+    pub fn invalid_field(
+        message: impl Into<String>,
+        field: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        let mut e = Self::bad_request("validation_failed", message);
+        e.details = vec![FieldError {
+            field: field.to_owned(),
+            pointer: format!("/{}", field.replace('.', "/")),
+            message: detail.into(),
+            file: None,
+            line: None,
+        }];
+        e
+    }
+
     /// 400 `validation_failed` with one detail per diagnostic.
     pub fn validation(message: impl Into<String>, diagnostics: &[Diagnostic]) -> Self {
         let mut e = Self::bad_request("validation_failed", message);

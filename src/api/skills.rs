@@ -103,15 +103,7 @@ async fn show(
 }
 
 fn field_error(field: &str, message: String) -> ApiError {
-    let mut e = ApiError::bad_request("validation_failed", "the skill request is invalid");
-    e.details = vec![FieldError {
-        field: field.to_owned(),
-        pointer: format!("/{field}"),
-        message,
-        file: None,
-        line: None,
-    }];
-    e
+    ApiError::invalid_field("the skill request is invalid", field, message)
 }
 
 async fn create(

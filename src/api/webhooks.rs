@@ -115,15 +115,7 @@ fn take_secret(body: &mut Map<String, Value>, required: bool) -> Result<Option<S
 }
 
 fn field_error(field: &str, message: &str) -> ApiError {
-    let mut e = ApiError::bad_request("validation_failed", "the webhook request is invalid");
-    e.details = vec![super::error::FieldError {
-        field: field.to_owned(),
-        pointer: format!("/{field}"),
-        message: message.to_owned(),
-        file: None,
-        line: None,
-    }];
-    e
+    ApiError::invalid_field("the webhook request is invalid", field, message)
 }
 
 /// A fresh stored-secret name for a webhook (new per write, so a refused write never loses
