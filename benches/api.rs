@@ -4,12 +4,16 @@
 //!
 //! ```sh
 //! cargo bench --bench api
-//! cargo bench --bench api -- --tasks 100000 --seconds 3 --connections 32
+//! cargo bench --bench api -- --tasks 100000 --rounds 5 --seconds 1 --connections 32
+//! cargo bench --bench api -- --only lists        # or --only throughput
 //! ```
 //!
 //! Targets: task read >= 50% of the bare handler's rate, status >= 70%, filtered list
 //! p99 < 10 ms. The load generator runs in the same process on the same cores as the server,
-//! for the bare handler too, so the ratios compare like with like.
+//! for the bare handler too, so the ratios compare like with like. Throughput is measured in
+//! rounds (bare, task read, status; the order rotating) and each figure is the median over
+//! the rounds, ratios taken within a round: a shared machine's speed drifts over seconds, and a
+//! ratio of measurements taken far apart would measure the drift.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,15 +28,22 @@ use serde_json::json;
 
 struct Args {
     tasks: usize,
+    /// Length of one throughput measurement.
     seconds: u64,
+    /// Throughput rounds; each measures the bare handler, task reads and status once.
+    rounds: usize,
     connections: usize,
+    /// `throughput` or `lists`: measure only that half.
+    only: Option<String>,
 }
 
 fn args() -> Args {
     let mut a = Args {
         tasks: 100_000,
-        seconds: 3,
+        seconds: 1,
+        rounds: 5,
         connections: 32,
+        only: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -41,7 +52,9 @@ fn args() -> Args {
         match argv[i].as_str() {
             "--tasks" => a.tasks = value().expect("--tasks N") as usize,
             "--seconds" => a.seconds = value().expect("--seconds N"),
+            "--rounds" => a.rounds = value().expect("--rounds N").max(1) as usize,
             "--connections" => a.connections = value().expect("--connections N") as usize,
+            "--only" => a.only = argv.get(i + 1).cloned(),
             _ => {} // cargo bench passes --bench
         }
         i += 1;
@@ -180,6 +193,39 @@ async fn main() {
     let server = server::start(options).await.unwrap();
     let url = server.url();
 
+    println!("{:<58} {:>14}  {:<10} result", "figure", "value", "target");
+    let mut report = json!({
+        "bench": "api", "tasks": a.tasks, "seconds": a.seconds, "rounds": a.rounds,
+        "connections": a.connections,
+    });
+    if a.only.as_deref() != Some("lists") {
+        let task_url = format!("{url}/api/v1/tasks/{}", rows[a.tasks / 2].0);
+        let status_url = format!("{url}/api/v1/status");
+        throughput(&a, &tokens, &task_url, &status_url, &mut report).await;
+    }
+    if a.only.as_deref() != Some("throughput") {
+        lists(&a, &url, &token, base, &mut report).await;
+    }
+    server.shutdown().await;
+    println!("{report}");
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// Authenticated task reads and status calls against a bare axum handler in the same run.
+async fn throughput(
+    a: &Args,
+    tokens: &[String],
+    task_url: &str,
+    status_url: &str,
+    report: &mut serde_json::Value,
+) {
     let bare = Router::new().route(
         "/bare",
         get(|| async { Json(json!({"id": "task_x", "status": "completed", "prompt": "a prompt of ordinary length"})) }),
@@ -189,68 +235,34 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, bare).await.unwrap() });
 
     eprintln!(
-        "measuring throughput ({} s each, {} connections) ...",
-        a.seconds, a.connections
+        "measuring throughput ({} rounds of {} s per figure, {} connections) ...",
+        a.rounds, a.seconds, a.connections
     );
-    let task_id = &rows[a.tasks / 2].0;
-    let bare_rps = rate(bare_url, &[], a.connections, a.seconds).await;
-    let task_rps = rate(
-        format!("{url}/api/v1/tasks/{task_id}"),
-        &tokens,
-        a.connections,
-        a.seconds,
-    )
-    .await;
-    let status_rps = rate(
-        format!("{url}/api/v1/status"),
-        &tokens,
-        a.connections,
-        a.seconds,
-    )
-    .await;
-
-    eprintln!("measuring filtered lists ...");
-    let from = claw::tasks::service::timestamp(base + time::Duration::days(10));
-    let to = claw::tasks::service::timestamp(base + time::Duration::days(12));
-    let filters = [
-        "status=completed&limit=20".to_owned(),
-        "status=failed&q=deploy".to_owned(),
-        "q=refactor".to_owned(),
-        format!("created_after={from}&created_before={to}"),
-        "limit=100&offset=5000".to_owned(),
-        format!("status=completed&created_after={from}&q=audit"),
-        "status=queued,running".to_owned(),
-    ];
-    let client = reqwest::Client::new();
-    let mut all = Vec::new();
-    let mut per_filter = Vec::new();
-    for f in &filters {
-        let mut times = Vec::new();
-        for _ in 0..200 {
-            let started = Instant::now();
-            let r = client
-                .get(format!("{url}/api/v1/tasks?{f}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{f}: {}", r.status());
-            r.bytes().await.unwrap();
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
+    let (mut bare, mut task, mut status) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut task_ratios, mut status_ratios) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let mut rps = [0.0; 3];
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            rps[which] = match which {
+                0 => rate(bare_url.clone(), &[], a.connections, a.seconds).await,
+                1 => rate(task_url.to_owned(), tokens, a.connections, a.seconds).await,
+                _ => rate(status_url.to_owned(), tokens, a.connections, a.seconds).await,
+            };
         }
-        times.sort_by(f64::total_cmp);
-        per_filter.push((f.clone(), percentile(&times, 0.5), percentile(&times, 0.99)));
-        all.extend(times);
+        bare.push(rps[0]);
+        task.push(rps[1]);
+        status.push(rps[2]);
+        task_ratios.push(rps[1] / rps[0]);
+        status_ratios.push(rps[2] / rps[0]);
     }
-    all.sort_by(f64::total_cmp);
-    let list_p50 = percentile(&all, 0.5);
-    let list_p99 = percentile(&all, 0.99);
-    server.shutdown().await;
-
-    let task_ratio = task_rps / bare_rps;
-    let status_ratio = status_rps / bare_rps;
-    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
-    println!("{:<58} {:>14}  {:<10} result", "figure", "value", "target");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        percentile(v, 0.5)
+    };
+    let (bare_rps, task_rps, status_rps) =
+        (median(&mut bare), median(&mut task), median(&mut status));
+    let (task_ratio, status_ratio) = (median(&mut task_ratios), median(&mut status_ratios));
     println!(
         "{:<58} {:>14.0}  {:<10}",
         "bare axum handler, req/s", bare_rps, ""
@@ -277,6 +289,59 @@ async fn main() {
         ">= 70%",
         verdict(status_ratio >= 0.7)
     );
+    report["bare_rps"] = json!(bare_rps);
+    report["task_rps"] = json!(task_rps);
+    report["status_rps"] = json!(status_rps);
+    report["task_ratio"] = json!(task_ratio);
+    report["status_ratio"] = json!(status_ratio);
+    report["task_ratios"] = json!(task_ratios);
+    report["status_ratios"] = json!(status_ratios);
+}
+
+/// Latency of filtered task lists, one request at a time.
+async fn lists(
+    a: &Args,
+    url: &str,
+    token: &str,
+    base: time::OffsetDateTime,
+    report: &mut serde_json::Value,
+) {
+    eprintln!("measuring filtered lists ...");
+    let from = claw::tasks::service::timestamp(base + time::Duration::days(10));
+    let to = claw::tasks::service::timestamp(base + time::Duration::days(12));
+    let filters = [
+        "status=completed&limit=20".to_owned(),
+        "status=failed&q=deploy".to_owned(),
+        "q=refactor".to_owned(),
+        format!("created_after={from}&created_before={to}"),
+        "limit=100&offset=5000".to_owned(),
+        format!("status=completed&created_after={from}&q=audit"),
+        "status=queued,running".to_owned(),
+    ];
+    let client = reqwest::Client::new();
+    let mut all = Vec::new();
+    let mut per_filter = Vec::new();
+    for f in &filters {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            let r = client
+                .get(format!("{url}/api/v1/tasks?{f}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{f}: {}", r.status());
+            r.bytes().await.unwrap();
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        per_filter.push((f.clone(), percentile(&times, 0.5), percentile(&times, 0.99)));
+        all.extend(times);
+    }
+    all.sort_by(f64::total_cmp);
+    let list_p50 = percentile(&all, 0.5);
+    let list_p99 = percentile(&all, 0.99);
     for (f, p50, p99) in &per_filter {
         println!(
             "{:<58} {:>6.2} / {:>5.2}  {:<10}",
@@ -299,14 +364,10 @@ async fn main() {
         "< 10 ms",
         verdict(list_p99 < 10.0)
     );
-    println!(
-        "{}",
-        json!({
-            "bench": "api", "tasks": a.tasks, "seconds": a.seconds, "connections": a.connections,
-            "bare_rps": bare_rps, "task_rps": task_rps, "status_rps": status_rps,
-            "task_ratio": task_ratio, "status_ratio": status_ratio,
-            "list_p50_ms": list_p50, "list_p99_ms": list_p99,
-            "filters": per_filter.iter().map(|(f, p50, p99)| json!({"filter": f, "p50_ms": p50, "p99_ms": p99})).collect::<Vec<_>>(),
-        })
-    );
+    report["list_p50_ms"] = json!(list_p50);
+    report["list_p99_ms"] = json!(list_p99);
+    report["filters"] = per_filter
+        .iter()
+        .map(|(f, p50, p99)| json!({"filter": f, "p50_ms": p50, "p99_ms": p99}))
+        .collect();
 }

@@ -210,7 +210,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
 
     let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
     let app = api::router(
-        AppState {
+        AppState::new(api::Shared {
             live: live.clone(),
             controller: controller.clone(),
             limiter,
@@ -218,7 +218,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             store: store.clone(),
             webhooks: webhooks.clone(),
             git_trigger,
-        },
+        }),
         options.limits,
     );
     let listener = tokio::net::TcpListener::bind(&options.listen)

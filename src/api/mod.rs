@@ -40,9 +40,27 @@ use crate::tasks::service::TaskService;
 use error::ApiError;
 use ratelimit::RateLimiter;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, so the clones axum makes for every
+/// layer and extractor of every request cost one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub live: Arc<Live>,
     pub controller: Controller,
     pub limiter: Arc<RateLimiter>,
