@@ -18,7 +18,7 @@ use crate::manifest::{Digest, Kind};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/config", get(get_config).patch(patch_config))
+    Router::new().route("/api/v1/config", get(get_config).patch(patch_config))
 }
 
 /// The spec as the API shows it. Secret references (`{fromEnv: NAME}`, ...) name where a

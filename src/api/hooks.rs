@@ -22,7 +22,7 @@ const SIGNATURE: &str = "x-hub-signature-256";
 /// The route, with its own authentication.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/hooks/git", post(git_hook))
+        .route("/api/v1/hooks/git", post(git_hook))
         .route_layer(middleware::from_fn_with_state(
             state,
             authenticate_unless_signed,

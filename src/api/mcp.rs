@@ -21,9 +21,9 @@ use crate::reconcile::status::ResourceStatus;
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/mcp-servers", get(list))
-        .route("/mcp-servers/{name}", get(show))
-        .route("/mcp-servers/{name}/tools", get(tools))
+        .route("/api/v1/mcp-servers", get(list))
+        .route("/api/v1/mcp-servers/{name}", get(show))
+        .route("/api/v1/mcp-servers/{name}/tools", get(tools))
 }
 
 /// The status object of one server, as `/status` and this module show it. A declared server

@@ -1,8 +1,9 @@
 //! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz` and `/metrics`.
 //!
-//! Requests pass body limit -> trace -> (for `/api/v1`) authentication, scope and rate limit
-//! ([`auth`]; `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> one
-//! module per resource. Handlers read [`Live`] state and ask the
+//! Requests pass request id -> trace -> JSON errors -> body limit (one stack around the
+//! routes) -> metrics -> (for `/api/v1`) authentication, scope and rate limit ([`auth`];
+//! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> one module per
+//! resource; each module's routes carry their full paths. Handlers read [`Live`] state and ask the
 //! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
 
 pub mod auth;
@@ -28,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -106,32 +108,42 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         state.clone(),
         auth::authenticate,
     ));
-    let x_request_id = header::HeaderName::from_static("x-request-id");
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/api/v1", api)
+        .merge(api)
         .merge(metrics)
-        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(middleware::from_fn(json_errors))
+        .with_state(state);
+    // The layers every request passes, as one stack around the routes. (`Router::layer` would
+    // wrap each route in each layer, one boxed service per layer, and every request clones the
+    // whole chain of boxes.)
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), RequestIds::default()))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 // The path only: a query string could carry a token someone pasted there.
                 let id = req
                     .headers()
-                    .get("x-request-id")
+                    .get(&X_REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }),
         )
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, RequestIds::default()))
-        .with_state(state)
+        .layer(middleware::from_fn(json_errors))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
+
+static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Request ids: a random per-process prefix and a counter, so an id costs no system call
 /// (a UUID per request reads the OS random source every time).

@@ -73,8 +73,8 @@ pub async fn find_declared(
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/resources", get(list))
-        .route("/reconcile", post(reconcile))
+        .route("/api/v1/resources", get(list))
+        .route("/api/v1/reconcile", post(reconcile))
 }
 
 /// `?limit&offset` as every list takes them.

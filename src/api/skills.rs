@@ -27,8 +27,8 @@ use crate::skills::{registry, validate_name};
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/skills", get(list).post(create))
-        .route("/skills/{name}", get(show).delete(remove))
+        .route("/api/v1/skills", get(list).post(create))
+        .route("/api/v1/skills/{name}", get(show).delete(remove))
 }
 
 fn item(r: &Resource, status: Option<&ResourceStatus>, installed: Option<&Installed>) -> Value {

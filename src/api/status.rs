@@ -13,7 +13,7 @@ use super::AppState;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/status", get(status))
+    Router::new().route("/api/v1/status", get(status))
 }
 
 async fn status(State(state): State<AppState>) -> impl IntoResponse {

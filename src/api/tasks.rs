@@ -26,11 +26,11 @@ use crate::tasks::service::{is_terminal, parse_time, Progress, TaskError, STATUS
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/tasks", post(create).get(list))
-        .route("/tasks/{id}", get(show))
-        .route("/tasks/{id}/result", get(result))
-        .route("/tasks/{id}/cancel", post(cancel))
-        .route("/tasks/{id}/events", get(events))
+        .route("/api/v1/tasks", post(create).get(list))
+        .route("/api/v1/tasks/{id}", get(show))
+        .route("/api/v1/tasks/{id}/result", get(result))
+        .route("/api/v1/tasks/{id}/cancel", post(cancel))
+        .route("/api/v1/tasks/{id}/events", get(events))
 }
 
 impl From<TaskError> for ApiError {

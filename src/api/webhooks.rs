@@ -30,14 +30,17 @@ use crate::store::{deliveries, webhooks::EndpointRow};
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/webhooks", get(list).post(create))
-        .route("/webhooks/{id}", get(show).patch(update).delete(remove))
-        .route("/webhooks/{id}/deliveries", get(list_deliveries))
+        .route("/api/v1/webhooks", get(list).post(create))
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(show).patch(update).delete(remove),
+        )
+        .route("/api/v1/webhooks/{id}/deliveries", get(list_deliveries))
         .route(
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             post(redeliver),
         )
-        .route("/webhooks/{id}/test", post(send_test))
+        .route("/api/v1/webhooks/{id}/test", post(send_test))
 }
 
 /// Prefix of the stored secrets the API creates (and so may delete).
