@@ -114,24 +114,25 @@ fn phrase(q: &str) -> Option<String> {
     (q.chars().count() >= 3).then(|| format!("\"{}\"", q.replace('"', "\"\"")))
 }
 
-fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter, phrase: Option<&str>) {
-    qb.push(" WHERE 1 = 1");
-    if let Some(phrase) = phrase {
-        qb.push(" AND tasks_fts MATCH ")
-            .push_bind(phrase.to_owned());
-    } else if let Some(q) = &f.q {
-        qb.push(" AND instr(lower(tasks.prompt), lower(")
-            .push_bind(q.clone())
-            .push(")) > 0");
+/// The prompt search indexes (migration 0004), one per status group, with the statuses each
+/// holds: a search filtered by status reads only the indexes of those statuses.
+const SEARCH_INDEXES: [(&str, &[&str]); 4] = [
+    ("tasks_fts_active", &["queued", "running"]),
+    ("tasks_fts_completed", &["completed"]),
+    ("tasks_fts_failed", &["failed"]),
+    ("tasks_fts_cancelled", &["cancelled"]),
+];
+
+fn push_statuses(qb: &mut QueryBuilder<Sqlite>, statuses: &[String]) {
+    qb.push(" AND tasks.status IN (");
+    let mut sep = qb.separated(", ");
+    for s in statuses {
+        sep.push_bind(s.clone());
     }
-    if !f.statuses.is_empty() {
-        qb.push(" AND tasks.status IN (");
-        let mut sep = qb.separated(", ");
-        for s in &f.statuses {
-            sep.push_bind(s.clone());
-        }
-        qb.push(")");
-    }
+    qb.push(")");
+}
+
+fn push_dates(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
     if let Some(after) = &f.created_after {
         qb.push(" AND tasks.created_at > ").push_bind(after.clone());
     }
@@ -141,38 +142,106 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter, phrase: Option<&str>) {
     }
 }
 
-/// A page of tasks, newest first, and how many match in all. The count and the page run at
-/// once, on two pooled connections. With a search, the trigram index drives the query (it
-/// yields the matches newest first) and each match is checked against the other filters.
-pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
-    let phrase = f.q.as_deref().and_then(phrase);
-    let only_search =
-        f.statuses.is_empty() && f.created_after.is_none() && f.created_before.is_none();
-    let (from, order) = if phrase.is_some() {
-        // CROSS JOIN fixes the join order: index first, then a primary-key lookup per match.
-        (
-            " FROM tasks_fts CROSS JOIN tasks ON tasks.seq = tasks_fts.rowid",
-            " ORDER BY tasks_fts.rowid DESC",
-        )
-    } else {
-        (" FROM tasks", " ORDER BY tasks.seq DESC")
-    };
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
-    if only_search && phrase.is_some() {
-        // A search alone is counted by the index without touching the rows.
-        count.push(" FROM tasks_fts");
-    } else {
-        count.push(from);
+/// `WHERE` for a list without a search index: every filter checked on the row.
+fn push_where(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(q) = &f.q {
+        qb.push(" AND instr(lower(tasks.prompt), lower(")
+            .push_bind(q.clone())
+            .push(")) > 0");
     }
-    push_where(&mut count, f, phrase.as_deref());
-    let mut page = QueryBuilder::<Sqlite>::new(concat!("SELECT ", qualified_columns!()));
-    page.push(from);
-    push_where(&mut page, f, phrase.as_deref());
-    page.push(order)
-        .push(" LIMIT ")
-        .push_bind(f.limit)
-        .push(" OFFSET ")
-        .push_bind(f.offset);
+    if !f.statuses.is_empty() {
+        push_statuses(qb, &f.statuses);
+    }
+    push_dates(qb, f);
+}
+
+/// One search index's part of a search: `FROM` and `WHERE`, reading the task rows only when a
+/// filter needs them (dates, or one status of a group that holds two).
+fn push_search_arm(
+    qb: &mut QueryBuilder<Sqlite>,
+    index: &str,
+    check_status: bool,
+    f: &Filter,
+    phrase: &str,
+) {
+    qb.push(" FROM ").push(index);
+    let dates = f.created_after.is_some() || f.created_before.is_some();
+    if check_status || dates {
+        qb.push(" CROSS JOIN tasks ON tasks.seq = ")
+            .push(index)
+            .push(".rowid");
+    }
+    qb.push(" WHERE ")
+        .push(index)
+        .push(" MATCH ")
+        .push_bind(phrase.to_owned());
+    if check_status {
+        push_statuses(qb, &f.statuses);
+    }
+    push_dates(qb, f);
+}
+
+/// A page of tasks, newest first, and how many match in all. The count and the page run at
+/// once, on two pooled connections. A search is answered by the trigram indexes of the
+/// statuses asked for, each yielding its matches newest first; the page merges them.
+pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
+    let (mut count, mut page) = match f.q.as_deref().and_then(phrase) {
+        Some(phrase) => {
+            let arms: Vec<(&str, bool)> = SEARCH_INDEXES
+                .iter()
+                .filter_map(|(index, held)| {
+                    if f.statuses.is_empty() {
+                        return Some((*index, false));
+                    }
+                    let wanted = held.iter().filter(|s| f.statuses.iter().any(|w| w == *s));
+                    match wanted.count() {
+                        0 => None,
+                        n => Some((*index, n < held.len())),
+                    }
+                })
+                .collect();
+            if arms.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+            let mut count = QueryBuilder::<Sqlite>::new("SELECT 0");
+            for (index, check_status) in &arms {
+                count.push(" + (SELECT COUNT(*)");
+                push_search_arm(&mut count, index, *check_status, f, &phrase);
+                count.push(")");
+            }
+            let mut page =
+                QueryBuilder::<Sqlite>::new(concat!("SELECT ", qualified_columns!(), " FROM ("));
+            for (i, (index, check_status)) in arms.iter().enumerate() {
+                if i > 0 {
+                    page.push(" UNION ALL");
+                }
+                page.push(" SELECT ").push(index).push(".rowid AS seq");
+                push_search_arm(&mut page, index, *check_status, f, &phrase);
+            }
+            page.push(" ORDER BY 1 DESC LIMIT ")
+                .push_bind(f.limit)
+                .push(" OFFSET ")
+                .push_bind(f.offset)
+                .push(") AS m CROSS JOIN tasks ON tasks.seq = m.seq ORDER BY m.seq DESC");
+            (count, page)
+        }
+        None => {
+            let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks");
+            push_where(&mut count, f);
+            let mut page = QueryBuilder::<Sqlite>::new(concat!(
+                "SELECT ",
+                qualified_columns!(),
+                " FROM tasks"
+            ));
+            push_where(&mut page, f);
+            page.push(" ORDER BY tasks.seq DESC LIMIT ")
+                .push_bind(f.limit)
+                .push(" OFFSET ")
+                .push_bind(f.offset);
+            (count, page)
+        }
+    };
     let total = count.build_query_scalar::<i64>().fetch_one(store.pool());
     let rows = page.build_query_as::<TaskRow>().fetch_all(store.pool());
     let (total, rows) = tokio::try_join!(total, rows)?;
@@ -394,6 +463,106 @@ mod tests {
         assert_eq!(total(&store, "%_").await, 1);
         assert_eq!(total(&store, "nïc").await, 1);
         assert_eq!(total(&store, "absent").await, 0);
+    }
+
+    async fn search(store: &Store, q: &str, statuses: &[&str]) -> Vec<String> {
+        let f = Filter {
+            q: Some(q.to_owned()),
+            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            limit: 10,
+            ..Filter::default()
+        };
+        let (rows, total) = list(store, &f).await.unwrap();
+        assert_eq!(rows.len() as i64, total, "{q} {statuses:?}");
+        rows.into_iter().map(|r| r.id).collect()
+    }
+
+    async fn set_status(store: &Store, id: &str, status: &str) {
+        sqlx::query("UPDATE tasks SET status = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(status)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_search_finds_a_task_under_its_current_status_only() {
+        let (_dir, store) = store_with(&["deploy api", "deploy web", "audit"]).await;
+        assert_eq!(
+            search(&store, "deploy", &["queued"]).await,
+            ["task_1", "task_0"]
+        );
+        set_status(&store, "task_0", "running").await;
+        assert_eq!(search(&store, "deploy", &["queued"]).await, ["task_1"]);
+        assert_eq!(search(&store, "deploy", &["running"]).await, ["task_0"]);
+        assert_eq!(
+            search(&store, "deploy", &["queued", "running"]).await,
+            ["task_1", "task_0"]
+        );
+        set_status(&store, "task_0", "completed").await;
+        set_status(&store, "task_1", "cancelled").await;
+        assert!(search(&store, "deploy", &["running", "queued"])
+            .await
+            .is_empty());
+        assert_eq!(search(&store, "deploy", &["completed"]).await, ["task_0"]);
+        assert_eq!(search(&store, "deploy", &["cancelled"]).await, ["task_1"]);
+        assert!(search(&store, "deploy", &["failed"]).await.is_empty());
+        assert_eq!(
+            search(&store, "DEPLOY", &["failed", "cancelled", "completed"]).await,
+            ["task_1", "task_0"]
+        );
+        assert_eq!(search(&store, "deploy", &[]).await, ["task_1", "task_0"]);
+        // A removed task leaves its index.
+        sqlx::query("DELETE FROM tasks WHERE id = 'task_0'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(search(&store, "deploy", &[]).await, ["task_1"]);
+        assert_eq!(search(&store, "audit", &[]).await, ["task_2"]);
+    }
+
+    #[tokio::test]
+    async fn upgrading_a_database_indexes_its_tasks_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        // The schema before migration 0004, with tasks in it.
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.path().join(crate::store::DB_FILE))
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            let mut migrator = sqlx::migrate!("./migrations");
+            migrator.migrations = migrator
+                .migrations
+                .iter()
+                .filter(|m| m.version < 4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            migrator.run(&pool).await.unwrap();
+            for (i, status) in ["completed", "queued", "failed"].iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, timeout_seconds, created_by, created_at)
+                     VALUES (?1, ?2, 'deploy it', '{}', 'm', 1, 1, 't', '2026-01-01T00:00:00.000Z')",
+                )
+                .bind(format!("task_{i}"))
+                .bind(status)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+        let store = Store::open(dir.path()).await.unwrap();
+        assert_eq!(
+            search(&store, "deploy", &[]).await,
+            ["task_2", "task_1", "task_0"]
+        );
+        assert_eq!(search(&store, "deploy", &["queued"]).await, ["task_1"]);
+        assert_eq!(
+            search(&store, "deploy", &["completed", "failed"]).await,
+            ["task_2", "task_0"]
+        );
     }
 
     #[tokio::test]
