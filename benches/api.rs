@@ -110,6 +110,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let a = args();
+    // The server's logging as `claw serve` sets it up: its cost is part of every request.
+    claw::cli::init_logging(false);
     let dir = tempfile::tempdir().unwrap();
     let (manifests, data) = (dir.path().join("m"), dir.path().join("data"));
     let token = claw::manifest::scaffold::init(&manifests)

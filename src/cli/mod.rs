@@ -137,8 +137,8 @@ pub(crate) fn print_new_token(name: &str, token: &str) {
     println!("{token}");
 }
 
-/// Logging to stderr; `RUST_LOG` overrides the level.
-pub(crate) fn init_logging(json: bool) {
+/// Logging to stderr as `claw serve` sets it up; `RUST_LOG` overrides the level.
+pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt()

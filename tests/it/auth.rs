@@ -233,6 +233,46 @@ async fn unknown_routes_wrong_methods_and_oversized_bodies_answer_json_errors() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id_and_a_given_one_is_kept() {
+    let s = TestServer::start().await;
+    let id_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let ok = s.get("/api/v1/status", &s.admin).await;
+    let refused = s
+        .request(Method::GET, "/api/v1/status", None)
+        .send()
+        .await
+        .unwrap();
+    let missing = s.get("/api/v1/nope", &s.admin).await;
+    let wrong_method = s
+        .request(Method::DELETE, "/api/v1/config", Some(&s.admin))
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = [&ok, &refused, &missing, &wrong_method]
+        .iter()
+        .map(|r| id_of(r))
+        .collect();
+    for (id, r) in ids.iter().zip([&ok, &refused, &missing, &wrong_method]) {
+        assert!(!id.is_empty(), "{} has no x-request-id", r.status());
+    }
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "ids are unique: {ids:?}");
+    let given = s
+        .request(Method::GET, "/api/v1/status", Some(&s.admin))
+        .header("x-request-id", "from-the-caller-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&given), "from-the-caller-42");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_survive_a_restart_and_no_second_admin_token_is_made() {
     let s = TestServer::start().await;
     let admin = s.admin.clone();
