@@ -604,6 +604,9 @@ struct Rss {
     start_ms: f64,
     hwm_kib: u64,
     rss_kib: u64,
+    /// Of `rss_kib`: heap and stacks, and mapped files (the binary, the database).
+    anon_kib: u64,
+    file_kib: u64,
 }
 
 /// Starts the real `claw serve`, waits for it to listen, GETs /healthz, reads its peak RSS,
@@ -705,6 +708,8 @@ fn serve_rss(root: &Path, debounce_ms: u64) -> Result<Rss> {
     };
     let hwm_kib = field("VmHWM:")?;
     let rss_kib = field("VmRSS:")?;
+    let anon_kib = field("RssAnon:")?;
+    let file_kib = field("RssFile:")?;
 
     let killed = Command::new("kill")
         .arg("-TERM")
@@ -731,6 +736,8 @@ fn serve_rss(root: &Path, debounce_ms: u64) -> Result<Rss> {
         start_ms,
         hwm_kib,
         rss_kib,
+        anon_kib,
+        file_kib,
     })
 }
 
@@ -950,7 +957,12 @@ fn run(args: &Args) -> Result<()> {
     );
     t.info(
         "claw serve RSS after /healthz (VmRSS)",
-        format!("{:.2} MiB", rss.rss_kib as f64 / 1024.0),
+        format!(
+            "{:.2} MiB ({:.2} anonymous, {:.2} mapped files)",
+            rss.rss_kib as f64 / 1024.0,
+            rss.anon_kib as f64 / 1024.0,
+            rss.file_kib as f64 / 1024.0
+        ),
     );
     println!();
     t.print();
