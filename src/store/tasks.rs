@@ -63,8 +63,18 @@ pub struct NewTask<'a> {
     pub created_at: &'a str,
 }
 
+/// A write transaction that holds the write lock from its `BEGIN`. Writes to `tasks` fire the
+/// triggers that keep the FTS5 search indexes, and FTS5 reads its shadow tables before the
+/// statement asks for the write lock; a deferred transaction would then have to upgrade a read
+/// to a write, which SQLite refuses at once with "database is locked" when another connection
+/// is writing (the busy timeout does not apply), and a finished task would stay `running`.
+async fn begin_write(store: &Store) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+    Ok(store.pool().begin_with("BEGIN IMMEDIATE").await?)
+}
+
 /// Enqueues a task.
 pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
+    let mut tx = begin_write(store).await?;
     sqlx::query(
         "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
          VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -78,8 +88,9 @@ pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
     .bind(t.timeout_seconds)
     .bind(t.created_by)
     .bind(t.created_at)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -254,7 +265,7 @@ pub async fn claim_next(
     now: &str,
     event: impl FnOnce(&TaskRow) -> Event,
 ) -> Result<Option<TaskRow>, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = begin_write(store).await?;
     let row = sqlx::query_as::<_, TaskRow>(concat!(
         "UPDATE tasks SET status = 'running', started_at = ?1
          WHERE seq = (SELECT seq FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1)
@@ -291,7 +302,7 @@ pub async fn finish(
     f: &Finish<'_>,
     event: Option<&Event>,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = begin_write(store).await?;
     let done = sqlx::query(
         "UPDATE tasks SET status = ?2, completed_at = ?3, duration_ms = ?4, error = ?5, output = ?6, files = ?7,
                 input_tokens = ?8, output_tokens = ?9
@@ -327,7 +338,7 @@ pub async fn cancel_queued(
     error: &str,
     event: &Event,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = begin_write(store).await?;
     let done = sqlx::query(
         "UPDATE tasks SET status = 'cancelled', completed_at = ?2, duration_ms = 0, error = ?3
          WHERE id = ?1 AND status = 'queued'",
@@ -354,7 +365,7 @@ pub async fn fail_orphans(
     error: &str,
     event: impl Fn(&TaskRow) -> Event,
 ) -> Result<Vec<String>, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = begin_write(store).await?;
     let rows = sqlx::query_as::<_, TaskRow>(concat!(
         "UPDATE tasks SET status = 'failed', completed_at = ?1, error = ?2,
                 duration_ms = CAST((julianday(?1) - julianday(started_at)) * 86400000 AS INTEGER)
