@@ -6,7 +6,7 @@
 //! task is cancelled, when the future is dropped (timeout), and when the program exits (so
 //! that background processes it left behind do not outlive the task).
 
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -126,7 +126,7 @@ pub(crate) async fn run(
             );
         };
         let exited = async {
-            let status = wait_for_exit(&mut child).await;
+            let status = child.wait().await;
             // The program is done: stray background processes go with it, which also
             // closes the pipes they inherited.
             guard.kill();
@@ -178,20 +178,6 @@ pub(crate) async fn run(
         "exit status {code}: {}",
         tail.trim_end()
     )))
-}
-
-/// Waits for the child to exit. Tokio's `Child::wait` is woken by the kernel (pidfd or
-/// SIGCHLD); under load, with several runtimes in one process, a task was seen still pending
-/// with its child long gone (cf. tokio-rs/tokio#6770), so `try_wait` is also asked every 100 ms.
-async fn wait_for_exit(child: &mut tokio::process::Child) -> std::io::Result<ExitStatus> {
-    loop {
-        if let Ok(status) = tokio::time::timeout(Duration::from_millis(100), child.wait()).await {
-            return status;
-        }
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-    }
 }
 
 /// Forwards stdout to the progress as it arrives, keeping UTF-8 characters split across reads
