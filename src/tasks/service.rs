@@ -549,7 +549,20 @@ impl TaskService {
             input_tokens: usage.input_tokens as i64,
             output_tokens: usage.output_tokens as i64,
         };
-        match rows::finish(&self.store, &row.id, &finish, Some(&event)).await {
+        // A failed write rolls back whole, so it can be tried again; a transient error must not
+        // leave a finished task `running` while its subscribers are told it ended.
+        let mut attempt = 0u32;
+        let recorded = loop {
+            match rows::finish(&self.store, &row.id, &finish, Some(&event)).await {
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::warn!(task_id = %row.id, attempt, "cannot record the end of the task, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                recorded => break recorded,
+            }
+        };
+        match recorded {
             Ok(true) => {
                 self.live.outbox.notify_one();
                 self.counts.moved("running", status);
