@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/webhooks/{id}/deliveries", get(list_deliveries))
         .route(
-            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             post(redeliver),
         )
         .route("/api/v1/webhooks/{id}/test", post(send_test))

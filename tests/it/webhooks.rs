@@ -355,5 +355,21 @@ async fn the_tutorials_slack_notifier_verifies_our_signature_unchanged() {
         .as_str()
         .unwrap()
         .contains("Invalid signature"));
+    // The redeliver call is routed (a delivery still being retried is not redelivered; the
+    // store's tests cover that): an unknown delivery is our 404, not "no route".
+    let r = s
+        .request(
+            Method::POST,
+            "/api/v1/webhooks/wrong-secret/deliveries/dlv_nope/redeliver",
+            Some(&s.admin),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = expect(r, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        body["error"]["message"],
+        "delivery dlv_nope of webhook wrong-secret not found"
+    );
     s.stop().await;
 }
