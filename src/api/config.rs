@@ -4,12 +4,14 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{etag, AppState, JsonBody};
 use crate::manifest::kinds::ConfigSpec;
 use crate::manifest::rules::CONFIG_NAME;
@@ -17,8 +19,28 @@ use crate::manifest::write::{merge_patch, Edit, WriteError};
 use crate::manifest::{Digest, Kind};
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/config", get(get_config).patch(patch_config))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_config, patch_config))
+}
+
+/// Conditional GET.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct GetHeaders {
+    /// An ETag from an earlier GET: 304 when the Config is unchanged.
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+}
+
+/// Optimistic concurrency.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct PatchHeaders {
+    /// The ETag of the Config the patch was written against (or `*`): 412 when it has changed since.
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
 }
 
 /// The spec as the API shows it. Secret references (`{fromEnv: NAME}`, ...) name where a
@@ -35,6 +57,18 @@ fn respond(spec: &ConfigSpec, digest: Option<&Digest>) -> Response {
     response
 }
 
+/// Get the config
+///
+/// The Config spec with every default filled in. Secrets appear as their references
+/// (`{fromEnv: NAME}`, ...), never their values.
+#[utoipa::path(get, path = "/api/v1/config", operation_id = "config_get", tag = "config",
+    params(GetHeaders),
+    responses(
+        (status = 200, description = "The Config spec", body = ref("#/components/schemas/ConfigSpec"),
+            headers(("ETag" = String, description = "Entity tag of the Config manifest, for `If-Match`"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag",
+            headers(("ETag" = String, description = "Entity tag of the Config manifest"))),
+    ))]
 async fn get_config(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let active = state.live.config.load();
     if let (Some(d), Some(inm)) = (active.digest.as_ref(), headers.get(header::IF_NONE_MATCH)) {
@@ -69,6 +103,20 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Digest>, ApiError> {
     }
 }
 
+/// Change the config
+///
+/// A JSON merge patch (RFC 7396) of the Config spec, written back to the file that holds the
+/// Config (a git commit with `git.auto_commit`), in force when the call returns.
+#[utoipa::path(patch, path = "/api/v1/config", operation_id = "config_update", tag = "config",
+    params(PatchHeaders),
+    request_body(content = ref("#/components/schemas/ConfigPatch"), content_type = "application/json"),
+    responses(
+        (status = 200, description = "The Config spec now in force", body = ref("#/components/schemas/ConfigSpec"),
+            headers(("ETag" = String, description = "Entity tag of the new Config manifest"))),
+        (status = 400, description = "`validation_failed` (with `details`), `invalid_patch` or `invalid_json`; nothing was written", body = ErrorBody),
+        (status = 409, description = "`conflict`: the manifest moved meanwhile", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`: `If-Match` names an older Config", body = ErrorBody),
+    ))]
 async fn patch_config(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

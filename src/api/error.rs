@@ -4,23 +4,49 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::manifest::write::WriteError;
 use crate::manifest::Diagnostic;
 
 /// One field-level problem of a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
     /// Dotted path of the field in the request body, e.g. `model.max_context`.
     pub field: String,
     /// JSON pointer of the field in the manifest document.
     pub pointer: String,
     pub message: String,
+    /// The manifest file the problem is in (write-backs refused by validation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Its line in that file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+}
+
+/// The body of every error response: `{"error": {"code", "message", ...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// Stable machine-readable code, e.g. `not_found`, `validation_failed`, `rate_limited`.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// What happened and what to do, for people.
+    pub message: String,
+    /// Field-level problems (validation errors).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub details: Vec<FieldError>,
+    /// Seconds to wait before retrying (429 only; also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub retry_after: Option<u64>,
 }
 
 /// An API error.
@@ -163,19 +189,21 @@ impl From<WriteError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if !self.details.is_empty() {
-            error["details"] = serde_json::to_value(&self.details).unwrap_or_default();
-        }
-        if let Some(secs) = self.retry_after {
-            error["retry_after"] = secs.into();
-        }
-        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        let (status, retry_after) = (self.status, self.retry_after);
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+                retry_after: self.retry_after,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"claw\""),

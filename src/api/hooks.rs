@@ -9,28 +9,53 @@
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{auth, AppState};
 
 const SIGNATURE: &str = "x-hub-signature-256";
 
-/// The route, with its own authentication.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/hooks/git", post(git_hook))
-        .route_layer(middleware::from_fn_with_state(
-            state,
-            authenticate_unless_signed,
-        ))
+/// The route; `api::router` puts [`authenticate_unless_signed`] in front of it.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(git_hook))
+}
+
+/// The hook's answer.
+#[derive(Serialize, ToSchema)]
+pub struct HookAccepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// `X-GitHub-Event` (`push` when absent).
+    pub event: String,
+}
+
+/// GitHub-style headers.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct HookHeaders {
+    /// `sha256=<hex HMAC-SHA256 of the body>` keyed with the git webhook secret; replaces the
+    /// bearer token.
+    #[param(rename = "X-Hub-Signature-256")]
+    x_hub_signature_256: Option<String>,
+    /// The GitHub event name (`push`, `ping`, ...).
+    #[param(rename = "X-GitHub-Event")]
+    x_github_event: Option<String>,
 }
 
 /// A signed request goes to the handler (which checks the signature); any other needs a token.
-async fn authenticate_unless_signed(state: State<AppState>, req: Request, next: Next) -> Response {
+pub async fn authenticate_unless_signed(
+    state: State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.headers().contains_key(SIGNATURE) {
         next.run(req).await
     } else {
@@ -38,6 +63,17 @@ async fn authenticate_unless_signed(state: State<AppState>, req: Request, next: 
     }
 }
 
+/// Ask pull mode to fetch now
+///
+/// A push notification (GitHub-style, signed with `X-Hub-Signature-256`, or sent with a bearer
+/// token): the puller fetches and reconciles. The body is not read beyond the signature check.
+#[utoipa::path(post, path = "/api/v1/hooks/git", operation_id = "hooks_git", tag = "system",
+    params(HookHeaders),
+    request_body(content = Object, description = "Any body (a GitHub push payload); only signed, not read", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Fetch requested", body = HookAccepted),
+        (status = 404, description = "`not_found`: pull mode is off", body = ErrorBody),
+    ))]
 async fn git_hook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -74,7 +110,10 @@ async fn git_hook(
     tracing::info!(%event, "git hook: fetch requested");
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "status": "accepted", "event": event })),
+        Json(HookAccepted {
+            status: "accepted",
+            event,
+        }),
     )
         .into_response())
 }

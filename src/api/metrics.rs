@@ -10,16 +10,16 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::store::deliveries;
 
 /// The `/metrics` route.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
 /// Counts every routed request by method, matched route (not the raw path, so ids do not
@@ -41,6 +41,12 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     response
 }
 
+/// Prometheus metrics
+///
+/// Text exposition format 0.0.4: reconcile passes, HTTP requests by route and status,
+/// resources, tasks and webhook deliveries.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "system",
+    responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let deliveries = deliveries::count_by_status(&state.store)
         .await

@@ -12,6 +12,7 @@ pub mod error;
 pub mod hooks;
 pub mod mcp;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod resources;
 pub mod skills;
@@ -26,9 +27,12 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -39,7 +43,7 @@ use tower_http::trace::TraceLayer;
 use crate::live::Live;
 use crate::reconcile::Controller;
 use crate::tasks::service::TaskService;
-use error::ApiError;
+use error::{ApiError, ErrorBody};
 use ratelimit::RateLimiter;
 
 /// What every handler can reach: one shared allocation, so the clones axum makes for every
@@ -88,31 +92,54 @@ impl Default for Limits {
     }
 }
 
+/// Every route, grouped by how it authenticates. Each group is an [`OpenApiRouter`]: a
+/// route is registered together with its OpenAPI description ([`openapi`] assembles them).
+pub(crate) struct Routes {
+    /// Behind [`auth::authenticate`]: `/api/v1/...` and `/metrics`.
+    pub bearer: OpenApiRouter<AppState>,
+    /// `POST /api/v1/hooks/git`: a signature, or else the bearer token.
+    pub hooks: OpenApiRouter<AppState>,
+    /// No token: `/healthz`, `/readyz`, `/api/v1/openapi.json`.
+    pub public: OpenApiRouter<AppState>,
+}
+
+pub(crate) fn routes() -> Routes {
+    Routes {
+        bearer: OpenApiRouter::new()
+            .merge(status::router())
+            .merge(config::router())
+            .merge(resources::router())
+            .merge(tasks::router())
+            .merge(webhooks::router())
+            .merge(skills::router())
+            .merge(mcp::router())
+            .merge(metrics::router()),
+        hooks: hooks::router(),
+        public: OpenApiRouter::new()
+            .routes(routes!(healthz))
+            .routes(routes!(readyz))
+            .routes(routes!(openapi::serve)),
+    }
+}
+
 /// The whole application.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let api = Router::new()
-        .merge(status::router())
-        .merge(config::router())
-        .merge(resources::router())
-        .merge(tasks::router())
-        .merge(webhooks::router())
-        .merge(skills::router())
-        .merge(mcp::router())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        // After the layer above: it authenticates by signature or by token itself.
-        .merge(hooks::router(state.clone()));
-    let metrics = metrics::router().route_layer(middleware::from_fn_with_state(
+    let Routes {
+        bearer,
+        hooks,
+        public,
+    } = routes();
+    let bearer = Router::from(bearer).route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::authenticate,
     ));
-    let routes = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(api)
-        .merge(metrics)
+    let hooks = Router::from(hooks).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        hooks::authenticate_unless_signed,
+    ));
+    let routes = Router::from(public)
+        .merge(bearer)
+        .merge(hooks)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -188,14 +215,33 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (healthz) or `ready` (readyz).
+    pub status: &'static str,
 }
 
+/// Liveness
+///
+/// Answers while the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "system",
+    responses((status = 200, description = "Alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness
+///
 /// Ready once the first full reconcile has finished.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "system",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "`not_ready`: the first reconcile has not finished", body = ErrorBody),
+    ))]
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     if state.live.summary.load().initialised {
-        Json(serde_json::json!({ "status": "ready" })).into_response()
+        Json(Health { status: "ready" }).into_response()
     } else {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -4,12 +4,14 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::manifest::Kind;
 use crate::reconcile::Scope;
@@ -42,8 +44,31 @@ pub async fn declared_page(
 }
 
 /// The list envelope every list endpoint answers: `{items, total, limit, offset}`.
-pub fn list_body(items: Vec<Value>, total: usize, page: &Page) -> Json<Value> {
-    Json(json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    /// One page, in the list's order.
+    pub items: Vec<T>,
+    /// How many there are in all (matching the filters).
+    pub total: usize,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl<T> List<T> {
+    /// One page of `total` items.
+    pub fn new(items: Vec<T>, total: usize, page: &Page) -> List<T> {
+        List {
+            items,
+            total,
+            limit: page.limit,
+            offset: page.offset,
+        }
+    }
+}
+
+/// The list envelope as a response.
+pub fn list_body<T>(items: Vec<T>, total: usize, page: &Page) -> Json<List<T>> {
+    Json(List::new(items, total, page))
 }
 
 /// A declared resource of `kind` named `name`, with its status (404 when not declared).
@@ -71,18 +96,23 @@ pub async fn find_declared(
 }
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/resources", get(list))
-        .route("/api/v1/reconcile", post(reconcile))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(reconcile))
 }
 
 /// `?limit&offset` as every list takes them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Page size.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: usize,
+    /// Items to skip.
     #[serde(default)]
+    #[param(minimum = 0, default = 0)]
     pub offset: usize,
 }
 
@@ -103,10 +133,65 @@ impl Page {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct KindFilter {
+    /// Only resources of this kind (`Config`, `Token`, `Skill`, `Webhook`, `McpServer`; any case).
     kind: Option<String>,
 }
+
+/// The condition of one declared resource (as Kubernetes' `Ready` condition).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents `reconcile::status::ResourceStatus` as it serialises
+pub struct ResourceStatus {
+    #[schema(example = "Webhook")]
+    kind: String,
+    name: String,
+    /// The manifest file, relative to the manifests dir.
+    file: String,
+    line: u64,
+    ready: bool,
+    /// CamelCase cause, e.g. `Applied`, `InvalidManifest`, `ApplyFailed`.
+    reason: String,
+    message: String,
+    /// The manifests revision the current spec was applied at.
+    applied_revision: Option<String>,
+    /// RFC 3339.
+    last_transition_time: String,
+}
+
+/// `POST /reconcile`: an empty body runs a full pass.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReconcileRequest {
+    /// Lift the prune guard once: apply the deletes it holds back.
+    #[serde(default)]
+    confirm_prune: bool,
+}
+
+/// What a reconcile pass did.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents `reconcile::Report` as it serialises
+pub struct ReconcileReport {
+    /// Manifests revision reconciled (git commit, or `sha256:` content digest).
+    revision: String,
+    /// Files whose content changed in this pass.
+    changed_files: u64,
+    /// Steps applied: `{action, kind, name}`.
+    applied: Vec<Object>,
+    /// Steps that failed: `{action, kind, name, reason, message}`.
+    failed: Vec<Object>,
+    /// Deletes held back by the prune guard.
+    held: u64,
+    /// Problems in force after the pass.
+    errors: u64,
+    duration_ms: u64,
+    /// Resources whose drift the pass repaired: `{kind, name, reason, message}`.
+    repaired: Vec<Object>,
+}
+
+/// A JSON object (for documentation).
+type Object = serde_json::Map<String, Value>;
 
 /// Query parameters, with a 400 in our error format when they do not parse.
 pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -114,11 +199,20 @@ pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))
 }
 
+/// List declared resources
+///
+/// Every declared resource with its status, in manifest order.
+#[utoipa::path(get, path = "/api/v1/resources", operation_id = "resources_list", tag = "resources",
+    params(KindFilter, Page),
+    responses(
+        (status = 200, description = "One page of resource statuses", body = List<ResourceStatus>),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     filter: Result<Query<KindFilter>, QueryRejection>,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<crate::reconcile::status::ResourceStatus>>, ApiError> {
     let filter = query(filter)?;
     let kind = match filter.kind.as_deref() {
         None => None,
@@ -143,18 +237,18 @@ async fn list(
         .skip(page.offset)
         .take(page.limit)
         .collect();
-    Ok(Json(
-        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
-    ))
+    Ok(list_body(items, total, &page))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReconcileRequest {
-    #[serde(default)]
-    confirm_prune: bool,
-}
-
+/// Reconcile now
+///
+/// Runs a full reconcile pass and answers what it did. The body is optional.
+#[utoipa::path(post, path = "/api/v1/reconcile", operation_id = "reconcile", tag = "resources",
+    request_body(content = Option<ReconcileRequest>, description = "Optional; empty for a plain pass"),
+    responses(
+        (status = 200, description = "The pass's report", body = ReconcileReport),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+    ))]
 async fn reconcile(
     State(state): State<AppState>,
     body: axum::body::Bytes,

@@ -10,27 +10,161 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use futures_util::stream::{self, Stream};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::error::{ApiError, FieldError};
-use super::resources::{query, Page};
+use super::error::{ApiError, ErrorBody, FieldError};
+use super::resources::{query, List, Page};
 use super::{AppState, JsonBody};
 use crate::store::tasks::{Filter, TaskRow};
 use crate::tasks::service::{is_terminal, parse_time, Progress, TaskError, STATUSES};
+use crate::tasks::workspace::FileChange;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tasks", post(create).get(list))
-        .route("/api/v1/tasks/{id}", get(show))
-        .route("/api/v1/tasks/{id}/result", get(result))
-        .route("/api/v1/tasks/{id}/cancel", post(cancel))
-        .route("/api/v1/tasks/{id}/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show))
+        .routes(routes!(result))
+        .routes(routes!(cancel))
+        .routes(routes!(events))
+}
+
+/// Where a task is in its life; `completed`, `failed` and `cancelled` are final.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // names the vocabulary of `STATUSES` for the OpenAPI document
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// `POST /tasks`: the tutorial's body. Checked field by field by the task service
+/// (`tasks::service::validate`), which names every problem in `details`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents the body the service validates
+pub struct TaskRequest {
+    /// What the agent should do (at most Config `tasks.max_prompt_bytes`).
+    #[schema(min_length = 1, example = "List the files in the current directory")]
+    prompt: String,
+    options: Option<TaskOptions>,
+}
+
+/// Per-task options; each defaults from the Config.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TaskOptions {
+    /// Model name (default: Config `model.name`).
+    #[schema(min_length = 1, max_length = 200)]
+    model: Option<String>,
+    /// Largest answer, in tokens (default: Config `model.max_tokens`).
+    #[schema(minimum = 1, maximum = 1000000)]
+    max_tokens: Option<u32>,
+    /// Absolute path inside one of Config `tasks.allowed_roots`.
+    working_directory: Option<String>,
+    /// At most Config `tasks.max_timeout_seconds` (default: `tasks.timeout_seconds`).
+    #[schema(minimum = 1)]
+    timeout_seconds: Option<u64>,
+    /// McpServer names whose tools the task may use (`[]` for none; default: Config `tasks.mcp_servers`).
+    mcp_servers: Option<Vec<String>>,
+}
+
+/// The answer to `POST /tasks`.
+#[derive(Serialize, ToSchema)]
+pub struct TaskCreated {
+    #[schema(example = "task_9f2c4e1a7b3d")]
+    pub id: String,
+    #[schema(value_type = TaskStatus)]
+    pub status: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A task, as `GET /tasks/:id` shows it.
+#[derive(Serialize, ToSchema)]
+pub struct Task {
+    pub id: String,
+    #[schema(value_type = TaskStatus)]
+    pub status: String,
+    pub prompt: String,
+    /// The request's `options`, as given.
+    #[schema(value_type = Object)]
+    pub options: Value,
+    pub model: String,
+    pub max_tokens: i64,
+    pub working_directory: Option<String>,
+    pub timeout_seconds: i64,
+    /// Name of the token that created the task.
+    pub created_by: String,
+    /// RFC 3339, like every time below.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl From<&TaskRow> for Task {
+    fn from(row: &TaskRow) -> Task {
+        Task {
+            id: row.id.clone(),
+            status: row.status.clone(),
+            prompt: row.prompt.clone(),
+            options: serde_json::from_str::<Value>(&row.options).unwrap_or_else(|_| json!({})),
+            model: row.model.clone(),
+            max_tokens: row.max_tokens,
+            working_directory: row.working_directory.clone(),
+            timeout_seconds: row.timeout_seconds,
+            created_by: row.created_by.clone(),
+            created_at: row.created_at.clone(),
+            started_at: row.started_at.clone(),
+            completed_at: row.completed_at.clone(),
+            duration_ms: row.duration_ms,
+            error: row.error.clone(),
+        }
+    }
+}
+
+/// A finished task's result.
+#[derive(Serialize, ToSchema)]
+pub struct TaskResult {
+    pub id: String,
+    #[schema(value_type = TaskStatus)]
+    pub status: String,
+    /// The agent's final answer.
+    pub output: String,
+    /// Files the task created, modified or deleted in its working directory.
+    pub files: Vec<FileChange>,
+    pub usage: Usage,
+    pub error: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+/// Tokens the model counted.
+#[derive(Serialize, ToSchema)]
+pub struct Usage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// Task ids in paths.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct TaskId {
+    /// The task's id (`task_…`).
+    id: String,
 }
 
 impl From<TaskError> for ApiError {
@@ -60,26 +194,23 @@ impl From<TaskError> for ApiError {
     }
 }
 
-/// The task as `GET /tasks/:id` shows it.
-pub fn task_json(row: &TaskRow) -> Value {
-    json!({
-        "id": row.id,
-        "status": row.status,
-        "prompt": row.prompt,
-        "options": serde_json::from_str::<Value>(&row.options).unwrap_or_else(|_| json!({})),
-        "model": row.model,
-        "max_tokens": row.max_tokens,
-        "working_directory": row.working_directory,
-        "timeout_seconds": row.timeout_seconds,
-        "created_by": row.created_by,
-        "created_at": row.created_at,
-        "started_at": row.started_at,
-        "completed_at": row.completed_at,
-        "duration_ms": row.duration_ms,
-        "error": row.error,
-    })
-}
-
+/// Create a task
+///
+/// Queues a prompt for the agent. Honours nothing but the body: the model, limits and
+/// working directory default from the Config.
+#[utoipa::path(post, path = "/api/v1/tasks", operation_id = "tasks_create", tag = "tasks",
+    request_body = TaskRequest,
+    responses(
+        (status = 201, description = "Queued", body = TaskCreated,
+            headers(("Location" = String, description = "The task's URL")),
+            links(
+                ("GetTask" = (operation_id = "tasks_get", parameters(("id" = "$response.body#/id")))),
+                ("GetTaskResult" = (operation_id = "tasks_result", parameters(("id" = "$response.body#/id")))),
+                ("CancelTask" = (operation_id = "tasks_cancel", parameters(("id" = "$response.body#/id")))),
+                ("TaskEvents" = (operation_id = "tasks_events", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "`validation_failed` (with `details` per field) or `invalid_json`", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -88,7 +219,11 @@ async fn create(
     let row = state.tasks.create(&body, &caller.name).await?;
     let mut response = (
         StatusCode::CREATED,
-        Json(json!({ "id": row.id, "status": row.status, "created_at": row.created_at })),
+        Json(TaskCreated {
+            id: row.id.clone(),
+            status: row.status.clone(),
+            created_at: row.created_at.clone(),
+        }),
     )
         .into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", row.id)) {
@@ -97,17 +232,34 @@ async fn create(
     Ok(response)
 }
 
+/// Get a task
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", operation_id = "tasks_get", tag = "tasks",
+    params(TaskId),
+    responses(
+        (status = 200, description = "The task", body = Task),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(task_json(&*state.tasks.get(&id).await?)))
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(Task::from(&*state.tasks.get(&id).await?)))
 }
 
+/// Get a task's result
+///
+/// Output, changed files and token usage of a finished task.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/result", operation_id = "tasks_result", tag = "tasks",
+    params(TaskId),
+    responses(
+        (status = 200, description = "The result", body = TaskResult),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`task_not_finished`: queued or running", body = ErrorBody),
+    ))]
 async fn result(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskResult>, ApiError> {
     let row = state.tasks.get(&id).await?;
     if !is_terminal(&row.status) {
         return Err(ApiError::new(
@@ -119,33 +271,54 @@ async fn result(
             ),
         ));
     }
-    Ok(Json(json!({
-        "id": row.id,
-        "status": row.status,
-        "output": row.output.as_deref().unwrap_or_default(),
-        "files": row.files.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()).unwrap_or_else(|| json!([])),
-        "usage": {
-            "input_tokens": row.input_tokens.unwrap_or(0),
-            "output_tokens": row.output_tokens.unwrap_or(0),
+    Ok(Json(TaskResult {
+        id: row.id.clone(),
+        status: row.status.clone(),
+        output: row.output.clone().unwrap_or_default(),
+        files: row
+            .files
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default(),
+        usage: Usage {
+            input_tokens: row.input_tokens.unwrap_or(0),
+            output_tokens: row.output_tokens.unwrap_or(0),
         },
-        "error": row.error,
-        "duration_ms": row.duration_ms,
-    })))
+        error: row.error.clone(),
+        duration_ms: row.duration_ms,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /tasks`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// One status or several, comma-separated (`queued`, `running`, `completed`, `failed`, `cancelled`).
+    #[param(example = "completed,failed")]
     status: Option<String>,
+    /// Only tasks created at or after this RFC 3339 time.
     created_after: Option<String>,
+    /// Only tasks created before this RFC 3339 time.
     created_before: Option<String>,
+    /// Text the prompt contains (at most 200 characters).
+    #[param(max_length = 200)]
     q: Option<String>,
 }
 
+/// List tasks
+///
+/// Newest first.
+#[utoipa::path(get, path = "/api/v1/tasks", operation_id = "tasks_list", tag = "tasks",
+    params(ListQuery, Page),
+    responses(
+        (status = 200, description = "One page of tasks", body = List<Task>),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     filters: Result<Query<ListQuery>, QueryRejection>,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<Task>>, ApiError> {
     let filters = query(filters)?;
     let page = query(page)?.checked()?;
     let bad = |message: String| ApiError::bad_request("invalid_parameter", message);
@@ -188,18 +361,26 @@ async fn list(
         offset: page.offset as i64,
     };
     let (rows, total) = state.tasks.list(&filter).await?;
-    let items: Vec<Value> = rows.iter().map(task_json).collect();
-    Ok(Json(
-        json!({ "items": items, "total": total, "limit": page.limit, "offset": page.offset }),
-    ))
+    let items = rows.iter().map(Task::from).collect();
+    Ok(Json(List::new(items, total as usize, &page)))
 }
 
+/// Cancel a task
+///
+/// Cancels a queued or running task; answers the task as it now is.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", operation_id = "tasks_cancel", tag = "tasks",
+    params(TaskId),
+    responses(
+        (status = 200, description = "Cancelled", body = Task),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`task_finished`: it already ended", body = ErrorBody),
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(task_json(
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(Task::from(
         &*state.tasks.cancel(&id, &caller.name).await?,
     )))
 }
@@ -210,6 +391,18 @@ fn sse_event(p: &Progress) -> Event {
         .data(serde_json::to_string(p).unwrap_or_default())
 }
 
+/// Stream a task's progress
+///
+/// Server-Sent Events: `event: status` (data `{"id", "status", "error"?, "duration_ms"?}`)
+/// on every status change and `event: output` (data `{"text"}`) as output arrives; the whole
+/// output so far is sent first, and the stream ends after the final status. Keep-alive
+/// comments every 15 s.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", operation_id = "tasks_events", tag = "tasks",
+    params(TaskId),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -54,6 +54,9 @@ enum Command {
     /// Work with skills (`pack` a skill directory into a registry).
     #[command(subcommand)]
     Skill(skill::Command),
+    /// Print the API's OpenAPI 3.1 document (`cargo run -- openapi > schemas/openapi.json`).
+    #[command(hide = true)]
+    Openapi,
 }
 
 /// Output formats shared by the verbs that print results.
@@ -103,6 +106,10 @@ pub fn main() -> ExitCode {
         Command::Get(args) => runtime.block_on(get::run(args)),
         Command::Reconcile(args) => runtime.block_on(reconcile::run(args)),
         Command::Skill(command) => skill::run(command),
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::document_text());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -454,7 +454,7 @@ impl Default for SkillSpec {
 }
 
 /// Where a skill comes from (exactly one).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SkillSource {
     /// A registry: directory path or http(s) URL.
@@ -468,7 +468,7 @@ pub enum SkillSource {
 }
 
 /// A git repository holding a skill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitSource {
     /// Repository URL.
@@ -479,7 +479,7 @@ pub struct GitSource {
 }
 
 /// An archive holding a skill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSource {
     /// http(s) URL of the archive.
@@ -492,7 +492,9 @@ pub struct ArchiveSource {
 // Webhook
 
 /// An event a webhook subscribes to (`*` for all).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub enum WebhookEvent {
     /// `task.completed`
     #[serde(rename = "task.completed")]

@@ -76,7 +76,7 @@ pub struct Desired {
 }
 
 /// Where a server is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Starting,
@@ -86,7 +86,7 @@ pub enum Phase {
 }
 
 /// One server as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerStatus {
     pub name: String,
     pub transport: &'static str,
@@ -102,10 +102,12 @@ pub struct ServerStatus {
 }
 
 /// A tool a server offers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tool {
     pub name: String,
     pub description: String,
+    /// The tool's JSON Schema for its arguments.
+    #[schema(value_type = Object)]
     pub input_schema: Value,
 }
 

@@ -19,7 +19,7 @@ const MAX_HASHED_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_FILES: usize = 20_000;
 
 /// How a file changed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     Created,
@@ -28,7 +28,7 @@ pub enum Change {
 }
 
 /// One changed file; `path` is relative to the working directory, `/`-separated.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FileChange {
     pub path: String,
     pub change: Change,
