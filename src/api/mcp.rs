@@ -93,19 +93,23 @@ fn item(
         McpTransport::Stdio(_) => "stdio",
         McpTransport::Http(_) => "http",
     };
-    let live = state.live.mcp.status(r.name()).unwrap_or_else(|| ServerStatus {
-        name: r.name().to_owned(),
-        transport,
-        status: if status.is_some_and(|s| !s.ready) {
-            Phase::Failed
-        } else {
-            Phase::Starting
-        },
-        tools: 0,
-        last_error: status.filter(|s| !s.ready).map(|s| s.message.clone()),
-        since: String::new(),
-        restarts: 0,
-    });
+    let live = state
+        .live
+        .mcp
+        .status(r.name())
+        .unwrap_or_else(|| ServerStatus {
+            name: r.name().to_owned(),
+            transport,
+            status: if status.is_some_and(|s| !s.ready) {
+                Phase::Failed
+            } else {
+                Phase::Starting
+            },
+            tools: 0,
+            last_error: status.filter(|s| !s.ready).map(|s| s.message.clone()),
+            since: String::new(),
+            restarts: 0,
+        });
     Ok(McpServer {
         name: live.name,
         transport: live.transport,
@@ -127,7 +131,11 @@ fn item(
 #[utoipa::path(get, path = "/api/v1/mcp-servers", operation_id = "mcp_servers_list", tag = "mcp",
     params(Page),
     responses(
-        (status = 200, description = "One page of MCP servers", body = List<McpServer>),
+        (status = 200, description = "One page of MCP servers", body = List<McpServer>,
+            links(
+                ("GetFirst" = (operation_id = "mcp_servers_get", parameters(("name" = "$response.body#/items/0/name")))),
+                ("FirstTools" = (operation_id = "mcp_servers_tools", parameters(("name" = "$response.body#/items/0/name")))),
+            )),
         (status = 400, description = "`invalid_parameter`", body = ErrorBody),
     ))]
 async fn list(

@@ -184,10 +184,13 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
             json!([{ "bearer": [] }])
         },
     );
-    // Every answer past authentication carries the rate-limit headers.
-    for (status, response) in responses.iter_mut() {
-        if status != "400" && status != "413" {
-            add_rate_limit_headers(response);
+    // Every answer past authentication carries the rate-limit headers (a signed git hook is
+    // not rate-limited, so it has none).
+    if auth == Auth::Bearer {
+        for (status, response) in responses.iter_mut() {
+            if status != "400" && status != "413" {
+                add_rate_limit_headers(response);
+            }
         }
     }
     responses
@@ -221,7 +224,11 @@ fn add_rate_limit_headers(response: &mut Value) {
             return;
         }
         let headers = r.entry("headers").or_insert_with(|| json!({}));
-        for name in ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"] {
+        for name in [
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        ] {
             headers[name] = header_ref(name);
         }
     }
@@ -295,7 +302,10 @@ fn kind_schemas() -> Map<String, Value> {
         return out;
     };
     let prefix = "Config_";
-    let mut spec = schema.pointer("/properties/spec").cloned().unwrap_or_default();
+    let mut spec = schema
+        .pointer("/properties/spec")
+        .cloned()
+        .unwrap_or_default();
     rewrite_refs(&mut spec, prefix);
     out.insert("ConfigSpec".into(), spec);
     if let Some(Value::Object(defs)) = schema.get("$defs") {
@@ -466,9 +476,13 @@ mod tests {
             .cloned()
             .unwrap();
         // Validate against the kind schema with its own $defs.
-        schema["$defs"] = serde_json::from_str::<Value>(schema_text(Kind::Config)).unwrap()["$defs"].clone();
+        schema["$defs"] =
+            serde_json::from_str::<Value>(schema_text(Kind::Config)).unwrap()["$defs"].clone();
         let validator = jsonschema::validator_for(&schema).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&served).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&served)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}");
     }
 }

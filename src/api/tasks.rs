@@ -158,6 +158,17 @@ pub struct Usage {
     pub output_tokens: i64,
 }
 
+/// One Server-Sent Event of `GET /tasks/:id/events`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the events `sse_event` writes
+pub struct TaskEvent {
+    /// `status` or `output`.
+    #[schema(pattern = "^(status|output)$")]
+    event: String,
+    /// JSON: `{"id", "status", "error"?, "duration_ms"?}` for `status`, `{"text"}` for `output`.
+    data: String,
+}
+
 /// Task ids in paths.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -400,7 +411,7 @@ fn sse_event(p: &Progress) -> Event {
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/events", operation_id = "tasks_events", tag = "tasks",
     params(TaskId),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream; each event as `TaskEvent`", content_type = "text/event-stream", body = TaskEvent),
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
 async fn events(

@@ -90,7 +90,10 @@ pub struct WebhookCreate {
     #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     name: Option<String>,
     /// Where events are POSTed (http or https).
-    #[schema(example = "http://localhost:4000/openclaw-webhook")]
+    #[schema(
+        example = "http://localhost:4000/openclaw-webhook",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+"
+    )]
     url: String,
     #[schema(min_items = 1)]
     events: Vec<WebhookEvent>,
@@ -107,6 +110,7 @@ pub struct WebhookCreate {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct WebhookPatch {
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+")]
     url: Option<String>,
     #[schema(min_items = 1)]
     events: Option<Vec<WebhookEvent>>,
@@ -340,6 +344,13 @@ async fn create(
         Some(Value::String(n)) => n,
         Some(_) => return Err(field_error("name", "must be a string")),
     };
+    // Checked before anything is stored: the name is part of the stored secret's file name.
+    if crate::skills::validate_name(&name).is_err() {
+        return Err(field_error(
+            "name",
+            "must be a resource name: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 63 characters",
+        ));
+    }
     if find(&state, &name).await.is_ok() {
         return Err(WriteError::AlreadyExists(Kind::Webhook, name, Default::default()).into());
     }
@@ -566,7 +577,10 @@ async fn redeliver(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", operation_id = "webhooks_test", tag = "webhooks",
     params(WebhookId),
     responses(
-        (status = 202, description = "Queued", body = TestDelivery),
+        (status = 202, description = "Queued", body = TestDelivery,
+            links(
+                ("Redeliver" = (operation_id = "webhooks_redeliver", parameters(("id" = "$request.path.id"), ("delivery_id" = "$response.body#/delivery_id")))),
+            )),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`webhook_not_ready`: declared but not in force", body = ErrorBody),
     ))]

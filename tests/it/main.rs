@@ -7,6 +7,7 @@ mod config;
 mod gitops;
 mod harness;
 mod mcp;
+mod openapi;
 mod pull;
 mod reconcile;
 mod skills;
