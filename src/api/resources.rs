@@ -136,7 +136,8 @@ impl Page {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct KindFilter {
-    /// Only resources of this kind (`Config`, `Token`, `Skill`, `Webhook`, `McpServer`; any case).
+    /// Only resources of this kind (any case is accepted).
+    #[param(value_type = Option<Kind>)]
     kind: Option<String>,
 }
 
@@ -144,8 +145,7 @@ struct KindFilter {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents `reconcile::status::ResourceStatus` as it serialises
 pub struct ResourceStatus {
-    #[schema(example = "Webhook")]
-    kind: String,
+    kind: Kind,
     name: String,
     /// The manifest file, relative to the manifests dir.
     file: String,
@@ -253,7 +253,9 @@ async fn reconcile(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: ReconcileRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // An empty body, or JSON `null`, is a plain pass.
+    let trimmed = body.trim_ascii();
+    let request: ReconcileRequest = if trimmed.is_empty() || trimmed == b"null" {
         ReconcileRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|_| {

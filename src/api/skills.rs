@@ -67,10 +67,12 @@ pub struct SkillCreate {
     name: String,
     /// `latest` (default), an exact version or a semver range.
     #[schema(example = "latest")]
-    version: Option<String>,
+    #[serde(default)]
+    version: String,
     source: Option<SkillSource>,
     #[schema(default = true)]
-    enabled: Option<bool>,
+    #[serde(default)]
+    enabled: bool,
     description: Option<String>,
 }
 

@@ -308,8 +308,10 @@ struct ListQuery {
     #[param(example = "completed,failed")]
     status: Option<String>,
     /// Only tasks created at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     created_after: Option<String>,
     /// Only tasks created before this RFC 3339 time.
+    #[param(format = DateTime)]
     created_before: Option<String>,
     /// Text the prompt contains (at most 200 characters).
     #[param(max_length = 200)]

@@ -88,7 +88,8 @@ impl From<&ResourceStatus> for Condition {
 pub struct WebhookCreate {
     /// The resource name (default: `wh-` and 12 random hex digits); `id` is accepted too.
     #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
-    name: Option<String>,
+    #[serde(default)]
+    name: String,
     /// Where events are POSTed (http or https).
     #[schema(
         example = "http://localhost:4000/openclaw-webhook",
@@ -101,8 +102,10 @@ pub struct WebhookCreate {
     #[schema(min_length = 1, max_length = 4096)]
     secret: String,
     #[schema(default = true)]
-    enabled: Option<bool>,
-    description: Option<String>,
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    description: String,
 }
 
 /// `PATCH /webhooks/:id`: a JSON merge patch (RFC 7396) of the subscription.
@@ -111,12 +114,16 @@ pub struct WebhookCreate {
 #[allow(dead_code)]
 pub struct WebhookPatch {
     #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+")]
-    url: Option<String>,
+    #[serde(default)]
+    url: String,
     #[schema(min_items = 1)]
-    events: Option<Vec<WebhookEvent>>,
+    #[serde(default)]
+    events: Vec<WebhookEvent>,
     /// A new secret (replaces the stored one).
     #[schema(min_length = 1, max_length = 4096)]
-    secret: Option<String>,
+    #[serde(default)]
+    secret: String,
+    /// `null`: back to the default (`true`).
     enabled: Option<bool>,
     /// `null` removes it.
     description: Option<String>,

@@ -15,7 +15,19 @@ use time::OffsetDateTime;
 pub const API_VERSION: &str = "openclaw.dev/v1";
 
 /// The kind of a manifest document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Kind {
     /// Server configuration (exactly one, named `default`).
     Config,

@@ -90,12 +90,12 @@ server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
 common=(
   -H "Authorization: Bearer $TOKEN"
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth,use_after_free,ensure_resource_availability
   --max-examples "$MAX_EXAMPLES"
   --request-timeout 15
   --wait-for-schema 60
   --suppress-health-check all
-  --seed 20261201
+  --seed "${CONFORMANCE_SEED:-20261201}"
   --workers 2
 )
 url="http://$addr/api/v1/openapi.json"
