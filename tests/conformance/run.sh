@@ -13,7 +13,8 @@
 # and says so.
 #
 # Usage: tests/conformance/run.sh   (from anywhere; CI calls it after `cargo test`).
-# Env: CONFORMANCE_MAX_EXAMPLES (default 25), CONFORMANCE_TIMEOUT seconds (default 420).
+# Env: CONFORMANCE_MAX_EXAMPLES (default 25), CONFORMANCE_SEED (fixed by default, so a run is
+# reproducible), CONFORMANCE_TIMEOUT seconds (default 420).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -139,5 +140,5 @@ if [ "$status" -ne 0 ]; then
   echo "--- server log (last 40 lines)"; tail -n 40 "$work/server.log" || true
 fi
 # schemathesis's closing lines, one per run, e.g. "===== 31 passed in 40.12s =====".
-echo "conformance: $(grep -E '^=+ .* in [0-9.]+s =+$' "$out" | tr -s '=' | paste -sd ';' -) (exit $status)"
+echo "conformance: $(grep -E '^=+ .* in [0-9.]+s =+$' "$out" | sed -E 's/^=+ (.*) =+$/\1/' | paste -sd ';' - | sed 's/;/; /g') (exit $status)"
 exit "$status"
