@@ -55,7 +55,11 @@ spec:
     provider: command
     command: ["cat"]
   tasks:
-    timeout_seconds: 20
+    # Short, so that an event stream (open until its task ends) ends well within the
+    # request timeout below even when many generated tasks queue up.
+    concurrency: 8
+    timeout_seconds: 5
+    max_timeout_seconds: 10
   rate_limit:
     # High enough that the run tests the API rather than the limiter.
     requests_per_minute: 100000
@@ -93,7 +97,7 @@ common=(
   -H "Authorization: Bearer $TOKEN"
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth,use_after_free,ensure_resource_availability
   --max-examples "$MAX_EXAMPLES"
-  --request-timeout 15
+  --request-timeout 30
   --wait-for-schema 60
   --suppress-health-check all
   --seed "${CONFORMANCE_SEED:-20261201}"
