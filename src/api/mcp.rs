@@ -106,7 +106,7 @@ fn item(
                 Phase::Starting
             },
             tools: 0,
-            last_error: status.filter(|s| !s.ready).map(|s| s.message.clone()),
+            last_error: status.filter(|s| !s.ready).map(|s| s.message.to_string()),
             since: String::new(),
             restarts: 0,
         });

@@ -75,8 +75,8 @@ impl From<&ResourceStatus> for Condition {
     fn from(s: &ResourceStatus) -> Condition {
         Condition {
             ready: s.ready,
-            reason: s.reason.clone(),
-            message: s.message.clone(),
+            reason: s.reason.to_owned(),
+            message: s.message.to_string(),
         }
     }
 }

@@ -11,5 +11,6 @@ mod openapi;
 mod pull;
 mod reconcile;
 mod skills;
+mod slow_work;
 mod tasks;
 mod webhooks;
