@@ -88,6 +88,8 @@ cat > "$work/inner.sh" <<'INNER'
 #!/usr/bin/env bash
 # Runs inside the namespace (or not, see run.sh): server, then schemathesis, then stop.
 set -uo pipefail
+# schemathesis keeps a cache in the current directory: keep it out of the repository.
+cd "$WORK"
 addr=127.0.0.1:38080
 NO_COLOR=1 "$CLAW" serve --manifests "$WORK/manifests" --data "$WORK/data" --listen "$addr" \
   >"$WORK/server.log" 2>&1 &
