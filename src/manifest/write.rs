@@ -1,8 +1,9 @@
 //! Editing manifests: one document of one file per write, checked before anything touches the
 //! disk, then written with temp file + fsync + rename so no reader ever sees a partial file.
 //!
-//! Other documents of the file are kept byte for byte; the edited document keeps its comments
-//! where their field still exists (see [`super::yaml::render_document`]). Callers serialise
+//! A merge patch is the smallest text edit of its document ([`super::edit`]): a changed field
+//! changes its line, an added field adds its lines, everything else (comments, alignment,
+//! quoting, flow or block style, other documents) stays byte for byte. Callers serialise
 //! writes: the reconciler is the one writer for a running server, `claw token` for the CLI.
 
 use std::io::{self, Write as _};
@@ -13,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::kinds::{Kind, API_VERSION};
 use super::load::{self, FileLoad};
 use super::rules::Desired;
-use super::yaml;
+use super::{edit, yaml};
 use super::{Diagnostic, Digest, ManifestSet};
 
 /// A change to one declarative resource.
@@ -164,13 +165,12 @@ pub fn prepare(
             if let Some(spec) = spec {
                 merge_patch(spec, patch);
             }
-            if value == doc.value {
-                Some(old_text.clone())
-            } else {
-                let old_slice = &old_text[doc.span.clone()];
-                let body = render(&value, Some((old_slice, doc)))?;
-                Some(yaml::replace_document(&old_text, doc, &body))
-            }
+            // The smallest text edit (SPEC §5a); unchanged text when the value is unchanged.
+            let text = edit::edit_document(&old_text, doc, &value).map_err(|e| WriteError::Io {
+                path: path.clone(),
+                source: io::Error::other(e.to_string()),
+            })?;
+            Some(text)
         }
         Edit::Delete { .. } => {
             let doc = target.ok_or_else(|| WriteError::Moved(kind, name.to_owned()))?;

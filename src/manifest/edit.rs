@@ -1,0 +1,858 @@
+//! The smallest write-back (SPEC §5a): turn one document of a file into a new value by editing
+//! its text in place, so the `git diff` a reviewer reads is the change itself.
+//!
+//! The document's text is parsed once more into a tree of byte spans (yaml-rust2 events carry
+//! start markers; ends are found from the token: quotes, the scalar's own text, a closing
+//! bracket, the last line of a block scalar). Then old and new values are compared node by node:
+//! - a changed scalar replaces only its token (its quoting style kept where the value allows,
+//!   an aligned trailing comment kept at its column), so only its line changes;
+//! - a key that is gone removes the lines of its entry (comments before the next key stay);
+//! - new keys are added as lines after the mapping's last entry, at its indentation;
+//! - objects recurse; a flow collection stays flow (new keys are appended inside the braces,
+//!   anything else re-renders that collection in flow style on its line);
+//! - anything else (an array whose length changes, a scalar that becomes a mapping, …) re-renders
+//!   just that node, indented where it was.
+//!
+//! Nothing outside the edited spans changes: comments, blank lines, alignment, quoting, key
+//! order, other documents, line endings (`\r\n` files get `\r\n` in what is inserted).
+//!
+//! Where the layout is not understood exactly (anchors and aliases, merge keys, multi-line plain
+//! scalars, explicit `?` keys, tags outside a mapping value, …) the node's parent is re-rendered
+//! instead, and at the root the whole document is re-rendered with its comments carried over
+//! ([`yaml::render_document`]). Every result is parsed again and must give exactly the new value
+//! (and the other documents their old values), otherwise the next, coarser way is used: a write
+//! never lands as something that reads differently.
+
+use std::cmp::Reverse;
+use std::ops::Range;
+
+use serde_json::{Map, Value};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::yaml::{self, SourceDoc, YamlError};
+
+/// `text` (a whole file) with document `doc` (parsed from `text`) changed to `new`, as small a
+/// text change as possible. Other documents are kept byte for byte. The result always parses
+/// back to the file's documents with `doc` replaced by `new`.
+pub fn edit_document(text: &str, doc: &SourceDoc, new: &Value) -> Result<String, YamlError> {
+    if doc.value == *new {
+        return Ok(text.to_string());
+    }
+    let before = yaml::parse_documents(text)?;
+    let expected: Vec<&Value> = before
+        .iter()
+        .map(|d| if d.index == doc.index { new } else { &d.value })
+        .collect();
+    let reads_as_expected = |out: &str| {
+        yaml::parse_documents(out).is_ok_and(|docs| {
+            docs.len() == expected.len() && docs.iter().zip(&expected).all(|(d, e)| d.value == **e)
+        })
+    };
+    if let Some(out) = in_place(text, doc, new) {
+        if reads_as_expected(&out) {
+            return Ok(out);
+        }
+    }
+    // The whole document, re-rendered with its comments carried over by pointer.
+    let mut body = yaml::render_document(new, Some((&text[doc.span.clone()], doc)))?;
+    if text[doc.body()].contains("\r\n") {
+        body = body.replace('\n', "\r\n");
+    }
+    let out = yaml::replace_document(text, doc, &body);
+    if reads_as_expected(&out) {
+        return Ok(out);
+    }
+    Err(YamlError {
+        position: doc.start,
+        message: "cannot write the change as YAML that reads back the same; nothing was written"
+            .into(),
+    })
+}
+
+/// The in-place edit, or `None` when the document's layout is beyond it.
+fn in_place(text: &str, doc: &SourceDoc, new: &Value) -> Option<String> {
+    let body = doc.body();
+    let src = text.get(body.clone())?;
+    let root = Tree::parse(src)?;
+    let mut ed = Editor {
+        src,
+        lines: Lines::new(src),
+        nl: if src.contains("\r\n") { "\r\n" } else { "\n" },
+        edits: Vec::new(),
+    };
+    ed.edit(&root, &doc.value, new, Place::Root).ok()?;
+    let new_src = ed.apply();
+    Some(format!(
+        "{}{}{}",
+        &text[..body.start],
+        new_src,
+        &text[body.end..]
+    ))
+}
+
+/// Byte offsets of line starts.
+struct Lines {
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Lines {
+    fn new(src: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        if starts.last() == Some(&src.len()) && starts.len() > 1 {
+            starts.pop();
+        }
+        Lines {
+            starts,
+            len: src.len(),
+        }
+    }
+
+    /// 0-based line holding byte `at`.
+    fn line_of(&self, at: usize) -> usize {
+        self.starts.partition_point(|&s| s <= at).saturating_sub(1)
+    }
+
+    fn start(&self, line: usize) -> usize {
+        self.starts.get(line).copied().unwrap_or(self.len)
+    }
+
+    /// Start of the next line (after the terminator), or the end of the text.
+    fn next(&self, line: usize) -> usize {
+        self.start(line + 1)
+    }
+
+    /// End of the line's content, before `\n` / `\r\n`.
+    fn end(&self, src: &str, line: usize) -> usize {
+        let next = self.next(line);
+        let text = &src[self.start(line)..next];
+        next - (text.len() - text.trim_end_matches(['\n', '\r']).len())
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    Scalar { style: TScalarStyle, empty: bool },
+    Alias,
+    Map { flow: bool, entries: Vec<Entry> },
+    Seq { flow: bool, items: Vec<Node> },
+}
+
+#[derive(Debug)]
+struct Node {
+    /// Byte offset (in the document's text) of the node's token: the scalar (after any tag), `{`,
+    /// `[`, the first `-` or the first key. Meaningless for an empty scalar.
+    start: usize,
+    /// Byte offset just after the node's last character.
+    end: usize,
+    /// Column (in characters) of `start`.
+    col: usize,
+    kind: Kind,
+    tagged: bool,
+    /// The span or layout is not known exactly: never edited in place.
+    weird: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: String,
+    key_start: usize,
+    key_col: usize,
+    /// Just after the `:`.
+    colon_end: usize,
+    value: Node,
+}
+
+impl Node {
+    fn is_block_scalar(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Scalar {
+                style: TScalarStyle::Literal | TScalarStyle::Folded,
+                ..
+            }
+        )
+    }
+
+    fn is_empty_scalar(&self) -> bool {
+        matches!(self.kind, Kind::Scalar { empty: true, .. })
+    }
+
+    fn is_flow_collection(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Map { flow: true, .. } | Kind::Seq { flow: true, .. }
+        )
+    }
+
+    fn style(&self) -> Option<TScalarStyle> {
+        match self.kind {
+            Kind::Scalar { style, .. } => Some(style),
+            _ => None,
+        }
+    }
+}
+
+/// A collection being built, with the key waiting for its value.
+struct Open {
+    node: Node,
+    key: Option<(String, usize, usize, usize)>,
+    flow_ctx: bool,
+}
+
+struct Tree<'a> {
+    src: &'a str,
+    lines: Lines,
+}
+
+impl<'a> Tree<'a> {
+    fn parse(src: &'a str) -> Option<Node> {
+        let t = Tree {
+            src,
+            lines: Lines::new(src),
+        };
+        t.build()
+    }
+
+    fn byte(&self, m: &Marker) -> Option<(usize, usize)> {
+        let line = m.line().checked_sub(1)?;
+        let start = *self.lines.starts.get(line)?;
+        let rest = &self.src[start..];
+        let off = match rest.char_indices().nth(m.col()) {
+            Some((i, _)) => i,
+            None if rest.chars().count() == m.col() => rest.len(),
+            None => return None,
+        };
+        Some((start + off, m.col()))
+    }
+
+    fn col_of(&self, at: usize) -> usize {
+        let start = self.lines.start(self.lines.line_of(at));
+        self.src[start..at].chars().count()
+    }
+
+    /// End of a block scalar whose content starts at `start` (column `indent`): its last
+    /// non-blank line indented at least that much.
+    fn block_scalar_end(&self, start: usize, indent: usize) -> usize {
+        let first = self.lines.line_of(start);
+        let mut last = first;
+        let mut line = first + 1;
+        while line < self.lines.starts.len() {
+            let text = &self.src[self.lines.start(line)..self.lines.end(self.src, line)];
+            if !text.trim().is_empty() {
+                if text.len() - text.trim_start_matches(' ').len() < indent {
+                    break;
+                }
+                last = line;
+            }
+            line += 1;
+        }
+        self.lines.end(self.src, last)
+    }
+
+    fn build(&self) -> Option<Node> {
+        let mut parser = Parser::new_from_str(self.src);
+        let mut stack: Vec<Open> = Vec::new();
+        let mut root = None;
+        loop {
+            let (event, marker) = parser.next_token().ok()?;
+            let flow_ctx = stack.last().is_some_and(|o| o.flow_ctx);
+            let is_map = matches!(event, Event::MappingStart(..));
+            let node = match event {
+                Event::StreamEnd => break,
+                Event::Nothing | Event::StreamStart | Event::DocumentStart | Event::DocumentEnd => {
+                    continue
+                }
+                Event::Scalar(v, style, anchor, tag) => {
+                    let (start, col) = self.byte(&marker)?;
+                    let is_key = matches!(stack.last(), Some(o) if matches!(o.node.kind, Kind::Map { .. }) && o.key.is_none());
+                    if is_key {
+                        let open = stack.last_mut()?;
+                        let end = match style {
+                            TScalarStyle::Plain if !v.is_empty() => self.src[start..]
+                                .starts_with(v.as_str())
+                                .then_some(start + v.len()),
+                            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
+                                yaml::quoted_len(&self.src[start..]).map(|l| start + l)
+                            }
+                            _ => None,
+                        };
+                        let colon = end.and_then(|e| {
+                            let rest = &self.src[e..];
+                            let gap = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+                            rest[gap..].starts_with(':').then_some(e + gap + 1)
+                        });
+                        let merge = style == TScalarStyle::Plain && v == "<<";
+                        match colon {
+                            Some(colon_end) if anchor == 0 && tag.is_none() && !merge => {
+                                if let Kind::Map { entries, .. } = &open.node.kind {
+                                    if entries.is_empty() && !open.flow_ctx {
+                                        open.node.start = start;
+                                        open.node.col = col;
+                                    }
+                                }
+                                open.key = Some((v, start, col, colon_end));
+                            }
+                            _ => {
+                                open.node.weird = true;
+                                open.key = Some((v, start, col, start));
+                            }
+                        }
+                        continue;
+                    }
+                    let empty = v.is_empty() && style == TScalarStyle::Plain;
+                    let end = match style {
+                        _ if empty => Some(start),
+                        TScalarStyle::Plain => self.src[start..]
+                            .starts_with(v.as_str())
+                            .then_some(start + v.len()),
+                        TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
+                            yaml::quoted_len(&self.src[start..]).map(|l| start + l)
+                        }
+                        TScalarStyle::Literal | TScalarStyle::Folded if !v.is_empty() => {
+                            Some(self.block_scalar_end(start, col))
+                        }
+                        _ => None,
+                    };
+                    Node {
+                        start,
+                        end: end.unwrap_or(start),
+                        col,
+                        kind: Kind::Scalar { style, empty },
+                        tagged: tag.is_some(),
+                        weird: end.is_none() || anchor != 0,
+                    }
+                }
+                Event::Alias(_) => {
+                    let (start, col) = self.byte(&marker)?;
+                    let ok = self.src[start..].starts_with('*');
+                    let len = self.src[start..]
+                        .find(|c: char| c.is_whitespace() || ",[]{}".contains(c))
+                        .unwrap_or(self.src.len() - start);
+                    let mut node = Node {
+                        start,
+                        end: start + len,
+                        col,
+                        kind: Kind::Alias,
+                        tagged: false,
+                        weird: !ok,
+                    };
+                    if stack
+                        .last()
+                        .is_some_and(|o| matches!(o.node.kind, Kind::Map { .. }) && o.key.is_none())
+                    {
+                        // An alias as a key.
+                        let open = stack.last_mut()?;
+                        open.node.weird = true;
+                        open.key = Some((String::new(), start, col, start));
+                        continue;
+                    }
+                    node.weird |= !ok;
+                    node
+                }
+                Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) => {
+                    let (start, col) = self.byte(&marker)?;
+                    let first = self.src[start..].chars().next();
+                    let flow = first == Some(if is_map { '{' } else { '[' });
+                    let weird = anchor != 0
+                        || (flow_ctx && !flow)
+                        || (!is_map && !flow && first != Some('-'));
+                    let kind = if is_map {
+                        Kind::Map {
+                            flow,
+                            entries: Vec::new(),
+                        }
+                    } else {
+                        Kind::Seq {
+                            flow,
+                            items: Vec::new(),
+                        }
+                    };
+                    stack.push(Open {
+                        node: Node {
+                            start,
+                            end: start,
+                            col,
+                            kind,
+                            tagged: tag.is_some(),
+                            weird,
+                        },
+                        key: None,
+                        flow_ctx: flow_ctx || flow,
+                    });
+                    continue;
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    let open = stack.pop()?;
+                    let mut node = open.node;
+                    let flow = matches!(
+                        node.kind,
+                        Kind::Map { flow: true, .. } | Kind::Seq { flow: true, .. }
+                    );
+                    if flow {
+                        let (at, _) = self.byte(&marker)?;
+                        let close = if matches!(node.kind, Kind::Map { .. }) {
+                            '}'
+                        } else {
+                            ']'
+                        };
+                        node.weird |= !self.src[at..].starts_with(close);
+                        node.end = at + 1;
+                    } else {
+                        let last = match &node.kind {
+                            Kind::Map { entries, .. } => entries.last().map(|e| {
+                                if e.value.is_empty_scalar() {
+                                    (e.colon_end, false)
+                                } else {
+                                    (e.value.end, e.value.weird)
+                                }
+                            }),
+                            Kind::Seq { items, .. } => {
+                                items.last().map(|i| (i.end, i.weird || i.is_empty_scalar()))
+                            }
+                            _ => None,
+                        };
+                        match last {
+                            Some((end, weird)) => {
+                                node.end = end;
+                                node.weird |= weird;
+                            }
+                            None => node.weird = true,
+                        }
+                    }
+                    node
+                }
+            };
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(open) => match &mut open.node.kind {
+                    Kind::Map { entries, .. } => {
+                        let (key, key_start, key_col, colon_end) = open.key.take()?;
+                        entries.push(Entry {
+                            key,
+                            key_start,
+                            key_col,
+                            colon_end,
+                            value: node,
+                        });
+                    }
+                    Kind::Seq { items, .. } => items.push(node),
+                    _ => return None,
+                },
+            }
+        }
+        let mut root = root?;
+        if !stack.is_empty() {
+            return None;
+        }
+        if matches!(root.kind, Kind::Map { flow: false, .. }) {
+            root.col = self.col_of(root.start);
+        }
+        Some(root)
+    }
+}
+
+/// Where a node sits, which decides how it may be rewritten.
+#[derive(Clone, Copy)]
+enum Place<'t> {
+    Root,
+    /// The value of an entry of a block mapping.
+    BlockValue(&'t Entry),
+    /// An item of a block sequence.
+    BlockItem,
+    /// Anything inside a flow collection.
+    Flow,
+}
+
+/// Not doable at this level; the caller rewrites a larger node.
+struct Coarser;
+
+struct Editor<'a> {
+    src: &'a str,
+    lines: Lines,
+    nl: &'static str,
+    /// Replacements of byte ranges of `src`, in the order they were made.
+    edits: Vec<(Range<usize>, String)>,
+}
+
+impl Editor<'_> {
+    fn push(&mut self, range: Range<usize>, text: String) {
+        self.edits.push((range, text));
+    }
+
+    fn apply(mut self) -> String {
+        let mut order: Vec<usize> = (0..self.edits.len()).collect();
+        // Right to left; at one position a removal before an insertion, and insertions made
+        // later land after those made earlier.
+        order.sort_by_key(|&i| {
+            let (r, _) = &self.edits[i];
+            (Reverse(r.start), Reverse(r.end), Reverse(i))
+        });
+        let mut out = self.src.to_string();
+        for i in order {
+            let (range, text) = std::mem::take(&mut self.edits[i]);
+            out.replace_range(range, &text);
+        }
+        out
+    }
+
+    fn edit(&mut self, node: &Node, old: &Value, new: &Value, place: Place) -> Result<(), Coarser> {
+        if old == new {
+            return Ok(());
+        }
+        let mark = self.edits.len();
+        if self.diff(node, old, new).is_ok() {
+            return Ok(());
+        }
+        self.edits.truncate(mark);
+        self.replace(node, new, place)
+    }
+
+    /// Change `node` from `old` to `new` keeping its own layout: recurse into what changed.
+    fn diff(&mut self, node: &Node, old: &Value, new: &Value) -> Result<(), Coarser> {
+        if node.weird {
+            return Err(Coarser);
+        }
+        let find = |entries: &'_ [Entry], key: &str| -> Result<usize, Coarser> {
+            entries.iter().position(|e| e.key == key).ok_or(Coarser)
+        };
+        match (&node.kind, old, new) {
+            (Kind::Map { flow, entries }, Value::Object(o), Value::Object(n)) if !n.is_empty() => {
+                if entries.len() != o.len() {
+                    return Err(Coarser);
+                }
+                let added: Map<String, Value> = n
+                    .iter()
+                    .filter(|(k, _)| !o.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if *flow && o.keys().any(|k| !n.contains_key(k)) {
+                    return Err(Coarser);
+                }
+                for (k, ov) in o {
+                    let e = &entries[find(entries, k)?];
+                    match n.get(k) {
+                        Some(nv) => {
+                            let place = if *flow {
+                                Place::Flow
+                            } else {
+                                Place::BlockValue(e)
+                            };
+                            self.edit(&e.value, ov, nv, place)?
+                        }
+                        None => self.remove_block_entry(e)?,
+                    }
+                }
+                if !added.is_empty() {
+                    if *flow {
+                        self.add_flow_entries(node, entries, &added)?
+                    } else {
+                        self.add_block_entries(node, &added)?
+                    }
+                }
+                Ok(())
+            }
+            (Kind::Seq { flow, items }, Value::Array(a), Value::Array(b))
+                if a.len() == b.len() && items.len() == a.len() =>
+            {
+                let place = if *flow { Place::Flow } else { Place::BlockItem };
+                for ((item, x), y) in items.iter().zip(a).zip(b) {
+                    self.edit(item, x, y, place)?;
+                }
+                Ok(())
+            }
+            _ => Err(Coarser),
+        }
+    }
+
+    /// Removes the lines of a block mapping's entry, from its key to the end of its value.
+    fn remove_block_entry(&mut self, e: &Entry) -> Result<(), Coarser> {
+        if e.value.weird {
+            return Err(Coarser);
+        }
+        let first = self.lines.line_of(e.key_start);
+        let line_start = self.lines.start(first);
+        if !self.src[line_start..e.key_start].trim().is_empty() {
+            // `- key: v`: the key shares its line with an indicator.
+            return Err(Coarser);
+        }
+        let end = if e.value.is_empty_scalar() {
+            e.colon_end
+        } else {
+            e.value.end
+        };
+        let last = self.lines.line_of(end.saturating_sub(1).max(e.key_start));
+        self.push(line_start..self.lines.next(last), String::new());
+        Ok(())
+    }
+
+    /// New keys, as lines after the mapping's last entry at the mapping's indentation.
+    fn add_block_entries(&mut self, map: &Node, added: &Map<String, Value>) -> Result<(), Coarser> {
+        let block = render_block(&Value::Object(added.clone())).ok_or(Coarser)?;
+        let last = self.lines.line_of(map.end.saturating_sub(1).max(map.start));
+        let at = self.lines.next(last);
+        let mut text = String::new();
+        if !self.src[..at].ends_with('\n') {
+            text.push_str(self.nl);
+        }
+        text.push_str(&indent_lines(&block, map.col, true, self.nl));
+        text.push_str(self.nl);
+        self.push(at..at, text);
+        Ok(())
+    }
+
+    /// New keys inside a flow mapping's braces, after its last entry.
+    fn add_flow_entries(
+        &mut self,
+        map: &Node,
+        entries: &[Entry],
+        added: &Map<String, Value>,
+    ) -> Result<(), Coarser> {
+        let pairs: Vec<String> = added
+            .iter()
+            .map(|(k, v)| format!("{}: {}", flow_string(k), render_flow(v)))
+            .collect();
+        let pairs = pairs.join(", ");
+        match entries.last() {
+            Some(last) if !last.value.is_empty_scalar() && !last.value.weird => {
+                self.push(last.value.end..last.value.end, format!(", {pairs}"));
+            }
+            None if self.src[map.start..map.end] == *"{}" => {
+                self.push(map.start + 1..map.start + 1, pairs);
+            }
+            _ => return Err(Coarser),
+        }
+        Ok(())
+    }
+
+    /// Rewrites `node` as `new`, where it stands.
+    fn replace(&mut self, node: &Node, new: &Value, place: Place) -> Result<(), Coarser> {
+        if node.weird && !node.is_empty_scalar() {
+            return Err(Coarser);
+        }
+        match place {
+            Place::Root => Err(Coarser),
+            Place::Flow => {
+                if node.tagged || node.is_empty_scalar() {
+                    return Err(Coarser);
+                }
+                let text = match (new, node.style()) {
+                    (Value::String(s), Some(style)) => scalar_string(s, style, true),
+                    _ => render_flow(new),
+                };
+                self.push(node.start..node.end, text);
+                Ok(())
+            }
+            Place::BlockItem => {
+                if node.tagged || node.is_block_scalar() || node.is_empty_scalar() {
+                    return Err(Coarser);
+                }
+                match inline(new, node) {
+                    Some(text) => self.replace_token(node.start..node.end, text),
+                    None => {
+                        let block = render_block(new).ok_or(Coarser)?;
+                        let text = indent_lines(&block, node.col, false, self.nl);
+                        self.push(node.start..node.end, text);
+                    }
+                }
+                Ok(())
+            }
+            Place::BlockValue(e) => self.replace_block_value(e, node, new),
+        }
+    }
+
+    fn replace_block_value(&mut self, e: &Entry, node: &Node, new: &Value) -> Result<(), Coarser> {
+        let key_line = self.lines.line_of(e.key_start);
+        let empty = node.is_empty_scalar();
+        let block_scalar = node.is_block_scalar();
+        let on_key_line = !empty && !block_scalar && self.lines.line_of(node.start) == key_line;
+        match inline(new, node) {
+            Some(text) => {
+                if empty {
+                    self.push(e.colon_end..e.colon_end, format!(" {text}"));
+                } else if block_scalar || (!on_key_line && node.col <= e.key_col) {
+                    self.push(e.colon_end..node.end, format!(" {text}"));
+                } else if on_key_line {
+                    // From the first character after `:` (a tag included) to the token's end.
+                    let rest = &self.src[e.colon_end..node.start];
+                    let start = e.colon_end + (rest.len() - rest.trim_start().len());
+                    self.replace_token(start..node.end, text);
+                } else {
+                    if node.tagged {
+                        return Err(Coarser);
+                    }
+                    self.replace_token(node.start..node.end, text);
+                }
+            }
+            None => {
+                let block = render_block(new).ok_or(Coarser)?;
+                if !empty && !block_scalar && !on_key_line {
+                    // A block collection (or a scalar) on the lines below the key.
+                    if node.tagged {
+                        return Err(Coarser);
+                    }
+                    let indent = if node.col > e.key_col {
+                        node.col
+                    } else if new.is_array() {
+                        e.key_col
+                    } else {
+                        e.key_col + 2
+                    };
+                    if indent == node.col {
+                        let text = indent_lines(&block, indent, false, self.nl);
+                        self.push(node.start..node.end, text);
+                    } else {
+                        let line_start = self.lines.start(self.lines.line_of(node.start));
+                        let text = indent_lines(&block, indent, true, self.nl);
+                        self.push(line_start..node.end, text);
+                    }
+                } else {
+                    let text = format!(
+                        "{}{}",
+                        self.nl,
+                        indent_lines(&block, e.key_col + 2, true, self.nl)
+                    );
+                    if block_scalar {
+                        self.push(e.colon_end..node.end, text);
+                    } else {
+                        let last = if empty {
+                            key_line
+                        } else {
+                            self.push(e.colon_end..node.end, String::new());
+                            self.lines.line_of(node.end.saturating_sub(1))
+                        };
+                        // After the line's trailing comment, which stays with the key.
+                        let at = self.lines.end(self.src, last);
+                        self.push(at..at, text);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a token on one line; a trailing comment aligned after it keeps its column.
+    fn replace_token(&mut self, range: Range<usize>, text: String) {
+        let line = self.lines.line_of(range.end.saturating_sub(1).max(range.start));
+        let line_end = self.lines.end(self.src, line);
+        let rest = &self.src[range.end..line_end];
+        let gap = rest.len() - rest.trim_start_matches(' ').len();
+        let single_line = self.lines.line_of(range.start) == line && !text.contains('\n');
+        if single_line && gap >= 2 && rest[gap..].starts_with('#') {
+            let old = self.src[range.clone()].chars().count();
+            let new = text.chars().count();
+            let spaces = (gap + old).saturating_sub(new).max(1);
+            self.push(
+                range.start..range.end + gap,
+                format!("{text}{}", " ".repeat(spaces)),
+            );
+        } else {
+            self.push(range, text);
+        }
+    }
+}
+
+/// One-line text for `new` in place of `old` in block context, or `None` when it needs lines
+/// of its own.
+fn inline(new: &Value, old: &Node) -> Option<String> {
+    match new {
+        Value::Object(m) if m.is_empty() => Some("{}".into()),
+        Value::Array(a) if a.is_empty() => Some("[]".into()),
+        Value::Object(_) | Value::Array(_) => old.is_flow_collection().then(|| render_flow(new)),
+        Value::String(s) => {
+            let style = old.style().unwrap_or(TScalarStyle::Plain);
+            if s.contains('\n') && matches!(style, TScalarStyle::Literal | TScalarStyle::Folded) {
+                None
+            } else {
+                Some(scalar_string(s, style, false))
+            }
+        }
+        _ => Some(scalar_text(new)),
+    }
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => flow_string(s),
+        _ => render_flow(v),
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+/// A string in the style the old scalar had, where the string allows it.
+fn scalar_string(s: &str, style: TScalarStyle, flow: bool) -> String {
+    let plain_safe = !s.chars().any(|c| c.is_control());
+    match style {
+        TScalarStyle::SingleQuoted if plain_safe => format!("'{}'", s.replace('\'', "''")),
+        TScalarStyle::DoubleQuoted => json_string(s),
+        _ if flow => flow_string(s),
+        _ => {
+            let emitted = render_block(&Value::String(s.to_owned())).unwrap_or_default();
+            if emitted.is_empty() || emitted.contains('\n') {
+                json_string(s)
+            } else {
+                emitted
+            }
+        }
+    }
+}
+
+/// A string as a flow scalar: plain where the emitter would write it plain and it holds no flow
+/// indicator, else double-quoted.
+fn flow_string(s: &str) -> String {
+    match render_block(&Value::String(s.to_owned())) {
+        Some(t) if !t.contains('\n') && !t.contains([',', '[', ']', '{', '}']) && !t.is_empty() => {
+            t
+        }
+        _ => json_string(s),
+    }
+}
+
+/// `{k: v, …}` / `[a, …]` on one line.
+fn render_flow(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let inner: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", flow_string(k), render_flow(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Value::Array(a) => {
+            let inner: Vec<String> = a.iter().map(render_flow).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        _ => scalar_text(v),
+    }
+}
+
+/// Block YAML for `v` at column 0, without the final newline.
+fn render_block(v: &Value) -> Option<String> {
+    let text = yaml_serde::to_string(v).ok()?;
+    Some(text.trim_end_matches('\n').to_string())
+}
+
+/// `block`'s lines indented by `indent` spaces (the first one too if `first`), joined by `nl`.
+fn indent_lines(block: &str, indent: usize, first: bool, nl: &str) -> String {
+    let pad = " ".repeat(indent);
+    block
+        .split('\n')
+        .enumerate()
+        .map(|(i, line)| {
+            if (i > 0 || first) && !line.is_empty() {
+                format!("{pad}{line}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(nl)
+}
