@@ -187,6 +187,10 @@ impl Node {
         )
     }
 
+    fn is_scalar(&self) -> bool {
+        matches!(self.kind, Kind::Scalar { .. })
+    }
+
     fn style(&self) -> Option<TScalarStyle> {
         match self.kind {
             Kind::Scalar { style, .. } => Some(style),
@@ -353,9 +357,21 @@ impl<'a> Tree<'a> {
                     node
                 }
                 Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) => {
-                    let (start, col) = self.byte(&marker)?;
-                    let first = self.src[start..].chars().next();
+                    let (mut start, mut col) = self.byte(&marker)?;
+                    let mut first = self.src[start..].chars().next();
                     let flow = first == Some(if is_map { '{' } else { '[' });
+                    if !is_map && !flow && first != Some('-') {
+                        // An indentless sequence is reported at its first item, after the `-`.
+                        let line_start = self.lines.start(self.lines.line_of(start));
+                        let before = &self.src[line_start..start];
+                        if let Some(dash) = before.rfind('-') {
+                            if before[..dash].trim().is_empty() && before[dash + 1..].trim().is_empty() {
+                                start = line_start + dash;
+                                col = before[..dash].chars().count();
+                                first = Some('-');
+                            }
+                        }
+                    }
                     let weird = anchor != 0
                         || (flow_ctx && !flow)
                         || (!is_map && !flow && first != Some('-'));
@@ -672,8 +688,17 @@ impl Editor<'_> {
             Some(text) => {
                 if empty {
                     self.push(e.colon_end..e.colon_end, format!(" {text}"));
-                } else if block_scalar || (!on_key_line && node.col <= e.key_col) {
-                    self.push(e.colon_end..node.end, format!(" {text}"));
+                } else if block_scalar || !on_key_line && (node.col <= e.key_col || !node.is_scalar())
+                {
+                    // On the key's line, and the key line's comment after it.
+                    let key_line_end = self.lines.end(self.src, key_line);
+                    let comment = self.src[e.colon_end..key_line_end.max(e.colon_end)].trim();
+                    let text = if comment.starts_with('#') && !block_scalar {
+                        format!(" {text} {comment}")
+                    } else {
+                        format!(" {text}")
+                    };
+                    self.push(e.colon_end..node.end, text);
                 } else if on_key_line {
                     // From the first character after `:` (a tag included) to the token's end.
                     let rest = &self.src[e.colon_end..node.start];
@@ -714,7 +739,11 @@ impl Editor<'_> {
                         self.nl,
                         indent_lines(&block, e.key_col + 2, true, self.nl)
                     );
-                    if block_scalar {
+                    if block_scalar && (block.starts_with('|') || block.starts_with('>')) {
+                        // Block scalar for block scalar: the header stays on the key's line.
+                        let text = indent_lines(&block, e.key_col, false, self.nl);
+                        self.push(e.colon_end..node.end, format!(" {text}"));
+                    } else if block_scalar {
                         self.push(e.colon_end..node.end, text);
                     } else {
                         let last = if empty {
@@ -855,4 +884,276 @@ fn indent_lines(block: &str, indent: usize, first: bool, nl: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(nl)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::manifest::scaffold::DEFAULT_CONFIG;
+    use crate::manifest::write::merge_patch;
+    use serde_json::json;
+
+    /// Lines added and removed by a minimal line diff (what `git diff --numstat` counts).
+    pub(crate) fn numstat(old: &str, new: &str) -> (usize, usize) {
+        let a: Vec<&str> = old.split_inclusive('\n').collect();
+        let b: Vec<&str> = new.split_inclusive('\n').collect();
+        let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for i in (0..a.len()).rev() {
+            for j in (0..b.len()).rev() {
+                lcs[i][j] = if a[i] == b[j] {
+                    lcs[i + 1][j + 1] + 1
+                } else {
+                    lcs[i + 1][j].max(lcs[i][j + 1])
+                };
+            }
+        }
+        let common = lcs[0][0];
+        (b.len() - common, a.len() - common)
+    }
+
+    /// Applies a merge patch to document `index` of `text` (to its root, not its `spec`).
+    fn patch(text: &str, index: usize, p: Value) -> String {
+        let docs = yaml::parse_documents(text).unwrap();
+        let mut value = docs[index].value.clone();
+        merge_patch(&mut value, &p);
+        let out = edit_document(text, &docs[index], &value).unwrap();
+        let again = yaml::parse_documents(&out).unwrap();
+        assert_eq!(again.len(), docs.len(), "{out}");
+        assert_eq!(again[index].value, value, "{out}");
+        out
+    }
+
+    fn in_place_only(text: &str, p: Value) -> String {
+        let docs = yaml::parse_documents(text).unwrap();
+        let mut value = docs[0].value.clone();
+        merge_patch(&mut value, &p);
+        in_place(text, &docs[0], &value).expect("an in-place edit")
+    }
+
+    #[test]
+    fn one_field_of_the_scaffolded_config_changes_one_line() {
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"tasks": {"concurrency": 2}}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
+        assert!(out.contains("\n    concurrency: 2\n"));
+        // An aligned trailing comment keeps its column.
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"model": {"provider": "openai"}}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
+        assert!(out.contains(
+            "\n    provider: openai             # anthropic | openai | command\n"
+        ));
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"tasks": {"timeout_seconds": 1234567890123_u64}}}),
+        );
+        assert!(out.contains("timeout_seconds: 1234567890123 # per task"), "{out}");
+    }
+
+    #[test]
+    fn adding_a_field_adds_one_line_at_the_mapping_indentation() {
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"git": {"push": true}}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 0));
+        assert!(out.ends_with("    author_email: claw@localhost\n    push: true\n"), "{out}");
+        // In the middle of the document: after the mapping's last entry.
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"rate_limit": {"x": "y z"}}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 0));
+        assert!(out.contains("    burst: 60\n    x: y z\n  webhooks:\n"), "{out}");
+        // A new nested object is its lines, indented.
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"skills": {"registry": "r"}}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (2, 0));
+        assert!(out.ends_with("claw@localhost\n  skills:\n    registry: r\n"), "{out}");
+    }
+
+    #[test]
+    fn removing_a_field_removes_its_lines() {
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"tasks": {"allowed_roots": null}}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (0, 1));
+        assert!(!out.contains("allowed_roots"));
+        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"rate_limit": null}}));
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (0, 3));
+        // A comment before the next key stays; one inside the removed value goes with it.
+        let text = "a: 1\nb:\n  # inside b\n  c: 2\n# about d\nd: 3\n";
+        assert_eq!(
+            in_place_only(text, json!({"b": null})),
+            "a: 1\n# about d\nd: 3\n"
+        );
+        // Every key of a block mapping removed: the mapping becomes `{}`.
+        assert_eq!(
+            in_place_only(text, json!({"b": {"c": null}})),
+            "a: 1\nb: {}\n# about d\nd: 3\n"
+        );
+    }
+
+    #[test]
+    fn nested_patches_recurse() {
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"model": {"max_tokens": 8, "extra": 1},
+                            "webhooks": {"max_attempts": null, "timeout_seconds": 5}}}),
+        );
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (3, 3));
+        assert!(out.contains("    max_tokens: 8\n    api_key: {fromEnv: ANTHROPIC_API_KEY}\n    extra: 1\n  tasks:"), "{out}");
+        assert!(out.contains("    timeout_seconds: 5\n    retention_days: 7 "), "{out}");
+    }
+
+    #[test]
+    fn other_documents_stay_byte_for_byte() {
+        let text = "# header\n---\nkind: A   # the kind\nspec: {x: 1}\n---\n# b\nkind: B\nspec:\n  y: 'two'  # y\n  z: [1, 2]\n...\n# between\n---\nkind: C\nspec:\n  w: \"q\"\n";
+        let out = patch(text, 1, json!({"spec": {"y": "three", "z": [1, 2, 3]}}));
+        assert_eq!(
+            out,
+            text.replace("y: 'two'  #", "y: 'three' #")
+                .replace("[1, 2]", "[1, 2, 3]")
+        );
+        let out = patch(text, 0, json!({"spec": {"x": null, "v": true}}));
+        assert_eq!(out, text.replace("{x: 1}", "{v: true}"));
+        let out = patch(text, 2, json!({"spec": {"w": "r\"s"}}));
+        assert_eq!(out, text.replace("w: \"q\"", "w: \"r\\\"s\""));
+    }
+
+    #[test]
+    fn comments_between_keys_and_aligned_comments_stay() {
+        let text = "\
+# top
+a: 1        # one
+# about b
+
+b: hello    # two
+c:          # three
+  # inside c
+  d: x      # four
+  e: y
+# end
+";
+        let out = in_place_only(text, json!({"b": "hi", "c": {"d": "xyz", "f": 0}}));
+        assert_eq!(
+            out,
+            "\
+# top
+a: 1        # one
+# about b
+
+b: hi       # two
+c:          # three
+  # inside c
+  d: xyz    # four
+  e: y
+  f: 0
+# end
+"
+        );
+        // A value longer than the gap still leaves one space before the comment.
+        let out = in_place_only(text, json!({"a": "a much longer value"}));
+        assert!(out.starts_with("# top\na: a much longer value # one\n"), "{out}");
+    }
+
+    #[test]
+    fn flow_mappings_stay_flow() {
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"model": {"api_key": {"fromEnv": null, "fromFile": "y"}}}}),
+        );
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
+        assert!(out.contains("\n    api_key: {fromFile: y}\n"), "{out}");
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"model": {"api_key": {"optional": true}}}}),
+        );
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
+        assert!(
+            out.contains("\n    api_key: {fromEnv: ANTHROPIC_API_KEY, optional: true}\n"),
+            "{out}"
+        );
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"tasks": {"allowed_roots": ["/srv", "/a b,c"]}}}),
+        );
+        assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
+        assert!(out.contains(
+            "\n    allowed_roots: [/srv, \"/a b,c\"] # absolute dirs"
+        ), "{out}");
+        // Spacing inside the braces is kept when a value changes in place.
+        let text = "k: { a: 1,  b: x }  # c\n";
+        assert_eq!(
+            in_place_only(text, json!({"k": {"b": {"n": [1]}}})),
+            "k: { a: 1,  b: {n: [1]} }  # c\n"
+        );
+        assert_eq!(in_place_only("k: {}\n", json!({"k": {"a": "b"}})), "k: {a: b}\n");
+        // A scalar that becomes a mapping in block style gets lines below its key.
+        assert_eq!(
+            in_place_only("k: v # c\nn: 1\n", json!({"k": {"a": 1, "b": [2]}})),
+            "k: # c\n  a: 1\n  b:\n  - 2\nn: 1\n"
+        );
+    }
+
+    #[test]
+    fn quoting_style_is_kept() {
+        let text = "a: 'one'\nb: \"two\"\nc: three\nd: '4'\n";
+        let out = in_place_only(
+            text,
+            json!({"a": "it's", "b": "tab\there", "c": "true", "d": 5}),
+        );
+        assert_eq!(out, "a: 'it''s'\nb: \"tab\\there\"\nc: 'true'\nd: 5\n");
+        // A tag is replaced along with its token.
+        assert_eq!(
+            in_place_only("a: !!str 12 # c\n", json!({"a": 13})),
+            "a: 13 # c\n"
+        );
+        // A multi-line string into a plain scalar's place stays on its line.
+        assert_eq!(
+            in_place_only("a: x\nb: y\n", json!({"a": "l1\nl2"})),
+            "a: \"l1\\nl2\"\nb: y\n"
+        );
+        // A block scalar stays a block scalar.
+        assert_eq!(
+            in_place_only("s: |\n  one\n  two\nt: 1\n", json!({"s": "one\nthree\n"})),
+            "s: |\n  one\n  three\nt: 1\n"
+        );
+    }
+
+    #[test]
+    fn crlf_files_keep_crlf() {
+        let text = "a: 1\r\nb:\r\n  c: x # k\r\n---\r\nd: 2\r\n";
+        let out = patch(text, 0, json!({"b": {"c": "y", "e": {"f": 1}}, "a": null}));
+        assert_eq!(out, "b:\r\n  c: y # k\r\n  e:\r\n    f: 1\r\n---\r\nd: 2\r\n");
+        let out = patch(text, 1, json!({"d": 3}));
+        assert_eq!(out, text.replace("d: 2", "d: 3"));
+    }
+
+    #[test]
+    fn block_sequences() {
+        let text = "l:\n- a\n- k: v   # kv\n  m: n\n";
+        assert_eq!(
+            in_place_only(text, json!({"l": ["b", {"k": "w", "m": "n"}]})),
+            "l:\n- b\n- k: w   # kv\n  m: n\n"
+        );
+        assert_eq!(
+            in_place_only(text, json!({"l": ["a", {"k": "v", "m": "n", "o": 1}]})),
+            "l:\n- a\n- k: v   # kv\n  m: n\n  o: 1\n"
+        );
+        // Another length: the sequence is rewritten, at its indentation.
+        assert_eq!(
+            in_place_only("l:\n  - a\nz: 1\n", json!({"l": ["a", "b"]})),
+            "l:\n  - a\n  - b\nz: 1\n"
+        );
+    }
+
+    #[test]
+    fn what_is_not_understood_falls_back_and_still_reads_right() {
+        // Anchors, aliases and merge keys: the document is re-rendered, comments kept.
+        let text = "# head\nbase: &b {x: 1}\nuse:\n  <<: *b\n  y: 2 # why\n";
+        let out = patch(text, 0, json!({"use": {"y": 3}}));
+        assert!(out.starts_with("# head\n"), "{out}");
+        assert!(out.contains("y: 3 # why"), "{out}");
+        // A multi-line plain scalar.
+        let text = "a: one\n  two\nb: 1\n";
+        let out = patch(text, 0, json!({"b": 2}));
+        assert!(out.contains("b: 2"));
+        // Unchanged value: unchanged text.
+        assert_eq!(patch(DEFAULT_CONFIG, 0, json!({})), DEFAULT_CONFIG);
+    }
 }
