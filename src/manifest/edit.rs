@@ -887,6 +887,9 @@ fn indent_lines(block: &str, indent: usize, first: bool, nl: &str) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::manifest::scaffold::DEFAULT_CONFIG;
