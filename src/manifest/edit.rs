@@ -365,7 +365,9 @@ impl<'a> Tree<'a> {
                         let line_start = self.lines.start(self.lines.line_of(start));
                         let before = &self.src[line_start..start];
                         if let Some(dash) = before.rfind('-') {
-                            if before[..dash].trim().is_empty() && before[dash + 1..].trim().is_empty() {
+                            if before[..dash].trim().is_empty()
+                                && before[dash + 1..].trim().is_empty()
+                            {
                                 start = line_start + dash;
                                 col = before[..dash].chars().count();
                                 first = Some('-');
@@ -425,9 +427,9 @@ impl<'a> Tree<'a> {
                                     (e.value.end, e.value.weird)
                                 }
                             }),
-                            Kind::Seq { items, .. } => {
-                                items.last().map(|i| (i.end, i.weird || i.is_empty_scalar()))
-                            }
+                            Kind::Seq { items, .. } => items
+                                .last()
+                                .map(|i| (i.end, i.weird || i.is_empty_scalar())),
                             _ => None,
                         };
                         match last {
@@ -688,7 +690,8 @@ impl Editor<'_> {
             Some(text) => {
                 if empty {
                     self.push(e.colon_end..e.colon_end, format!(" {text}"));
-                } else if block_scalar || !on_key_line && (node.col <= e.key_col || !node.is_scalar())
+                } else if block_scalar
+                    || !on_key_line && (node.col <= e.key_col || !node.is_scalar())
                 {
                     // On the key's line, and the key line's comment after it.
                     let key_line_end = self.lines.end(self.src, key_line);
@@ -764,7 +767,9 @@ impl Editor<'_> {
 
     /// Replaces a token on one line; a trailing comment aligned after it keeps its column.
     fn replace_token(&mut self, range: Range<usize>, text: String) {
-        let line = self.lines.line_of(range.end.saturating_sub(1).max(range.start));
+        let line = self
+            .lines
+            .line_of(range.end.saturating_sub(1).max(range.start));
         let line_end = self.lines.end(self.src, line);
         let rest = &self.src[range.end..line_end];
         let gap = rest.len() - rest.trim_start_matches(' ').len();
@@ -935,41 +940,71 @@ pub(crate) mod tests {
 
     #[test]
     fn one_field_of_the_scaffolded_config_changes_one_line() {
-        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"tasks": {"concurrency": 2}}}));
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"tasks": {"concurrency": 2}}}),
+        );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
         assert!(out.contains("\n    concurrency: 2\n"));
         // An aligned trailing comment keeps its column.
-        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"model": {"provider": "openai"}}}));
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"model": {"provider": "openai"}}}),
+        );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
-        assert!(out.contains(
-            "\n    provider: openai             # anthropic | openai | command\n"
-        ));
+        assert!(out.contains("\n    provider: openai             # anthropic | openai | command\n"));
         let out = patch(
             DEFAULT_CONFIG,
             0,
             json!({"spec": {"tasks": {"timeout_seconds": 1234567890123_u64}}}),
         );
-        assert!(out.contains("timeout_seconds: 1234567890123 # per task"), "{out}");
+        assert!(
+            out.contains("timeout_seconds: 1234567890123 # per task"),
+            "{out}"
+        );
     }
 
     #[test]
     fn adding_a_field_adds_one_line_at_the_mapping_indentation() {
         let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"git": {"push": true}}}));
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 0));
-        assert!(out.ends_with("    author_email: claw@localhost\n    push: true\n"), "{out}");
+        assert!(
+            out.ends_with("    author_email: claw@localhost\n    push: true\n"),
+            "{out}"
+        );
         // In the middle of the document: after the mapping's last entry.
-        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"rate_limit": {"x": "y z"}}}));
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"rate_limit": {"x": "y z"}}}),
+        );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 0));
-        assert!(out.contains("    burst: 60\n    x: y z\n  webhooks:\n"), "{out}");
+        assert!(
+            out.contains("    burst: 60\n    x: y z\n  webhooks:\n"),
+            "{out}"
+        );
         // A new nested object is its lines, indented.
-        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"skills": {"registry": "r"}}}));
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"skills": {"registry": "r"}}}),
+        );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (2, 0));
-        assert!(out.ends_with("claw@localhost\n  skills:\n    registry: r\n"), "{out}");
+        assert!(
+            out.ends_with("claw@localhost\n  skills:\n    registry: r\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn removing_a_field_removes_its_lines() {
-        let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"tasks": {"allowed_roots": null}}}));
+        let out = patch(
+            DEFAULT_CONFIG,
+            0,
+            json!({"spec": {"tasks": {"allowed_roots": null}}}),
+        );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (0, 1));
         assert!(!out.contains("allowed_roots"));
         let out = patch(DEFAULT_CONFIG, 0, json!({"spec": {"rate_limit": null}}));
@@ -997,7 +1032,10 @@ pub(crate) mod tests {
         );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (3, 3));
         assert!(out.contains("    max_tokens: 8\n    api_key: {fromEnv: ANTHROPIC_API_KEY}\n    extra: 1\n  tasks:"), "{out}");
-        assert!(out.contains("    timeout_seconds: 5\n    retention_days: 7 "), "{out}");
+        assert!(
+            out.contains("    timeout_seconds: 5\n    retention_days: 7 "),
+            "{out}"
+        );
     }
 
     #[test]
@@ -1048,7 +1086,10 @@ c:          # three
         );
         // A value longer than the gap still leaves one space before the comment.
         let out = in_place_only(text, json!({"a": "a much longer value"}));
-        assert!(out.starts_with("# top\na: a much longer value # one\n"), "{out}");
+        assert!(
+            out.starts_with("# top\na: a much longer value # one\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -1076,16 +1117,20 @@ c:          # three
             json!({"spec": {"tasks": {"allowed_roots": ["/srv", "/a b,c"]}}}),
         );
         assert_eq!(numstat(DEFAULT_CONFIG, &out), (1, 1));
-        assert!(out.contains(
-            "\n    allowed_roots: [/srv, \"/a b,c\"] # absolute dirs"
-        ), "{out}");
+        assert!(
+            out.contains("\n    allowed_roots: [/srv, \"/a b,c\"] # absolute dirs"),
+            "{out}"
+        );
         // Spacing inside the braces is kept when a value changes in place.
         let text = "k: { a: 1,  b: x }  # c\n";
         assert_eq!(
             in_place_only(text, json!({"k": {"b": {"n": [1]}}})),
             "k: { a: 1,  b: {n: [1]} }  # c\n"
         );
-        assert_eq!(in_place_only("k: {}\n", json!({"k": {"a": "b"}})), "k: {a: b}\n");
+        assert_eq!(
+            in_place_only("k: {}\n", json!({"k": {"a": "b"}})),
+            "k: {a: b}\n"
+        );
         // A scalar that becomes a mapping in block style gets lines below its key.
         assert_eq!(
             in_place_only("k: v # c\nn: 1\n", json!({"k": {"a": 1, "b": [2]}})),
@@ -1122,7 +1167,10 @@ c:          # three
     fn crlf_files_keep_crlf() {
         let text = "a: 1\r\nb:\r\n  c: x # k\r\n---\r\nd: 2\r\n";
         let out = patch(text, 0, json!({"b": {"c": "y", "e": {"f": 1}}, "a": null}));
-        assert_eq!(out, "b:\r\n  c: y # k\r\n  e:\r\n    f: 1\r\n---\r\nd: 2\r\n");
+        assert_eq!(
+            out,
+            "b:\r\n  c: y # k\r\n  e:\r\n    f: 1\r\n---\r\nd: 2\r\n"
+        );
         let out = patch(text, 1, json!({"d": 3}));
         assert_eq!(out, text.replace("d: 2", "d: 3"));
     }

@@ -21,10 +21,30 @@ fn config() -> ProptestConfig {
     }
 }
 
-const KEYS: &[&str] = &["a", "b", "c", "d", "e", "f", "g h", "1", "true", "x:y", "k#"];
+const KEYS: &[&str] = &[
+    "a", "b", "c", "d", "e", "f", "g h", "1", "true", "x:y", "k#",
+];
 const STRINGS: &[&str] = &[
-    "v", "yes", "1.5", "a b", "#x", "x: y", "", "é ✓", "it's", "-", "q\"r", "null", "0x1F", "[1]",
-    "{}", "a,b", " lead", "trail ", "multi\nline", "tab\there",
+    "v",
+    "yes",
+    "1.5",
+    "a b",
+    "#x",
+    "x: y",
+    "",
+    "é ✓",
+    "it's",
+    "-",
+    "q\"r",
+    "null",
+    "0x1F",
+    "[1]",
+    "{}",
+    "a,b",
+    " lead",
+    "trail ",
+    "multi\nline",
+    "tab\there",
 ];
 
 fn key() -> impl Strategy<Value = String> {
@@ -60,10 +80,8 @@ struct Deco {
 }
 
 fn deco() -> impl Strategy<Value = Deco> {
-    (any::<bool>(), prop::option::of(1usize..12)).prop_map(|(before, trailing)| Deco {
-        before,
-        trailing,
-    })
+    (any::<bool>(), prop::option::of(1usize..12))
+        .prop_map(|(before, trailing)| Deco { before, trailing })
 }
 
 /// A YAML node and how it is written.
