@@ -82,7 +82,7 @@ fn in_place(text: &str, doc: &SourceDoc, new: &Value) -> Option<String> {
         edits: Vec::new(),
     };
     ed.edit(&root, &doc.value, new, Place::Root).ok()?;
-    let new_src = ed.apply();
+    let new_src = ed.apply()?;
     Some(format!(
         "{}{}{}",
         &text[..body.start],
@@ -500,7 +500,9 @@ impl Editor<'_> {
         self.edits.push((range, text));
     }
 
-    fn apply(mut self) -> String {
+    /// The edited text; `None` if the edits overlap or do not fall on character boundaries
+    /// (a layout this editor misread; the caller then re-renders the document).
+    fn apply(mut self) -> Option<String> {
         let mut order: Vec<usize> = (0..self.edits.len()).collect();
         // Right to left; at one position a removal before an insertion, and insertions made
         // later land after those made earlier.
@@ -509,11 +511,20 @@ impl Editor<'_> {
             (Reverse(r.start), Reverse(r.end), Reverse(i))
         });
         let mut out = self.src.to_string();
+        let mut limit = self.src.len();
         for i in order {
             let (range, text) = std::mem::take(&mut self.edits[i]);
+            let fits = range.start <= range.end
+                && range.end <= limit
+                && self.src.is_char_boundary(range.start)
+                && self.src.is_char_boundary(range.end);
+            if !fits {
+                return None;
+            }
+            limit = range.start;
             out.replace_range(range, &text);
         }
-        out
+        Some(out)
     }
 
     fn edit(&mut self, node: &Node, old: &Value, new: &Value, place: Place) -> Result<(), Coarser> {
@@ -637,7 +648,7 @@ impl Editor<'_> {
             Some(last) if !last.value.is_empty_scalar() && !last.value.weird => {
                 self.push(last.value.end..last.value.end, format!(", {pairs}"));
             }
-            None if self.src[map.start..map.end] == *"{}" => {
+            None if self.src.get(map.start..map.end) == Some("{}") => {
                 self.push(map.start + 1..map.start + 1, pairs);
             }
             _ => return Err(Coarser),
@@ -695,7 +706,11 @@ impl Editor<'_> {
                 {
                     // On the key's line, and the key line's comment after it.
                     let key_line_end = self.lines.end(self.src, key_line);
-                    let comment = self.src[e.colon_end..key_line_end.max(e.colon_end)].trim();
+                    let comment = self
+                        .src
+                        .get(e.colon_end..key_line_end)
+                        .unwrap_or_default()
+                        .trim();
                     let text = if comment.starts_with('#') && !block_scalar {
                         format!(" {text} {comment}")
                     } else {
@@ -704,7 +719,7 @@ impl Editor<'_> {
                     self.push(e.colon_end..node.end, text);
                 } else if on_key_line {
                     // From the first character after `:` (a tag included) to the token's end.
-                    let rest = &self.src[e.colon_end..node.start];
+                    let rest = self.src.get(e.colon_end..node.start).ok_or(Coarser)?;
                     let start = e.colon_end + (rest.len() - rest.trim_start().len());
                     self.replace_token(start..node.end, text);
                 } else {
@@ -771,11 +786,19 @@ impl Editor<'_> {
             .lines
             .line_of(range.end.saturating_sub(1).max(range.start));
         let line_end = self.lines.end(self.src, line);
-        let rest = &self.src[range.end..line_end];
+        let Some(rest) = self.src.get(range.end..line_end) else {
+            self.push(range, text);
+            return;
+        };
         let gap = rest.len() - rest.trim_start_matches(' ').len();
         let single_line = self.lines.line_of(range.start) == line && !text.contains('\n');
         if single_line && gap >= 2 && rest[gap..].starts_with('#') {
-            let old = self.src[range.clone()].chars().count();
+            let old = self
+                .src
+                .get(range.clone())
+                .unwrap_or_default()
+                .chars()
+                .count();
             let new = text.chars().count();
             let spaces = (gap + old).saturating_sub(new).max(1);
             self.push(

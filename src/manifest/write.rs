@@ -310,6 +310,33 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_patch_is_the_smallest_edit() {
+        use crate::manifest::edit::tests::numstat;
+        let dir = tempfile::tempdir().unwrap();
+        crate::manifest::scaffold::init(dir.path()).unwrap();
+        let set = ManifestSet::load(dir.path()).unwrap();
+        let before = std::fs::read_to_string(dir.path().join("configs/default.yaml")).unwrap();
+        let write = |patch: Value| {
+            let edit = Edit::MergePatch {
+                kind: Kind::Config,
+                name: "default".into(),
+                patch,
+            };
+            prepare(dir.path(), &set, &edit, None).unwrap().text.unwrap()
+        };
+        let after = write(json!({"rate_limit": {"burst": 10}}));
+        assert_eq!(numstat(&before, &after), (1, 1));
+        assert_eq!(after, before.replace("    burst: 60\n", "    burst: 10\n"));
+        let after = write(json!({"tasks": {"max_turns": 5}}));
+        assert_eq!(numstat(&before, &after), (1, 0));
+        let after = write(json!({"model": {"api_key": {"fromEnv": null, "fromFile": "/k"}}}));
+        assert_eq!(
+            after,
+            before.replace("{fromEnv: ANTHROPIC_API_KEY}", "{fromFile: /k}")
+        );
+    }
+
+    #[test]
     fn atomic_write_replaces_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/x.yaml");
