@@ -322,7 +322,10 @@ mod tests {
                 name: "default".into(),
                 patch,
             };
-            prepare(dir.path(), &set, &edit, None).unwrap().text.unwrap()
+            prepare(dir.path(), &set, &edit, None)
+                .unwrap()
+                .text
+                .unwrap()
         };
         let after = write(json!({"rate_limit": {"burst": 10}}));
         assert_eq!(numstat(&before, &after), (1, 1));

@@ -66,10 +66,17 @@ enum Style {
     Plain,
     Single,
     Double,
+    /// `|` / `|-` where the string allows it.
+    Literal,
 }
 
 fn style() -> impl Strategy<Value = Style> {
-    prop_oneof![Just(Style::Plain), Just(Style::Single), Just(Style::Double)]
+    prop_oneof![
+        Just(Style::Plain),
+        Just(Style::Single),
+        Just(Style::Double),
+        Just(Style::Literal)
+    ]
 }
 
 /// How an entry is dressed: a comment line before it, a trailing comment after `pad` spaces.
@@ -91,7 +98,8 @@ enum Y {
     /// Written as JSON (valid YAML flow).
     Flow(Value),
     BlockMap(Vec<(String, Y, Deco)>),
-    BlockSeq(Vec<(Value, Style)>),
+    /// Items as `- x` lines, indented under the key or not.
+    BlockSeq(Vec<(Value, Style)>, bool),
 }
 
 fn flow_value() -> impl Strategy<Value = Value> {
@@ -118,7 +126,8 @@ fn node() -> impl Strategy<Value = Y> {
     let leaf = prop_oneof![
         4 => (scalar(), style()).prop_map(|(v, s)| Y::Scalar(v, s)),
         1 => flow_value().prop_map(Y::Flow),
-        1 => prop::collection::vec((scalar(), style()), 1..4).prop_map(Y::BlockSeq),
+        1 => (prop::collection::vec((scalar(), style()), 1..4), any::<bool>())
+            .prop_map(|(items, indented)| Y::BlockSeq(items, indented)),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
@@ -155,6 +164,16 @@ fn key_text(k: &str) -> String {
     } else {
         k.to_owned()
     }
+}
+
+/// A string a `|` block scalar can hold as written here: lines without leading or trailing
+/// blanks, at most one final newline.
+fn literal_ok(s: &str) -> bool {
+    let body = s.strip_suffix('\n').unwrap_or(s);
+    !body.is_empty()
+        && body
+            .split('\n')
+            .all(|l| !l.is_empty() && l.trim() == l && !l.chars().any(char::is_control))
 }
 
 fn scalar_text(v: &Value, style: Style) -> String {
@@ -202,6 +221,14 @@ impl Rendered {
             }
             let head = format!("{pad}{}:", key_text(k));
             let v = match y {
+                Y::Scalar(Value::String(s), Style::Literal) if literal_ok(s) => {
+                    let chomp = if s.ends_with('\n') { "" } else { "-" };
+                    self.trailing(format!("{head} |{chomp}"), deco, &ptr);
+                    for line in s.trim_end_matches('\n').split('\n') {
+                        self.lines.push((format!("{pad}  {line}"), ptr.clone()));
+                    }
+                    Value::String(s.clone())
+                }
                 Y::Scalar(v, style) => {
                     self.trailing(format!("{head} {}", scalar_text(v, *style)), deco, &ptr);
                     v.clone()
@@ -215,11 +242,12 @@ impl Rendered {
                     self.trailing(head, deco, &ptr);
                     self.map(inner, indent + 2, &ptr)
                 }
-                Y::BlockSeq(items) => {
+                Y::BlockSeq(items, indented) => {
                     self.heads.push(ptr.clone());
                     self.trailing(head, deco, &ptr);
+                    let dash = if *indented { "  - " } else { "- " };
                     for (i, (v, style)) in items.iter().enumerate() {
-                        let line = format!("{pad}  - {}", scalar_text(v, *style));
+                        let line = format!("{pad}{dash}{}", scalar_text(v, *style));
                         self.lines.push((line, format!("{ptr}/{i}")));
                     }
                     Value::Array(items.iter().map(|(v, _)| v.clone()).collect())
