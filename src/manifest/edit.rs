@@ -358,9 +358,16 @@ impl<'a> Tree<'a> {
                 }
                 Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) => {
                     let (mut start, mut col) = self.byte(&marker)?;
-                    let mut first = self.src[start..].chars().next();
+                    let first = self.src[start..].chars().next();
                     let flow = first == Some(if is_map { '{' } else { '[' });
-                    if !is_map && !flow && first != Some('-') {
+                    let dash_indicator = |at: usize| {
+                        let mut rest = self.src[at..].chars();
+                        rest.next() == Some('-')
+                            && rest
+                                .next()
+                                .is_none_or(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+                    };
+                    if !is_map && !flow && !dash_indicator(start) {
                         // An indentless sequence is reported at its first item, after the `-`.
                         let line_start = self.lines.start(self.lines.line_of(start));
                         let before = &self.src[line_start..start];
@@ -370,13 +377,12 @@ impl<'a> Tree<'a> {
                             {
                                 start = line_start + dash;
                                 col = before[..dash].chars().count();
-                                first = Some('-');
                             }
                         }
                     }
                     let weird = anchor != 0
                         || (flow_ctx && !flow)
-                        || (!is_map && !flow && first != Some('-'));
+                        || (!is_map && !flow && !dash_indicator(start));
                     let kind = if is_map {
                         Kind::Map {
                             flow,
@@ -1208,6 +1214,11 @@ c:          # three
         assert_eq!(
             in_place_only(text, json!({"l": ["a", {"k": "v", "m": "n", "o": 1}]})),
             "l:\n- a\n- k: v   # kv\n  m: n\n  o: 1\n"
+        );
+        // An indentless sequence whose first item starts with `-` itself.
+        assert_eq!(
+            in_place_only("f:\n- -1.5\na: v  # note\n", json!({"f": {"a": "v"}})),
+            "f:\n  a: v\na: v  # note\n"
         );
         // Another length: the sequence is rewritten, at its indentation.
         assert_eq!(
