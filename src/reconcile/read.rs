@@ -37,13 +37,16 @@ pub fn known_digests(set: &ManifestSet, scope: &Scope) -> HashMap<PathBuf, Diges
     }
 }
 
+/// Files whose content changed: `Some` with the new parse, `None` for a file that is gone.
+pub type Changes = Vec<(PathBuf, Option<FileLoad>)>;
+
 /// Reads the files a pass must look at and returns those whose content changed: `Some` with
 /// the new parse, `None` for a file that is gone.
 pub fn read_changes(
     root: &Path,
     scope: &Scope,
     known: &HashMap<PathBuf, Digest>,
-) -> io::Result<Vec<(PathBuf, Option<FileLoad>)>> {
+) -> io::Result<Changes> {
     let mut candidates: BTreeSet<PathBuf> = known.keys().cloned().collect();
     match scope {
         Scope::Full => match load::scan(root) {
@@ -75,7 +78,7 @@ pub fn read_changes(
         return read_some(root, &candidates, known);
     }
     let chunk = candidates.len().div_ceil(workers);
-    let parts: Vec<io::Result<Vec<(PathBuf, Option<FileLoad>)>>> = std::thread::scope(|scope| {
+    let parts: Vec<io::Result<Changes>> = std::thread::scope(|scope| {
         let handles: Vec<_> = candidates
             .chunks(chunk)
             .map(|part| scope.spawn(move || read_some(root, part, known)))
@@ -100,7 +103,7 @@ fn read_some(
     root: &Path,
     candidates: &[PathBuf],
     known: &HashMap<PathBuf, Digest>,
-) -> io::Result<Vec<(PathBuf, Option<FileLoad>)>> {
+) -> io::Result<Changes> {
     let mut out = Vec::new();
     for rel in candidates {
         let rel = rel.clone();
