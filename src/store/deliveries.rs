@@ -483,8 +483,7 @@ pub async fn fail_pending(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("UPDATE deliveries SET status = ");
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE deliveries SET status = ");
     q.push_bind(DeliveryStatus::Failed)
         .push(", completed_at = ")
         .push_bind(timestamp(now_ms))
@@ -759,7 +758,9 @@ mod tests {
     async fn statuses_are_stored_as_their_names() {
         let (_dir, store) = store().await;
         endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
-        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000).await.unwrap();
+        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
         let stored: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?1")
             .bind(&d.id)
             .fetch_one(store.pool())

@@ -474,12 +474,9 @@ impl TaskService {
                         String::new(),
                         Usage::default(),
                     ),
-                    Failure::Setup(message) => (
-                        TaskStatus::Failed,
-                        message,
-                        String::new(),
-                        Usage::default(),
-                    ),
+                    Failure::Setup(message) => {
+                        (TaskStatus::Failed, message, String::new(), Usage::default())
+                    }
                     Failure::Run(RunError::Cancelled { output, usage }) => {
                         let reason = self
                             .active()

@@ -93,10 +93,16 @@ mod tests {
             assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
             assert_eq!(s.to_string(), s.as_str());
             assert_eq!(json!(s), json!(s.as_str()));
-            assert_eq!(serde_json::from_value::<TaskStatus>(json!(s.as_str())).unwrap(), s);
+            assert_eq!(
+                serde_json::from_value::<TaskStatus>(json!(s.as_str())).unwrap(),
+                s
+            );
         }
         let names: Vec<&str> = TaskStatus::ALL.map(TaskStatus::as_str).to_vec();
-        assert_eq!(names, ["queued", "running", "completed", "failed", "cancelled"]);
+        assert_eq!(
+            names,
+            ["queued", "running", "completed", "failed", "cancelled"]
+        );
     }
 
     #[test]
@@ -120,7 +126,11 @@ mod tests {
             .collect();
         assert_eq!(
             terminal,
-            [TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled]
+            [
+                TaskStatus::Completed,
+                TaskStatus::Failed,
+                TaskStatus::Cancelled
+            ]
         );
     }
 }
