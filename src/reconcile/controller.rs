@@ -136,8 +136,23 @@ struct Reconciler {
     initialised: bool,
     revision: String,
     last_duration_ms: u64,
+    git: GitView,
+}
+
+/// What the loop knows of the manifests' git working copy, so that a pass asks git only about
+/// the files it read (a whole `git status` of a large working copy costs what the copy holds).
+#[derive(Default)]
+struct GitView {
+    /// Looked at in a full pass (start-up, resync): whether the root is in a working copy.
+    known: bool,
+    work_tree: bool,
+    /// The root's place in the working copy (`git rev-parse --show-prefix`).
+    prefix: String,
+    oid: String,
+    /// Dirty paths, relative to the top of the working copy.
+    dirty: BTreeSet<String>,
     /// Git could not be run; said once in the log, then revisions are content digests.
-    git_warned: bool,
+    warned: bool,
 }
 
 /// Loads actual state from the store into `live` (so tokens work before the first pass), and
@@ -189,7 +204,7 @@ pub async fn start(
         initialised: false,
         revision: String::new(),
         last_duration_ms: 0,
-        git_warned: false,
+        git: GitView::default(),
     };
     let task = tokio::spawn(async move {
         loop {
@@ -290,6 +305,9 @@ impl Reconciler {
             path: PathBuf::new(),
             source: io::Error::other(e),
         })??;
+        // A commit moved HEAD and may leave other tracked files dirty: ask git about the whole
+        // root once (write-backs are rare; watcher passes ask only about their files).
+        self.git.known = false;
         // A rebased push brought others' commits along: look at everything then.
         let scope = match self.checkout {
             Some(_) => Scope::Full,
@@ -340,9 +358,15 @@ impl Reconciler {
         }
         let changed_files = changes.len();
         let mut touched: HashSet<Key> = HashSet::new();
+        let mut paths = Vec::with_capacity(changes.len());
         for (path, load) in changes {
+            paths.push(path.clone());
             touched.extend(self.merge(path, load));
         }
+        self.revision = match self.git_revision(full, paths).await {
+            Some(revision) => revision,
+            None => short_digest(&self.index.revision()),
+        };
         let (mut report, jobs) = self.converge(full, touched).await;
         report.changed_files = changed_files;
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -390,10 +414,6 @@ impl Reconciler {
     /// Plans the touched names (every name on a full pass), applies, records, schedules.
     async fn converge(&mut self, full: bool, mut touched: HashSet<Key>) -> (Report, Vec<u64>) {
         let now = OffsetDateTime::now_utc();
-        self.revision = match self.git_revision().await {
-            Some(revision) => revision,
-            None => short_digest(&self.index.revision()),
-        };
         let revision: Arc<str> = Arc::from(self.revision.as_str());
         if full {
             touched.extend(self.index.admitted().cloned());
@@ -824,19 +844,62 @@ impl Reconciler {
     }
 
     /// The git revision of the manifests, once per pass; `None` outside a git working copy
-    /// (or without git), where the content digest is the revision.
-    async fn git_revision(&mut self) -> Option<String> {
+    /// (or without git), where the content digest is the revision. A full pass asks about the
+    /// whole root; other passes only about the files they read (`changed`).
+    async fn git_revision(&mut self, full: bool, changed: Vec<PathBuf>) -> Option<String> {
+        let whole = full || !self.git.known;
+        if !whole && (!self.git.work_tree || changed.is_empty()) {
+            return self.git.work_tree.then(|| self.git_string());
+        }
         let root = self.root.clone();
-        match tokio::task::spawn_blocking(move || git::revision(&root)).await {
-            Ok(Ok(revision)) => revision,
+        let asked = if whole { Vec::new() } else { changed.clone() };
+        let found = tokio::task::spawn_blocking(move || {
+            let status = git::status(&root, &asked)?;
+            let prefix = match (&status, whole) {
+                (Some(_), true) => Some(git::prefix(&root)?),
+                _ => None,
+            };
+            Ok::<_, git::GitError>((status, prefix))
+        })
+        .await;
+        let (status, prefix) = match found {
+            Ok(Ok(found)) => found,
             Ok(Err(e)) => {
-                if !self.git_warned {
-                    self.git_warned = true;
+                if !self.git.warned {
+                    self.git.warned = true;
                     tracing::warn!("{e}; manifest revisions are content digests");
                 }
-                None
+                self.git.known = true;
+                self.git.work_tree = false;
+                return None;
             }
-            Err(_) => None,
+            Err(_) => return None,
+        };
+        self.git.known = true;
+        let Some(status) = status else {
+            self.git.work_tree = false;
+            return None;
+        };
+        self.git.work_tree = true;
+        if let Some(prefix) = prefix {
+            self.git.prefix = prefix;
+            self.git.dirty.clear();
+        } else {
+            for path in &changed {
+                let repo_path = format!("{}{}", self.git.prefix, path.to_string_lossy());
+                self.git.dirty.remove(&repo_path);
+            }
+        }
+        self.git.oid = status.oid;
+        self.git.dirty.extend(status.dirty);
+        Some(self.git_string())
+    }
+
+    fn git_string(&self) -> String {
+        if self.git.dirty.is_empty() {
+            self.git.oid.clone()
+        } else {
+            format!("{}{}", self.git.oid, git::DIRTY)
         }
     }
 }
