@@ -19,6 +19,7 @@ from typing import (
     Mapping,
     Optional,
     Set,
+    TypeVar,
     Union,
 )
 
@@ -46,6 +47,7 @@ from .models import (
     Webhook,
 )
 
+T = TypeVar("T")
 Statuses = Union[str, Iterable[str], None]
 When = Union[str, datetime, None]
 
@@ -129,7 +131,7 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _send(self, req: Req, stream: bool = False) -> httpx.Response:
+    def _send(self, req: Req[Any], stream: bool = False) -> httpx.Response:
         s = self._s
         url = s.url(req.path)
         headers = s.headers_for(req, stream)
@@ -155,12 +157,12 @@ class Client:
             time.sleep(wait)
             attempt += 1
 
-    def _run(self, req: Req) -> Any:
+    def _run(self, req: Req[T]) -> T:
         return self._s.result(req, self._send(req))
 
-    def _paginate(self, make: Callable[[Dict[str, QueryValue]], Req], filters: Dict[str, QueryValue], page_size: int) -> Iterator[Any]:
+    def _paginate(self, make: Callable[[Dict[str, QueryValue]], Req[Page[T]]], filters: Dict[str, QueryValue], page_size: int) -> Iterator[T]:
         seen: Set[str] = set()
-        offset = int(filters.pop("offset", None) or 0)
+        offset = 0
         while True:
             page = self._run(make({**filters, "limit": page_size, "offset": offset}))
             for item in page.items:
@@ -464,7 +466,7 @@ class AsyncClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    async def _send(self, req: Req, stream: bool = False) -> httpx.Response:
+    async def _send(self, req: Req[Any], stream: bool = False) -> httpx.Response:
         s = self._s
         url = s.url(req.path)
         headers = s.headers_for(req, stream)
@@ -490,14 +492,14 @@ class AsyncClient:
             await anyio.sleep(wait)
             attempt += 1
 
-    async def _run(self, req: Req) -> Any:
+    async def _run(self, req: Req[T]) -> T:
         return self._s.result(req, await self._send(req))
 
     async def _paginate(
-        self, make: Callable[[Dict[str, QueryValue]], Req], filters: Dict[str, QueryValue], page_size: int
-    ) -> AsyncIterator[Any]:
+        self, make: Callable[[Dict[str, QueryValue]], Req[Page[T]]], filters: Dict[str, QueryValue], page_size: int
+    ) -> AsyncIterator[T]:
         seen: Set[str] = set()
-        offset = int(filters.pop("offset", None) or 0)
+        offset = 0
         while True:
             page = await self._run(make({**filters, "limit": page_size, "offset": offset}))
             for item in page.items:

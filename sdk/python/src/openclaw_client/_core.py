@@ -8,13 +8,14 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Generic, Iterable, List, Mapping, Optional, Type, TypeVar, Union
 
 import httpx
 
 from ._errors import APIConnectionError, APITimeoutError, OpenClawError, error_from_response
 from .models import (
     ConfigWithEtag,
+    Model,
     Delivery,
     DeliveryQueued,
     McpServer,
@@ -34,15 +35,17 @@ from .models import (
 __version__ = "0.1.0"
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 _MISSING: Any = object()
 
-Parse = Callable[[Any, httpx.Headers], Any]
+#: Turns a response's JSON and headers into what a call returns.
+Parse = Callable[[Any, httpx.Headers], T]
 QueryValue = Union[str, int, float, bool, datetime, Iterable[str], None]
 
 
 @dataclass
-class Req:
-    """One API call, before it is sent."""
+class Req(Generic[T]):
+    """One API call, before it is sent; ``parse`` makes its result (the JSON when None)."""
 
     method: str
     path: str
@@ -50,7 +53,7 @@ class Req:
     body: Any = _MISSING
     headers: Dict[str, str] = field(default_factory=dict)
     idempotency_key: Optional[str] = None
-    parse: Optional[Parse] = None
+    parse: Optional[Parse[T]] = None
     timeout: Optional[float] = None
 
 
@@ -127,7 +130,7 @@ class Settings:
     def url(self, path: str) -> str:
         return f"{self.base_url}/api/v1{path}"
 
-    def headers_for(self, req: Req, stream: bool = False) -> Dict[str, str]:
+    def headers_for(self, req: "Req[Any]", stream: bool = False) -> Dict[str, str]:
         headers = {
             "Accept": "text/event-stream" if stream else "application/json",
             "User-Agent": f"openclaw-client-python/{__version__}",
@@ -141,7 +144,7 @@ class Settings:
             headers["Idempotency-Key"] = req.idempotency_key
         return headers
 
-    def content(self, req: Req) -> Optional[bytes]:
+    def content(self, req: "Req[Any]") -> Optional[bytes]:
         return None if req.body is _MISSING else json.dumps(req.body).encode("utf-8")
 
     def retry_wait(self, error: OpenClawError, attempt: int) -> Optional[float]:
@@ -156,13 +159,13 @@ class Settings:
         return error_from_response(response.status_code, response.reason_phrase, response.headers, parse_body(response))
 
     @staticmethod
-    def transport_error(req: Req, url: str, e: Exception) -> OpenClawError:
+    def transport_error(req: "Req[Any]", url: str, e: Exception) -> OpenClawError:
         if isinstance(e, httpx.TimeoutException):
             return APITimeoutError(f"{req.method} {url} timed out ({e})", code="timeout")
         return APIConnectionError(f"{req.method} {url} failed: {e}", code="connection_error")
 
     @staticmethod
-    def result(req: Req, response: httpx.Response) -> Any:
+    def result(req: "Req[T]", response: httpx.Response) -> T:
         data = parse_body(response)
         return req.parse(data, response.headers) if req.parse else data
 
@@ -205,11 +208,11 @@ class SseParser:
 # The calls, described once for both clients.
 
 
-def _model(cls: Any) -> Parse:
+def _model(cls: Type[M]) -> Parse[M]:
     return lambda data, _headers: cls.from_dict(data)
 
 
-def _page(cls: Any) -> Parse:
+def _page(cls: Type[M]) -> Parse[Page[M]]:
     return lambda data, _headers: Page.parse(data, cls.from_dict)
 
 
@@ -228,114 +231,118 @@ def page_query(limit: Optional[int], offset: Optional[int], **filters: QueryValu
 class Calls:
     """Builders of every call: the sync and async resource classes send what these describe."""
 
-    status = staticmethod(lambda: Req("GET", "/status", parse=_model(Status)))
+    @staticmethod
+    def status() -> Req[Status]:
+        return Req("GET", "/status", parse=_model(Status))
 
     @staticmethod
-    def reconcile(confirm_prune: bool) -> Req:
+    def reconcile(confirm_prune: bool) -> Req[ReconcileReport]:
         return Req("POST", "/reconcile", body={"confirm_prune": True} if confirm_prune else _MISSING, parse=_model(ReconcileReport))
 
     # tasks
     @staticmethod
-    def task_create(prompt: str, options: Optional[Mapping[str, Any]], extra: Mapping[str, Any], key: Optional[str]) -> Req:
+    def task_create(prompt: str, options: Optional[Mapping[str, Any]], extra: Mapping[str, Any], key: Optional[str]) -> Req[TaskCreated]:
         body: Dict[str, Any] = {"prompt": prompt, **extra}
         if options is not None:
             body["options"] = dict(options)
         return Req("POST", "/tasks", body=body, idempotency_key=key or new_key(), parse=_model(TaskCreated))
 
     @staticmethod
-    def task_get(task_id: str) -> Req:
+    def task_get(task_id: str) -> Req[Task]:
         return Req("GET", f"/tasks/{seg(task_id)}", parse=_model(Task))
 
     @staticmethod
-    def task_result(task_id: str) -> Req:
+    def task_result(task_id: str) -> Req[TaskResult]:
         return Req("GET", f"/tasks/{seg(task_id)}/result", parse=_model(TaskResult))
 
     @staticmethod
-    def task_list(query: Dict[str, QueryValue]) -> Req:
+    def task_list(query: Dict[str, QueryValue]) -> Req[Page[Task]]:
         return Req("GET", "/tasks", query=query, parse=_page(Task))
 
     @staticmethod
-    def task_cancel(task_id: str) -> Req:
+    def task_cancel(task_id: str) -> Req[Task]:
         return Req("POST", f"/tasks/{seg(task_id)}/cancel", parse=_model(Task))
 
     @staticmethod
-    def task_events(task_id: str) -> Req:
+    def task_events(task_id: str) -> Req[Any]:
         return Req("GET", f"/tasks/{seg(task_id)}/events")
 
     # skills
     @staticmethod
-    def skill_list(query: Dict[str, QueryValue]) -> Req:
+    def skill_list(query: Dict[str, QueryValue]) -> Req[Page[Skill]]:
         return Req("GET", "/skills", query=query, parse=_page(Skill))
 
     @staticmethod
-    def skill_get(name: str) -> Req:
+    def skill_get(name: str) -> Req[Skill]:
         return Req("GET", f"/skills/{seg(name)}", parse=_model(Skill))
 
     @staticmethod
-    def skill_create(body: Dict[str, Any], key: Optional[str]) -> Req:
+    def skill_create(body: Dict[str, Any], key: Optional[str]) -> Req[Skill]:
         return Req("POST", "/skills", body=body, idempotency_key=key or new_key(), parse=_model(Skill))
 
     @staticmethod
-    def skill_delete(name: str) -> Req:
+    def skill_delete(name: str) -> Req[None]:
         return Req("DELETE", f"/skills/{seg(name)}", parse=_none)
 
     # config
-    config_get = staticmethod(lambda: Req("GET", "/config", parse=_config))
+    @staticmethod
+    def config_get() -> Req[ConfigWithEtag]:
+        return Req("GET", "/config", parse=_config)
 
     @staticmethod
-    def config_patch(patch: Mapping[str, Any], if_match: Optional[str]) -> Req:
+    def config_patch(patch: Mapping[str, Any], if_match: Optional[str]) -> Req[ConfigWithEtag]:
         headers = {"If-Match": if_match} if if_match else {}
         return Req("PATCH", "/config", body=dict(patch), headers=headers, parse=_config)
 
     # webhooks
     @staticmethod
-    def webhook_list(query: Dict[str, QueryValue]) -> Req:
+    def webhook_list(query: Dict[str, QueryValue]) -> Req[Page[Webhook]]:
         return Req("GET", "/webhooks", query=query, parse=_page(Webhook))
 
     @staticmethod
-    def webhook_get(webhook_id: str) -> Req:
+    def webhook_get(webhook_id: str) -> Req[Webhook]:
         return Req("GET", f"/webhooks/{seg(webhook_id)}", parse=_model(Webhook))
 
     @staticmethod
-    def webhook_create(body: Dict[str, Any], key: Optional[str]) -> Req:
+    def webhook_create(body: Dict[str, Any], key: Optional[str]) -> Req[Webhook]:
         return Req("POST", "/webhooks", body=body, idempotency_key=key or new_key(), parse=_model(Webhook))
 
     @staticmethod
-    def webhook_update(webhook_id: str, patch: Mapping[str, Any]) -> Req:
+    def webhook_update(webhook_id: str, patch: Mapping[str, Any]) -> Req[Webhook]:
         return Req("PATCH", f"/webhooks/{seg(webhook_id)}", body=dict(patch), parse=_model(Webhook))
 
     @staticmethod
-    def webhook_delete(webhook_id: str) -> Req:
+    def webhook_delete(webhook_id: str) -> Req[None]:
         return Req("DELETE", f"/webhooks/{seg(webhook_id)}", parse=_none)
 
     @staticmethod
-    def webhook_deliveries(webhook_id: str, query: Dict[str, QueryValue]) -> Req:
+    def webhook_deliveries(webhook_id: str, query: Dict[str, QueryValue]) -> Req[Page[Delivery]]:
         return Req("GET", f"/webhooks/{seg(webhook_id)}/deliveries", query=query, parse=_page(Delivery))
 
     @staticmethod
-    def webhook_redeliver(webhook_id: str, delivery_id: str) -> Req:
+    def webhook_redeliver(webhook_id: str, delivery_id: str) -> Req[DeliveryQueued]:
         return Req("POST", f"/webhooks/{seg(webhook_id)}/deliveries/{seg(delivery_id)}/redeliver", parse=_model(DeliveryQueued))
 
     @staticmethod
-    def webhook_test(webhook_id: str) -> Req:
+    def webhook_test(webhook_id: str) -> Req[DeliveryQueued]:
         return Req("POST", f"/webhooks/{seg(webhook_id)}/test", parse=_model(DeliveryQueued))
 
     # MCP servers
     @staticmethod
-    def mcp_list(query: Dict[str, QueryValue]) -> Req:
+    def mcp_list(query: Dict[str, QueryValue]) -> Req[Page[McpServer]]:
         return Req("GET", "/mcp-servers", query=query, parse=_page(McpServer))
 
     @staticmethod
-    def mcp_get(name: str) -> Req:
+    def mcp_get(name: str) -> Req[McpServer]:
         return Req("GET", f"/mcp-servers/{seg(name)}", parse=_model(McpServer))
 
     @staticmethod
-    def mcp_tools(name: str) -> Req:
+    def mcp_tools(name: str) -> Req[McpTools]:
         return Req("GET", f"/mcp-servers/{seg(name)}/tools", parse=_model(McpTools))
 
     # resources
     @staticmethod
-    def resource_list(query: Dict[str, QueryValue]) -> Req:
+    def resource_list(query: Dict[str, QueryValue]) -> Req[Page[ResourceStatus]]:
         return Req("GET", "/resources", query=query, parse=_page(ResourceStatus))
 
 

@@ -39,7 +39,7 @@ class Model:
             else:
                 extra[key] = value
         for f in dataclasses.fields(cls):
-            if f.name in names and f.name not in known and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            if f.name in names and f.name not in known and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 known[f.name] = None
         return cls(**known, extra=extra, raw=dict(data))
 
