@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Tests both SDKs against the real server: sdk/js (tsc over the type declarations, then
+# node's test runner) and sdk/python (installed from ./sdk/python into a venv, mypy --strict,
+# pytest). Needs target/debug/claw (`cargo build` or `cargo test` makes it; or set CLAW_BIN),
+# Node.js 18+ with npm, and Python 3.10+; installs what a fresh Debian machine lacks.
+# Prints one closing line per suite and exits non-zero if any test failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CLAW_BIN="${CLAW_BIN:-$root/target/debug/claw}"
+if [ ! -x "$CLAW_BIN" ]; then
+  echo "sdk/test.sh: $CLAW_BIN does not exist; run \`cargo build\` first (or set CLAW_BIN)" >&2
+  exit 2
+fi
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "sdk/test.sh: cannot install $* (no apt-get); install it and retry" >&2
+    exit 2
+  fi
+  echo "--- apt-get install $*"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+
+# The MCP tests of both SDKs run the real server-everything that tests/mcp installs.
+if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ]; then
+  echo "--- npm ci (tests/mcp)"
+  (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+status=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "--- sdk/js: npm ci, tsc (type declarations), node --test"
+js_ok=1
+(cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p tsconfig.json) || js_ok=0
+if [ "$js_ok" = 1 ]; then
+  (cd sdk/js && node --test test/*.test.js) 2>&1 | tee "$log" || js_ok=0
+fi
+js_pass=$(awk '/^# pass /{print $3}' "$log" | tail -1)
+js_fail=$(awk '/^# fail /{print $3}' "$log" | tail -1)
+echo "sdk/js: ${js_pass:-0} passed, ${js_fail:-?} failed$([ "$js_ok" = 1 ] || echo ' (FAILED)')"
+[ "$js_ok" = 1 ] || status=1
+
+echo "--- sdk/python: venv, pip install ./sdk/python[test], mypy --strict, pytest"
+venv=$root/target/sdk-python-venv
+if [ ! -x "$venv/bin/python" ]; then
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+fi
+py_ok=1
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "./sdk/python[test]" || py_ok=0
+if [ "$py_ok" = 1 ]; then
+  (cd sdk/python && "$venv/bin/python" -m mypy) || py_ok=0
+  # From sdk/python, so the installed package (not src/) is what the tests import.
+  (cd sdk/python && "$venv/bin/python" -m pytest -p no:cacheprovider tests) || py_ok=0
+fi
+echo "sdk/python: $([ "$py_ok" = 1 ] && echo passed || echo FAILED)"
+[ "$py_ok" = 1 ] || status=1
+
+exit $status
