@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests both SDKs against the real server: sdk/js (tsc over the type declarations, then
-# node's test runner) and sdk/python (installed from ./sdk/python into a venv, mypy --strict,
-# pytest). Needs target/debug/claw (`cargo build` or `cargo test` makes it; or set CLAW_BIN),
+# node's test runner), the Slack example on it (examples/slack-notifier-sdk), and sdk/python
+# (installed from ./sdk/python into a venv, mypy --strict, pytest). Needs target/debug/claw (`cargo build` or `cargo test` makes it; or set CLAW_BIN),
 # Node.js 18+ with npm, and Python 3.10+; installs what a fresh Debian machine lacks.
 # Prints one closing line per suite and exits non-zero if any test failed.
 set -euo pipefail
@@ -43,6 +43,15 @@ js_pass=$(awk '/^# pass /{print $3}' "$log" | tail -1)
 js_fail=$(awk '/^# fail /{print $3}' "$log" | tail -1)
 echo "sdk/js: ${js_pass:-0} passed, ${js_fail:-?} failed$([ "$js_ok" = 1 ] || echo ' (FAILED)')"
 [ "$js_ok" = 1 ] || status=1
+
+echo "--- examples/slack-notifier-sdk: npm ci, node --test (the tutorial's Slack integration on the SDK)"
+ex_ok=1
+(cd examples/slack-notifier-sdk && npm ci --no-audit --no-fund --loglevel=error && node --test test/*.test.js) >"$log" 2>&1 || ex_ok=0
+[ "$ex_ok" = 1 ] || cat "$log"
+ex_pass=$(awk '/^# pass /{print $3}' "$log" | tail -1)
+ex_fail=$(awk '/^# fail /{print $3}' "$log" | tail -1)
+echo "examples/slack-notifier-sdk: ${ex_pass:-0} passed, ${ex_fail:-?} failed$([ "$ex_ok" = 1 ] || echo ' (FAILED)')"
+[ "$ex_ok" = 1 ] || status=1
 
 echo "--- sdk/python: venv, pip install ./sdk/python[test], mypy --strict, pytest"
 venv=$root/target/sdk-python-venv
