@@ -256,14 +256,37 @@ class Tasks {
   async *events(id, opts = {}) {
     const { response } = await this.#c.requestWithResponse("GET", `/tasks/${seg(id)}/events`, { ...opts, stream: true });
     if (!response.body) return;
-    for await (const event of readEvents(response.body)) {
+    const events = readEvents(response.body);
+    try {
+      yield* this.#parsed(id, events, opts.signal);
+    } finally {
+      // A consumer's `break` ends this generator: release the connection too.
+      await events.return(undefined);
+    }
+  }
+
+  async *#parsed(id, events, signal) {
+    for (;;) {
+      let next;
+      try {
+        next = await events.next();
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        throw new ConnectionError({
+          status: 0,
+          code: "connection_error",
+          message: `the event stream of task ${id} broke: ${e?.cause?.message ?? e?.message ?? e}`,
+          cause: e,
+        });
+      }
+      if (next.done) return;
       let data;
       try {
-        data = JSON.parse(event.data);
+        data = JSON.parse(next.value.data);
       } catch {
-        data = event.data;
+        data = next.value.data;
       }
-      yield { event: event.event, data };
+      yield { event: next.value.event, data };
     }
   }
 
