@@ -100,10 +100,10 @@ describe("typed errors", () => {
   });
 });
 
-describe("rate limits (a server allowing a burst of 2, then 1 request a second)", () => {
+describe("rate limits (a server allowing a burst of 2, then 1 request every 2 s)", () => {
   let server;
   before(async () => {
-    server = await startServer({ config: configYaml("  rate_limit:\n    requests_per_minute: 60\n    burst: 2\n") });
+    server = await startServer({ config: configYaml("  rate_limit:\n    requests_per_minute: 30\n    burst: 2\n") });
   });
   after(async () => {
     await server?.stop();

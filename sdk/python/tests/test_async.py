@@ -128,7 +128,7 @@ async def test_errors_by_scope_and_token(server: Server) -> None:
 
 
 async def test_429_retried_with_the_same_idempotency_key() -> None:
-    s = start_server(config=config_yaml("  rate_limit:\n    requests_per_minute: 60\n    burst: 2\n"))
+    s = start_server(config=config_yaml("  rate_limit:\n    requests_per_minute: 30\n    burst: 2\n"))
     try:
         sent: List[Dict[str, str]] = []
 

@@ -86,8 +86,8 @@ def test_a_token_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def limited() -> Iterator[Server]:
-    """A server allowing a burst of 2 requests, then 1 a second, per token."""
-    s = start_server(config=config_yaml("  rate_limit:\n    requests_per_minute: 60\n    burst: 2\n"))
+    """A server allowing a burst of 2 requests, then 1 every 2 s, per token (slow enough that the third call is refused even on a busy machine)."""
+    s = start_server(config=config_yaml("  rate_limit:\n    requests_per_minute: 30\n    burst: 2\n"))
     yield s
     s.stop()
 

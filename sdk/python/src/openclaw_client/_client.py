@@ -11,9 +11,11 @@ import time
 from datetime import datetime
 from typing import (
     Any,
+    AsyncGenerator,
     AsyncIterator,
     Callable,
     Dict,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -229,7 +231,7 @@ class Tasks:
     def cancel(self, task_id: str) -> Task:
         return self._c._run(Calls.task_cancel(task_id))
 
-    def events(self, task_id: str, *, read_timeout: Optional[float] = None) -> Iterator[TaskEvent]:
+    def events(self, task_id: str, *, read_timeout: Optional[float] = None) -> Generator[TaskEvent, None, None]:
         """``GET /tasks/:id/events``: status and output events, ending after the final status."""
         req = Calls.task_events(task_id)
         if read_timeout is not None:
@@ -562,7 +564,7 @@ class AsyncTasks:
     async def cancel(self, task_id: str) -> Task:
         return await self._c._run(Calls.task_cancel(task_id))
 
-    async def events(self, task_id: str) -> AsyncIterator[TaskEvent]:
+    async def events(self, task_id: str) -> AsyncGenerator[TaskEvent, None]:
         req = Calls.task_events(task_id)
         response = await self._c._send(req, stream=True)
         try:
@@ -601,7 +603,7 @@ class AsyncTasks:
                                     finished = True
                                     break
                         finally:
-                            await events.aclose()  # type: ignore[attr-defined]
+                            await events.aclose()
                     except OpenClawError as e:
                         if e.status in _FINAL_STATUSES:
                             raise
