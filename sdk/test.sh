@@ -15,13 +15,16 @@ fi
 apt_install() {
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "sdk/test.sh: cannot install $* (no apt-get); install it and retry" >&2
-    exit 2
+    return 2
   fi
   echo "--- apt-get install $*"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
-command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm || exit 2
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv || exit 2
+# `ip` brings up loopback in the private network namespace where the tutorial's example runs
+# verbatim against 127.0.0.1:3000 (without it that test substitutes the base URL).
+command -v ip >/dev/null 2>&1 || apt_install iproute2 || true
 
 # The MCP tests of both SDKs run the real server-everything that tests/mcp installs.
 if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ]; then
@@ -59,7 +62,7 @@ if [ ! -x "$venv/bin/python" ]; then
   rm -rf "$venv"
   if ! python3 -m venv "$venv" >/dev/null 2>&1; then
     rm -rf "$venv"
-    apt_install python3-venv
+    apt_install python3-venv || exit 2
     python3 -m venv "$venv"
   fi
 fi
