@@ -66,14 +66,17 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
 fi
+: >"$log"
 py_ok=1
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "./sdk/python[test]" || py_ok=0
 if [ "$py_ok" = 1 ]; then
   (cd sdk/python && "$venv/bin/python" -m mypy) || py_ok=0
   # From sdk/python, so the installed package (not src/) is what the tests import.
-  (cd sdk/python && "$venv/bin/python" -m pytest -p no:cacheprovider tests) || py_ok=0
+  (cd sdk/python && "$venv/bin/python" -m pytest -p no:cacheprovider tests) 2>&1 | tee "$log" || py_ok=0
 fi
-echo "sdk/python: $([ "$py_ok" = 1 ] && echo passed || echo FAILED)"
+py_pass=$(grep -Eo '[0-9]+ passed' "$log" | tail -1 | cut -d' ' -f1 || true)
+py_fail=$(grep -Eo '[0-9]+ (failed|error)' "$log" | awk '{n += $1} END {print n + 0}' || true)
+echo "sdk/python: ${py_pass:-0} passed, ${py_fail} failed$([ "$py_ok" = 1 ] || echo ' (FAILED)')"
 [ "$py_ok" = 1 ] || status=1
 
 exit $status
