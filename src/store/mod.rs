@@ -7,6 +7,7 @@
 pub mod deliveries;
 pub mod outbox;
 pub mod resources;
+pub mod stats;
 pub mod tasks;
 pub mod tokens;
 pub mod webhooks;

@@ -11,4 +11,5 @@ mod pull;
 mod reconcile;
 mod skills;
 mod tasks;
+mod ui;
 mod webhooks;
