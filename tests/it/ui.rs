@@ -11,10 +11,12 @@ use crate::harness::{expect, token_manifest, TestServer};
 
 /// The assets' base URL named by the index page (`/ui/assets/<build>`).
 fn assets_base(index: &str) -> String {
-    let start = index.find("/ui/assets/").expect("the index names its assets");
-    let rest = &index[start..];
-    let end = rest.find("/style.css").expect("the index loads style.css");
-    rest[..end].to_owned()
+    let start = index.find("/ui/assets/").expect("the index names its assets") + 11;
+    let build = &index[start..];
+    let build = &build[..build.find('/').expect("a build id, then the asset")];
+    assert!(build.len() >= 12 && build.bytes().all(|b| b.is_ascii_hexdigit()), "{build}");
+    assert!(index.contains(&format!("/ui/assets/{build}/style.css")));
+    format!("/ui/assets/{build}")
 }
 
 fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {

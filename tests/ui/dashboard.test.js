@@ -56,6 +56,17 @@ spec:
   sha256: "${'0'.repeat(64)}"
 `;
 
+// A webhook whose secret cannot be resolved: declared, but not Ready.
+const UNREADY = `apiVersion: openclaw.dev/v1
+kind: Webhook
+metadata:
+  name: unready
+spec:
+  url: http://127.0.0.1:9/hook
+  events: ["task.completed"]
+  secret: {fromEnv: CLAW_UI_TEST_MISSING_SECRET}
+`;
+
 const XSS = '<img src=x onerror=alert(1)>';
 
 let dir; let server; let base; let browser; let page;
@@ -129,6 +140,8 @@ before(async () => {
   assert.match(reader, /^ocl_/);
   writeFileSync(join(manifests, 'configs/default.yaml'), CONFIG);
   writeFileSync(join(manifests, 'tokens/broken.yaml'), BROKEN);
+  mkdirSync(join(manifests, 'webhooks'), { recursive: true });
+  writeFileSync(join(manifests, 'webhooks/unready.yaml'), UNREADY);
 
   receiver = createServer((req, res) => {
     let body = '';
@@ -314,10 +327,12 @@ test('a webhook is created, sent a test, and a delivery redelivered with its att
 
 test('resources, skills, MCP servers and config pages render; a stale config edit is a clear 412', async () => {
   await go('/ui/resources');
-  await waitText('#resource-list', /broken/);
+  await waitText('#resource-list', /unready/);
+  await waitText('#resource-list', /admin/);
   await page.select('#f-ready', 'false');
   await page.waitForFunction(() => location.search.includes('ready=false'), { timeout: WAIT });
-  const shown = await waitText('#resource-list', /InvalidManifest|broken/);
+  const shown = await waitText('#resource-list', /^1 resource(?!s)/);
+  assert.match(shown, /unready/);
   assert.doesNotMatch(shown, /\badmin\b/, 'the ready admin token is filtered out');
   await shot('resources');
   await go('/ui/skills');

@@ -56,9 +56,13 @@ export function stackedBars({ id, title, buckets, series }) {
       parts);
   });
 
-  const every = Math.max(1, Math.ceil(buckets.length / 8));
-  const ticks = buckets.map((b, i) => (i % every === 0 || i === buckets.length - 1
-    ? s('text', { class: 'tick', x: (PAD.left + i * slot + slot / 2).toFixed(1), y: H - 8, 'text-anchor': 'middle' }, hourLabel(b.hour))
+  const every = Math.max(1, Math.ceil(buckets.length / 6));
+  const last = buckets.length - 1;
+  const ticks = buckets.map((b, i) => ((i % every === 0 && last - i >= every / 2) || i === last
+    ? s('text', {
+      class: 'tick', x: (PAD.left + i * slot + slot / 2).toFixed(1), y: H - 6,
+      'text-anchor': i === last ? 'end' : 'middle',
+    }, hourLabel(b.hour))
     : null));
 
   const total = totals.reduce((a, b) => a + b, 0);

@@ -50,7 +50,7 @@ export function replace(el, ...children) {
 }
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-const hourOnly = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const hourOnly = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
 
 /** An RFC 3339 time in the browser's zone, in a <time> element carrying the exact value. */
 export function time(iso) {
