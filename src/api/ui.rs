@@ -190,7 +190,14 @@ mod tests {
     fn no_inline_handlers_or_html_sinks_in_the_assets() {
         for (name, _, bytes) in ASSETS {
             let text = String::from_utf8_lossy(bytes);
-            for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", " onclick=", "eval("] {
+            for forbidden in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                " onclick=",
+                "eval(",
+            ] {
                 assert!(!text.contains(forbidden), "{name} contains {forbidden}");
             }
         }

@@ -93,7 +93,9 @@ mod tests {
         task(&s, "t4", "cancelled", Some("2026-12-01T11:00:00.000Z")).await;
         task(&s, "t5", "completed", Some("2026-12-01T08:59:00.000Z")).await; // before the cut-off
         task(&s, "t6", "running", None).await;
-        let got = tasks_finished(&s, "2026-12-01T09:00:00.000Z").await.unwrap();
+        let got = tasks_finished(&s, "2026-12-01T09:00:00.000Z")
+            .await
+            .unwrap();
         let got: Vec<_> = got
             .iter()
             .map(|c| (c.hour.as_str(), c.label.as_str(), c.count))

@@ -11,10 +11,16 @@ use crate::harness::{expect, token_manifest, TestServer};
 
 /// The assets' base URL named by the index page (`/ui/assets/<build>`).
 fn assets_base(index: &str) -> String {
-    let start = index.find("/ui/assets/").expect("the index names its assets") + 11;
+    let start = index
+        .find("/ui/assets/")
+        .expect("the index names its assets")
+        + 11;
     let build = &index[start..];
     let build = &build[..build.find('/').expect("a build id, then the asset")];
-    assert!(build.len() >= 12 && build.bytes().all(|b| b.is_ascii_hexdigit()), "{build}");
+    assert!(
+        build.len() >= 12 && build.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{build}"
+    );
     assert!(index.contains(&format!("/ui/assets/{build}/style.css")));
     format!("/ui/assets/{build}")
 }
@@ -29,10 +35,17 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
 
 fn assert_secure(r: &reqwest::Response) {
     let csp = header(r, "content-security-policy");
-    for part in ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"] {
+    for part in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(part), "CSP lacks {part}: {csp}");
     }
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
     assert_eq!(header(r, "x-frame-options"), "DENY");
     assert_eq!(header(r, "x-content-type-options"), "nosniff");
 }
@@ -73,7 +86,13 @@ async fn the_dashboard_is_served_with_a_strict_csp_and_hashed_assets_cached_for_
     }
 
     // Client-side routes get the index; the same build id, never a stale one.
-    for route in ["/ui", "/ui/", "/ui/tasks", "/ui/tasks/task_123", "/ui/webhooks/x"] {
+    for route in [
+        "/ui",
+        "/ui/",
+        "/ui/tasks",
+        "/ui/tasks/task_123",
+        "/ui/webhooks/x",
+    ] {
         let r = s.request(Method::GET, route, None).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{route}");
         assert_secure(&r);
@@ -96,7 +115,13 @@ async fn the_dashboard_is_served_with_a_strict_csp_and_hashed_assets_cached_for_
 async fn the_dashboard_never_shadows_the_api_and_unknown_paths_stay_json_404s() {
     let s = TestServer::start().await;
     // Unknown paths outside /ui/: our JSON error, not the page.
-    for path in ["/nope", "/uix", "/index.html", "/api/v1/nope", "/v1/models/x/y"] {
+    for path in [
+        "/nope",
+        "/uix",
+        "/index.html",
+        "/api/v1/nope",
+        "/v1/models/x/y",
+    ] {
         let r = s.request(Method::GET, path, None).send().await.unwrap();
         assert!(
             header(&r, "content-type").starts_with("application/json"),
@@ -107,7 +132,10 @@ async fn the_dashboard_never_shadows_the_api_and_unknown_paths_stay_json_404s() 
     }
     // The API's own paths answer as before.
     expect(
-        s.request(Method::GET, "/healthz", None).send().await.unwrap(),
+        s.request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap(),
         StatusCode::OK,
     )
     .await;
@@ -119,10 +147,18 @@ async fn the_dashboard_never_shadows_the_api_and_unknown_paths_stay_json_404s() 
     expect(r, StatusCode::UNAUTHORIZED).await;
     let status = expect(s.get("/api/v1/status", &s.admin).await, StatusCode::OK).await;
     assert!(status["version"].is_string());
-    let r = s.request(Method::GET, "/metrics", None).send().await.unwrap();
+    let r = s
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::UNAUTHORIZED).await;
     // Writing to the page is not a thing.
-    let r = s.request(Method::POST, "/ui/tasks", None).send().await.unwrap();
+    let r = s
+        .request(Method::POST, "/ui/tasks", None)
+        .send()
+        .await
+        .unwrap();
     expect(r, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
@@ -132,7 +168,12 @@ async fn whoami_names_the_token_and_its_scope_for_any_valid_token() {
     let s = TestServer::start_with(|dir| {
         std::fs::write(
             dir.join("tokens/viewer.yaml"),
-            token_manifest("viewer", &read, "read", "  expiresAt: \"2099-01-01T00:00:00Z\"\n"),
+            token_manifest(
+                "viewer",
+                &read,
+                "read",
+                "  expiresAt: \"2099-01-01T00:00:00Z\"\n",
+            ),
         )
         .unwrap();
     })
@@ -142,7 +183,10 @@ async fn whoami_names_the_token_and_its_scope_for_any_valid_token() {
     assert_eq!(me["scope"], "read");
     assert_eq!(me["expires_at"], "2099-01-01T00:00:00Z");
     let me = expect(s.get("/api/v1/whoami", &s.admin).await, StatusCode::OK).await;
-    assert_eq!(me, json!({ "name": "admin", "scope": "full", "expires_at": null }));
+    assert_eq!(
+        me,
+        json!({ "name": "admin", "scope": "full", "expires_at": null })
+    );
     let r = s
         .request(Method::GET, "/api/v1/whoami", None)
         .send()
@@ -166,17 +210,19 @@ async fn hourly_stats_count_finished_tasks_by_status_in_hour_buckets() {
             .send()
             .await
             .unwrap();
-        ids.push(expect(r, StatusCode::CREATED).await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            expect(r, StatusCode::CREATED).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let client = claw::client::Client::new(s.base.clone(), s.admin.clone());
     for id in &ids {
-        let done = tokio::time::timeout(
-            crate::harness::BOUND,
-            client.wait_for_completion(id),
-        )
-        .await
-        .expect("the task finished in time")
-        .unwrap();
+        let done = tokio::time::timeout(crate::harness::BOUND, client.wait_for_completion(id))
+            .await
+            .expect("the task finished in time")
+            .unwrap();
         assert_eq!(done["status"], "completed", "{done}");
     }
 
@@ -189,7 +235,10 @@ async fn hourly_stats_count_finished_tasks_by_status_in_hour_buckets() {
     assert_eq!(buckets.len(), 24);
     assert_eq!(stats["hours"], 24);
     // Oldest first, one per hour, every series present.
-    let hours: Vec<&str> = buckets.iter().map(|b| b["hour"].as_str().unwrap()).collect();
+    let hours: Vec<&str> = buckets
+        .iter()
+        .map(|b| b["hour"].as_str().unwrap())
+        .collect();
     let mut sorted = hours.clone();
     sorted.sort();
     sorted.dedup();
@@ -215,7 +264,8 @@ async fn hourly_stats_count_finished_tasks_by_status_in_hour_buckets() {
 
     for bad in ["hours=0", "hours=169", "hours=x"] {
         let body = expect(
-            s.get(&format!("/api/v1/stats/hourly?{bad}"), &s.admin).await,
+            s.get(&format!("/api/v1/stats/hourly?{bad}"), &s.admin)
+                .await,
             StatusCode::BAD_REQUEST,
         )
         .await;

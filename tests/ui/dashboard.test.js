@@ -375,11 +375,18 @@ test('dark theme and a phone-width viewport stay readable', async () => {
   await page.setViewport({ width: 1280, height: 900 });
 });
 
-test('a revoked token ends the session with a clear screen', async () => {
+test('an execute token runs tasks but changes nothing else; revoking it ends the session with a clear screen', async () => {
   const manifests = join(dir, 'm');
   const temp = claw(['token', 'create', '--name', 'temp', '--scope', 'execute', '--manifests', manifests]);
   await signOut();
   await signIn(temp);
+  // An execute token may run tasks, but not change declared resources.
+  await go('/ui/tasks');
+  await page.waitForSelector('#new-task', { timeout: WAIT });
+  await go('/ui/webhooks/receiver');
+  await waitText('#deliveries', /webhook\.test/);
+  assert.equal(await page.$('#send-test'), null);
+  assert.equal(await page.$('button.redeliver'), null);
   await go('/ui/');
   await page.waitForSelector('#chart-tasks', { timeout: WAIT });
   claw(['token', 'revoke', '--name', 'temp', '--manifests', manifests]);
