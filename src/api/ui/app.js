@@ -103,7 +103,14 @@ async function route() {
       const tick = async () => {
         if (running || page.controller.signal.aborted) return;
         running = true;
-        try { await fn(); } catch (err) { if (isPageError(err)) ctx.fail(err); } finally { running = false; }
+        try {
+          await fn();
+          main.querySelector(':scope > .page-error')?.remove(); // recovered
+        } catch (err) {
+          if (isPageError(err)) ctx.fail(err);
+        } finally {
+          running = false;
+        }
       };
       page.timers.push(setInterval(tick, ms));
       return tick();
@@ -148,8 +155,10 @@ function signInScreen(err) {
       if (location.pathname === '/' || location.pathname === '') history.replaceState(null, '', '/ui/');
       route();
     } catch (error) {
+      // Rate limited: keep the token; the wait screen retries the sign-in.
+      if (error.status === 429) return;
       signOut();
-      if (error.status !== 429) signInScreen(error);
+      signInScreen(error);
     }
   });
   replace(app, h('main', { class: 'center' }, form));
