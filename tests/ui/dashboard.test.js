@@ -1,5 +1,6 @@
 // The dashboard in a real headless Chromium, driven over the DevTools protocol (puppeteer-core
-// with Debian's /usr/bin/chromium), against a real `claw serve` (target/debug/claw) on
+// with Debian's /usr/bin/chromium) — or, with CLAW_UI_BROWSER=firefox (`npm run test:firefox`),
+// in Firefox ESR over WebDriver BiDi — against a real `claw serve` (target/debug/claw) on
 // 127.0.0.1 with a `command` provider, so tasks run locally. Every network peer is loopback:
 // the server, and a webhook receiver this test runs. Screenshots of each page are written to
 // target/ui-screenshots/ (CLAW_UI_SCREENSHOTS overrides).
@@ -19,8 +20,11 @@ import puppeteer from 'puppeteer-core';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLAW = process.env.CLAW_BIN || join(ROOT, 'target/debug/claw');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = process.env.CLAW_UI_SCREENSHOTS || join(ROOT, 'target/ui-screenshots');
+// chromium (the default, over the DevTools protocol) or firefox (Firefox ESR, over WebDriver BiDi).
+const BROWSER = process.env.CLAW_UI_BROWSER || 'chromium';
+const FIREFOX = BROWSER === 'firefox';
+const EXECUTABLE = process.env.CLAW_UI_BROWSER_PATH || (FIREFOX ? '/usr/bin/firefox-esr' : '/usr/bin/chromium');
+const SHOTS = process.env.CLAW_UI_SCREENSHOTS || join(ROOT, 'target/ui-screenshots', FIREFOX ? 'firefox' : '');
 const WAIT = 15000; // the bound on anything the page must show
 
 // The agent: prints its progress slowly (so the page sees live output), creates a file, and
@@ -93,16 +97,36 @@ async function shot(name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/** Waits until the text of `selector` matches `re`. */
+/**
+ * Polls `check` (in this process, reading the page through the protocol) until it is true,
+ * failing after `timeout`. (Not page.waitForFunction: that builds its predicate with
+ * `new Function` inside the page, which our CSP rightly blocks in Firefox.)
+ */
+async function until(check, what, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  let last = null;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (e) { last = e; }
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? ` (${last.message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until the text of `selector` matches `re`; returns the text. */
 async function waitText(selector, re, timeout = WAIT) {
-  await page.waitForFunction(
-    (sel, src, flags) => {
-      const el = document.querySelector(sel);
-      return Boolean(el && new RegExp(src, flags).test(el.textContent));
-    },
-    { timeout, polling: 100 }, selector, re.source, re.flags,
-  );
-  return page.$eval(selector, (el) => el.textContent);
+  let text = '';
+  await until(async () => {
+    text = await page.$eval(selector, (el) => el.textContent);
+    return re.test(text);
+  }, `${selector} to match ${re} (last: ${JSON.stringify(text.slice(0, 300))})`, timeout);
+  return text;
+}
+
+/** The page's URL as the page sees it (Firefox's BiDi does not report history.pushState). */
+function href() {
+  return page.evaluate(() => location.href);
 }
 
 async function go(path) {
@@ -130,7 +154,7 @@ async function buttons() {
 
 before(async () => {
   assert.ok(existsSync(CLAW), `${CLAW} is missing: run cargo build first`);
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
+  assert.ok(existsSync(EXECUTABLE), `${EXECUTABLE} is missing: apt-get install ${FIREFOX ? 'firefox-esr' : 'chromium'}`);
   mkdirSync(SHOTS, { recursive: true });
   dir = mkdtempSync(join(tmpdir(), 'claw-ui-'));
   const manifests = join(dir, 'm');
@@ -169,14 +193,17 @@ before(async () => {
     server.on('exit', (code) => rej(new Error(`claw serve exited (${code})`)));
   });
 
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // CI runs as root, where Chromium's sandbox cannot start.
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'],
-  });
+  browser = await puppeteer.launch(FIREFOX
+    // Firefox ESR's BiDi lacks the viewport emulation puppeteer uses: size the window instead.
+    ? { browser: 'firefox', executablePath: EXECUTABLE, headless: true, defaultViewport: null, args: ['--width=1280', '--height=900'] }
+    : {
+      executablePath: EXECUTABLE,
+      headless: true,
+      // CI runs as root, where Chromium's sandbox cannot start.
+      args: ['--no-sandbox', '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'],
+    });
   page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 900 });
+  if (!FIREFOX) await page.setViewport({ width: 1280, height: 900 });
   page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
   page.on('pageerror', (e) => dialogs.push(`page error: ${e.message}`));
 });
@@ -244,7 +271,7 @@ test('a full token creates a task and watches its live output and result files; 
   await page.type('#prompt', `Say hi ${XSS}`);
   await page.click('#new-task-form button[type=submit]');
   await page.waitForSelector('#live-output', { timeout: WAIT });
-  assert.match(page.url(), /\/ui\/tasks\/task_/);
+  assert.match(await href(), /\/ui\/tasks\/task_/);
   // Live: output arrives while the task still runs.
   await waitText('#live-output', /step 1/);
   const statusWhileRunning = await page.$eval('#task-status', (e) => e.textContent);
@@ -292,24 +319,19 @@ test('a webhook is created, sent a test, and a delivery redelivered with its att
   await page.type('#wh-secret', 'a-test-secret');
   await page.click('#webhook-form button[type=submit]');
   await page.waitForSelector('#send-test', { timeout: WAIT });
-  assert.match(page.url(), /\/ui\/webhooks\/receiver$/);
+  assert.match(await href(), /\/ui\/webhooks\/receiver$/);
 
   await page.click('#send-test');
-  await page.waitForFunction(
-    () => [...document.querySelectorAll('#deliveries tr[data-delivery]')]
-      .some((tr) => tr.textContent.includes('webhook.test') && tr.textContent.includes('delivered')),
-    { timeout: WAIT },
-  );
+  await until(() => page.$$eval('#deliveries tr[data-delivery]', (rows) => rows
+    .some((tr) => tr.textContent.includes('webhook.test') && tr.textContent.includes('delivered'))),
+  'the test delivery to be delivered');
   assert.ok(received.some((r) => r.headers['x-openclaw-event'] === 'webhook.test'));
   const before = received.length;
   const id = await page.$$eval('#deliveries tr[data-delivery]',
     (rows) => rows.find((tr) => tr.textContent.includes('webhook.test')).dataset.delivery);
   await page.click(`button.redeliver[data-delivery="${id}"]`);
   // The second attempt is listed; open the attempts to see status, duration and response.
-  await page.waitForFunction(
-    (d) => document.querySelector(`#deliveries tr[data-delivery="${d}"]`)?.textContent.includes('2 attempts'),
-    { timeout: WAIT }, id,
-  );
+  await waitText(`#deliveries tr[data-delivery="${id}"]`, /2 attempts/);
   assert.ok(received.length > before, 'the receiver got the redelivery');
   const redelivered = received.filter((r) => r.headers['x-openclaw-delivery'] === id);
   assert.equal(redelivered.length, 2, 'the same delivery id on both attempts');
@@ -330,7 +352,7 @@ test('resources, skills, MCP servers and config pages render; a stale config edi
   await waitText('#resource-list', /unready/);
   await waitText('#resource-list', /admin/);
   await page.select('#f-ready', 'false');
-  await page.waitForFunction(() => location.search.includes('ready=false'), { timeout: WAIT });
+  await until(async () => (await href()).includes('ready=false'), 'the filter in the URL');
   const shown = await waitText('#resource-list', /^1 resource(?!s)/);
   assert.match(shown, /unready/);
   assert.doesNotMatch(shown, /\badmin\b/, 'the ready admin token is filtered out');
@@ -359,7 +381,7 @@ test('resources, skills, MCP servers and config pages render; a stale config edi
   await waitText('#config-notice', /updated/);
 });
 
-test('dark theme and a phone-width viewport stay readable', async () => {
+test('dark theme and a phone-width viewport stay readable', { skip: FIREFOX && 'no media or viewport emulation over BiDi in Firefox ESR' }, async () => {
   await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
   await go('/ui/');
   await page.waitForSelector('#chart-tasks', { timeout: WAIT });
