@@ -32,7 +32,7 @@ const WAIT = 15000; // the bound on anything the page must show
 const AGENT = [
   'prompt=$(cat)',
   'echo "agent starting"',
-  'case "$prompt" in *SLOW*) echo "waiting to be cancelled"; sleep 120;; esac',
+  'case "$prompt" in *SLOW*) echo "waiting to be cancelled"; sleep 120;; *LONG*) seq 1 20000; exit 0;; esac',
   'for i in 1 2 3 4; do echo "step $i"; sleep 0.5; done',
   'echo "made by the agent" > created.txt',
   'printf "done: %s\\n" "$prompt"',
@@ -309,7 +309,24 @@ test('a running task is cancelled from its page', async () => {
   assert.equal(task.body.status, 'cancelled');
 });
 
-test('a webhook is created, sent a test, and a delivery redelivered with its attempts shown', async () => {
+test('a long output is cut, with a button that shows all of it', async () => {
+  const created = await api('POST', '/tasks', admin, { prompt: 'LONG output' });
+  assert.equal(created.status, 201);
+  await go(`/ui/tasks/${created.body.id}`);
+  await waitText('#task-status', /completed/);
+  const full = (await api('GET', `/tasks/${created.body.id}/result`, admin)).body.output;
+  assert.ok(full.length > 100000);
+  const more = await page.waitForSelector('#h-output ~ div button.link', { timeout: WAIT });
+  const label = await more.evaluate((b) => b.textContent);
+  assert.equal(label, `Show all (${full.length.toLocaleString('en-US')} characters)`);
+  const cut = await page.$eval('pre.output', (e) => e.textContent);
+  assert.ok(cut.length < full.length && full.startsWith(cut), `cut to ${cut.length} characters`);
+  await more.click();
+  await until(async () => (await page.$eval('pre.output', (e) => e.textContent)) === full, 'the whole output');
+  assert.equal(await page.$('#h-output ~ div button.link'), null);
+});
+
+test('a webhook is created, sent a test, a delivery redelivered with its attempts shown, and edited', async () => {
   await go('/ui/webhooks/new');
   await page.waitForSelector('#wh-name', { timeout: WAIT });
   await page.type('#wh-name', 'receiver');
@@ -342,6 +359,16 @@ test('a webhook is created, sent a test, and a delivery redelivered with its att
   assert.match(attempts, /thanks <b>from the receiver<\/b>/, 'the response excerpt, as text');
   assert.match(attempts, /ms/);
   await shot('webhook');
+  // Edit: the form starts from the current values; the change is written back.
+  await page.click('#edit-webhook');
+  await page.waitForSelector('#webhook-form', { timeout: WAIT });
+  assert.equal(await page.$eval('#wh-url', (e) => e.value), receiverUrl);
+  await page.$eval('#wh-events', (e) => { e.value = ''; });
+  await page.type('#wh-events', 'task.completed, task.failed');
+  await page.click('#webhook-form button[type=submit]');
+  await waitText('dl.facts', /task\.completed, task\.failed/);
+  const saved = await api('GET', '/webhooks/receiver', admin);
+  assert.deepEqual(saved.body.events, ['task.completed', 'task.failed']);
   await go('/ui/webhooks');
   await waitText('#webhook-list', /receiver/);
   await shot('webhooks');
