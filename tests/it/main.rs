@@ -10,6 +10,7 @@ mod mcp;
 mod pull;
 mod reconcile;
 mod skills;
+mod slow_work;
 mod tasks;
 mod ui;
 mod webhooks;
