@@ -464,7 +464,10 @@ async fn in_process(args: &Args, root: &Path, generated: &Generated) -> Result<I
     let all_ready_ms = ms(started.elapsed());
     let result = match all_ready {
         Ok(()) => exercise(args, root, generated, &server).await,
-        Err(_) => Err(anyhow!("not every resource was Ready within {:?}", CONVERGE_TIMEOUT * 6)),
+        Err(_) => Err(anyhow!(
+            "not every resource was Ready within {:?}",
+            CONVERGE_TIMEOUT * 6
+        )),
     };
     server.shutdown().await;
     let (edits_total, edits_beyond, pass_ms, patches) = result?;
@@ -728,14 +731,21 @@ async fn slow_work_on(
                 if status(token.clone()).await? == want {
                     return Ok::<_, anyhow::Error>(started.elapsed());
                 }
-                ensure!(started.elapsed() < CONVERGE_TIMEOUT, "{what}: not within {CONVERGE_TIMEOUT:?}");
+                ensure!(
+                    started.elapsed() < CONVERGE_TIMEOUT,
+                    "{what}: not within {CONVERGE_TIMEOUT:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
     };
     until(reqwest::StatusCode::OK, "the new token accepted").await?;
     issue::revoke(root, "bench-revoke")?;
-    let revoke = until(reqwest::StatusCode::UNAUTHORIZED, "the revoked token refused").await?;
+    let revoke = until(
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the revoked token refused",
+    )
+    .await?;
 
     let timed = |request: reqwest::RequestBuilder, what: &'static str| async move {
         let started = Instant::now();
@@ -795,7 +805,12 @@ async fn slow_work_on(
     };
     tokio::time::timeout(CONVERGE_TIMEOUT * 3, server.live.wait_for(connected))
         .await
-        .map_err(|_| anyhow!("five slow MCP servers were not all connected within {:?}", CONVERGE_TIMEOUT * 3))?;
+        .map_err(|_| {
+            anyhow!(
+                "five slow MCP servers were not all connected within {:?}",
+                CONVERGE_TIMEOUT * 3
+            )
+        })?;
     let mcp_all = started.elapsed();
     Ok(SlowWork {
         revoke_ms: ms(revoke),

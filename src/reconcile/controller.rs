@@ -413,7 +413,7 @@ impl Reconciler {
         let mut steps = Vec::new();
         let mut held = Vec::new();
         for key in &touched {
-            let desired = self.index.desired(&self.set, key);
+            let desired = self.index.desired(&self.set, key).map(|r| &**r);
             let decision = plan::decide(
                 key.0,
                 &key.1,
@@ -481,14 +481,15 @@ impl Reconciler {
                     self.book
                         .update(&self.live.resources, &key, origin_ref, now, |s| {
                             s.applied_revision = Some(revision.clone());
+                            let message: Arc<str> = outcome.message.into();
                             if ready {
-                                s.applied_outcome = Some((outcome.reason, outcome.message.clone()));
+                                s.applied_outcome = Some((outcome.reason, message.clone()));
                             }
-                            s.set(ready, outcome.reason, outcome.message, now);
+                            s.set(ready, outcome.reason, message, now);
                         });
                     if !ready {
                         if let Some(r) = self.index.desired(&self.set, &key) {
-                            let r = Arc::new(r.clone());
+                            let r = r.clone();
                             let digest = r.digest;
                             if let Some(id) =
                                 self.schedule(&key, Job::Apply(r), Purpose::Apply, Some(digest))
@@ -542,10 +543,7 @@ impl Reconciler {
                 |s| {
                     // Slow work in flight, or a failure: the work's next result decides.
                     let pending_work = !s.ready
-                        && !matches!(
-                            s.reason.as_str(),
-                            "InvalidManifest" | "PruneHeld" | "Pending"
-                        );
+                        && !matches!(s.reason, "InvalidManifest" | "PruneHeld" | "Pending");
                     if let Some(message) = invalid {
                         s.set(false, "InvalidManifest", message, now);
                     } else if pending_work {
@@ -554,7 +552,7 @@ impl Reconciler {
                     } else if let Some(revision) = unchanged {
                         // Applied by an earlier server run and unchanged since.
                         s.applied_revision.get_or_insert(revision);
-                        s.set(true, "Applied", "unchanged since the last run".into(), now);
+                        s.set(true, "Applied", "unchanged since the last run", now);
                     }
                 },
             );
@@ -573,7 +571,7 @@ impl Reconciler {
                 if self.actual.get(&key).is_none_or(|a| a.digest != r.digest) {
                     continue;
                 }
-                let (r, digest) = (Arc::new(r.clone()), r.digest);
+                let (r, digest) = (r.clone(), r.digest);
                 let (job, purpose) = if self.retries.contains_key(&key) {
                     (Job::Apply(r), Purpose::Apply)
                 } else {
@@ -592,7 +590,7 @@ impl Reconciler {
                 s.set(
                     false,
                     "PruneHeld",
-                    "no longer declared, but the prune guard holds the delete".into(),
+                    "no longer declared, but the prune guard holds the delete",
                     now,
                 )
             });
@@ -698,8 +696,9 @@ impl Reconciler {
                     self.retries.remove(&key);
                     self.book
                         .update(&self.live.resources, &key, None, now, |s| {
-                            s.applied_outcome = Some((outcome.reason, outcome.message.clone()));
-                            s.set(true, outcome.reason, outcome.message, now);
+                            let message: Arc<str> = outcome.message.into();
+                            s.applied_outcome = Some((outcome.reason, message.clone()));
+                            s.set(true, outcome.reason, message, now);
                         });
                 }
                 (_, Ok(Some(outcome))) => {
@@ -772,7 +771,7 @@ impl Reconciler {
         if r.digest != generation {
             return;
         }
-        let r = Arc::new(r.clone());
+        let r = r.clone();
         self.schedule(&key, Job::Apply(r), Purpose::Apply, Some(generation));
     }
 

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -17,14 +18,21 @@ use crate::manifest::{Diagnostic, Digest, FileLoad, Kind, ManifestSet, Resource}
 /// A resource's identity.
 pub type Key = (Kind, String);
 
+/// Who declares one name.
+struct Owners {
+    /// Files declaring it with a valid document, in path order (a file declaring a name twice
+    /// is listed once; the rules see both documents). Shared with the resources' origins.
+    files: Vec<Arc<Path>>,
+    /// Whether the rules admitted one of its documents.
+    admitted: bool,
+}
+
 /// Names declared by the manifests and the rules' verdict on each.
 #[derive(Default)]
 pub struct Index {
-    /// Files declaring each name with a valid document, in path order (a file declaring a name
-    /// twice is listed once; the rules see both documents).
-    owners: HashMap<Key, BTreeSet<PathBuf>>,
-    /// Names that took part after the last update (the rules admitted one of their documents).
-    admitted: HashSet<Key>,
+    owners: HashMap<Key, Owners>,
+    /// How many names are admitted.
+    admitted: usize,
     /// Rule errors (duplicates, a misnamed Config) by name.
     rule_errors: HashMap<Key, Vec<Diagnostic>>,
     /// Invalid documents that still say who they are, by name: never deleted.
@@ -51,11 +59,8 @@ impl Index {
             self.revision_term(path, old, false);
             for r in &old.resources {
                 let key = (r.kind, r.name().to_owned());
-                if let Some(files) = self.owners.get_mut(&key) {
-                    files.remove(path);
-                    if files.is_empty() {
-                        self.owners.remove(&key);
-                    }
+                if let Some(owners) = self.owners.get_mut(&key) {
+                    owners.files.retain(|f| **f != *path);
                 }
                 touched.insert(key);
             }
@@ -74,10 +79,13 @@ impl Index {
             self.revision_term(path, new, true);
             for r in &new.resources {
                 let key = (r.kind, r.name().to_owned());
-                self.owners
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(path.to_path_buf());
+                let owners = self.owners.entry(key.clone()).or_insert_with(|| Owners {
+                    files: Vec::with_capacity(1),
+                    admitted: false,
+                });
+                if let Err(at) = owners.files.binary_search(&r.origin.file) {
+                    owners.files.insert(at, r.origin.file.clone());
+                }
                 touched.insert(key);
             }
             for key in &new.claimed {
@@ -98,23 +106,33 @@ impl Index {
 
     /// Applies the rules to one name again.
     fn judge(&mut self, set: &ManifestSet, key: &Key) {
-        let (winner, errors) = match self.owners.get(key) {
-            None => (false, Vec::new()),
-            Some(files) => {
-                let declared = files
+        let errors = match self.owners.get_mut(key) {
+            None => Vec::new(),
+            Some(owners) if owners.files.is_empty() => {
+                self.admitted -= usize::from(owners.admitted);
+                self.owners.remove(key);
+                Vec::new()
+            }
+            Some(owners) => {
+                let declared = owners
+                    .files
                     .iter()
-                    .filter_map(|p| set.files.get(p))
-                    .flat_map(|f| f.resources.iter())
+                    .filter_map(|p| set.files.get(p.as_ref()))
+                    .flat_map(|f| f.resources.iter().map(|r| &**r))
                     .filter(|r| r.kind == key.0 && r.name() == key.1);
                 let (winner, errors) = rules::admit_one(declared);
-                (winner.is_some(), errors)
+                let admitted = winner.is_some();
+                if admitted != owners.admitted {
+                    owners.admitted = admitted;
+                    if admitted {
+                        self.admitted += 1;
+                    } else {
+                        self.admitted -= 1;
+                    }
+                }
+                errors
             }
         };
-        if winner {
-            self.admitted.insert(key.clone());
-        } else {
-            self.admitted.remove(key);
-        }
         if errors.is_empty() {
             self.rule_errors.remove(key);
         } else {
@@ -141,31 +159,32 @@ impl Index {
     }
 
     /// The resource that takes part for `key`, if any.
-    pub fn desired<'a>(&self, set: &'a ManifestSet, key: &Key) -> Option<&'a Resource> {
-        if !self.admitted.contains(key) {
-            return None;
-        }
-        self.owners
-            .get(key)?
+    pub fn desired<'a>(&self, set: &'a ManifestSet, key: &Key) -> Option<&'a Arc<Resource>> {
+        let owners = self.owners.get(key).filter(|o| o.admitted)?;
+        owners
+            .files
             .iter()
-            .filter_map(|p| set.files.get(p))
+            .filter_map(|p| set.files.get(p.as_ref()))
             .flat_map(|f| f.resources.iter())
             .find(|r| r.kind == key.0 && r.name() == key.1)
     }
 
     /// Every name that takes part.
     pub fn admitted(&self) -> impl Iterator<Item = &Key> {
-        self.admitted.iter()
+        self.owners
+            .iter()
+            .filter(|(_, o)| o.admitted)
+            .map(|(k, _)| k)
     }
 
     /// How many names take part.
     pub fn len(&self) -> usize {
-        self.admitted.len()
+        self.admitted
     }
 
     /// True when nothing takes part.
     pub fn is_empty(&self) -> bool {
-        self.admitted.is_empty()
+        self.admitted == 0
     }
 
     /// True when an invalid document still claims `key`.
@@ -190,8 +209,9 @@ impl Index {
 
     /// True when the one Config takes part.
     pub fn has_config(&self) -> bool {
-        self.admitted
-            .contains(&(Kind::Config, CONFIG_NAME.to_owned()))
+        self.owners
+            .get(&(Kind::Config, CONFIG_NAME.to_owned()))
+            .is_some_and(|o| o.admitted)
     }
 
     /// The content revision (used when the manifests are not a git working copy).

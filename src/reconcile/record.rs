@@ -23,11 +23,7 @@ use crate::store::{outbox, Store, StoreError};
 /// Reasons that are not listed as errors of their own: the file's diagnostics, the prune
 /// guard's message and slow work in progress say it already.
 fn is_error(status: &ResourceStatus) -> bool {
-    !status.ready
-        && !matches!(
-            status.reason.as_str(),
-            "InvalidManifest" | "PruneHeld" | PROGRESSING
-        )
+    !status.ready && !matches!(status.reason, "InvalidManifest" | "PruneHeld" | PROGRESSING)
 }
 
 /// Statuses and what follows from them: counts per kind and the errors they raise.
@@ -60,8 +56,8 @@ impl Book {
                     .unwrap_or_else(|| Arc::from(Path::new(""))),
                 line: origin.map_or(0, |(_, l)| l),
                 ready: false,
-                reason: "Pending".into(),
-                message: String::new(),
+                reason: "Pending",
+                message: Arc::from(""),
                 applied_revision: None,
                 last_transition_time: now,
                 applied_outcome: None,

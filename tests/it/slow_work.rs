@@ -46,7 +46,7 @@ fn skill_archive(tmp: &Path, name: &str, version: &str) -> Vec<u8> {
     claw::skills::pack::archive_dir(&dir).unwrap()
 }
 
-fn skill_status(s: &TestServer, name: &str) -> Option<(bool, String)> {
+fn skill_status(s: &TestServer, name: &str) -> Option<(bool, &'static str)> {
     s.live()
         .resources
         .status(claw::manifest::Kind::Skill, name)
@@ -188,8 +188,9 @@ async fn five_slow_mcp_servers_start_side_by_side() {
         .await;
     let took = started.elapsed();
     eprintln!("five MCP servers answering initialize after 3 s: all connected in {took:?}");
-    // In series this takes 15 s; side by side a little over 3 s.
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // In series this takes 15 s; side by side a little over 3 s (the < 5 s target is
+    // measured by `cargo bench --bench manifests`; the suite runs beside other tests).
+    assert!(took < Duration::from_secs(9), "took {took:?}");
     s.stop().await;
 }
 
