@@ -23,8 +23,9 @@ use super::error::{ApiError, ErrorBody, FieldError};
 use super::resources::{query, List, Page};
 use super::{AppState, JsonBody};
 use crate::store::tasks::{Filter, TaskRow};
-use crate::tasks::service::{is_terminal, parse_time, Progress, TaskError, STATUSES};
+use crate::tasks::service::{parse_time, Progress, TaskError};
 use crate::tasks::workspace::FileChange;
+use crate::tasks::TaskStatus;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,18 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(result))
         .routes(routes!(cancel))
         .routes(routes!(events))
-}
-
-/// Where a task is in its life; `completed`, `failed` and `cancelled` are final.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // names the vocabulary of `STATUSES` for the OpenAPI document
-pub enum TaskStatus {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
 }
 
 /// `POST /tasks`: the tutorial's body. Checked field by field by the task service
@@ -85,8 +74,7 @@ pub struct TaskOptions {
 pub struct TaskCreated {
     #[schema(example = "task_9f2c4e1a7b3d")]
     pub id: String,
-    #[schema(value_type = TaskStatus)]
-    pub status: String,
+    pub status: TaskStatus,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -95,8 +83,7 @@ pub struct TaskCreated {
 #[derive(Serialize, ToSchema)]
 pub struct Task {
     pub id: String,
-    #[schema(value_type = TaskStatus)]
-    pub status: String,
+    pub status: TaskStatus,
     pub prompt: String,
     /// The request's `options`, as given.
     #[schema(value_type = Object)]
@@ -140,8 +127,7 @@ impl From<&TaskRow> for Task {
 #[derive(Serialize, ToSchema)]
 pub struct TaskResult {
     pub id: String,
-    #[schema(value_type = TaskStatus)]
-    pub status: String,
+    pub status: TaskStatus,
     /// The agent's final answer.
     pub output: String,
     /// Files the task created, modified or deleted in its working directory.
@@ -272,7 +258,7 @@ async fn result(
     Path(id): Path<String>,
 ) -> Result<Json<TaskResult>, ApiError> {
     let row = state.tasks.get(&id).await?;
-    if !is_terminal(&row.status) {
+    if !row.status.is_terminal() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "task_not_finished",
@@ -343,13 +329,7 @@ async fn list(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        if !STATUSES.contains(&s) {
-            return Err(bad(format!(
-                "status \"{s}\" is not one of {}",
-                STATUSES.join(", ")
-            )));
-        }
-        statuses.push(s.to_owned());
+        statuses.push(s.parse::<TaskStatus>().map_err(|e| bad(e.to_string()))?);
     }
     let time = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
         v.map(|v| {
@@ -423,7 +403,7 @@ async fn events(
     let (row, backlog, receiver) = state.tasks.subscribe(&id).await?;
     let status = Progress::Status {
         id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         error: row.error.clone(),
         duration_ms: row.duration_ms,
     };

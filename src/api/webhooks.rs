@@ -23,7 +23,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::resources::{query, List, Page};
 use super::{AppState, JsonBody};
-use crate::manifest::kinds::{SecretRef, WebhookEvent};
+use crate::events::EventFilter;
+use crate::manifest::kinds::SecretRef;
 use crate::manifest::secret::{remove_secret, store_secret};
 use crate::manifest::write::{Edit, WriteError};
 use crate::manifest::{Kind, Resource, Spec};
@@ -47,7 +48,7 @@ pub struct Webhook {
     #[schema(example = "wh-1a2b3c4d5e6f")]
     pub id: String,
     pub url: String,
-    pub events: Vec<WebhookEvent>,
+    pub events: Vec<EventFilter>,
     /// Declared enabled and not disabled by the server (410 Gone).
     pub enabled: bool,
     pub description: Option<String>,
@@ -97,7 +98,7 @@ pub struct WebhookCreate {
     )]
     url: String,
     #[schema(min_items = 1)]
-    events: Vec<WebhookEvent>,
+    events: Vec<EventFilter>,
     /// The HMAC key receivers verify `X-OpenClaw-Signature` with; stored apart, never returned.
     #[schema(min_length = 1, max_length = 4096)]
     secret: String,
@@ -118,7 +119,7 @@ pub struct WebhookPatch {
     url: String,
     #[schema(min_items = 1)]
     #[serde(default)]
-    events: Vec<WebhookEvent>,
+    events: Vec<EventFilter>,
     /// A new secret (replaces the stored one).
     #[schema(min_length = 1, max_length = 4096)]
     #[serde(default)]
@@ -136,8 +137,7 @@ pub struct Delivery {
     pub id: String,
     pub event: String,
     pub event_id: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    pub status: deliveries::DeliveryStatus,
     pub attempt_count: i64,
     pub created_at: String,
     pub completed_at: Option<String>,
@@ -168,7 +168,7 @@ pub struct Redelivery {
     /// The delivery's id.
     pub id: String,
     /// Always `pending`.
-    pub status: String,
+    pub status: deliveries::DeliveryStatus,
 }
 
 /// A test event queued.
@@ -176,7 +176,7 @@ pub struct Redelivery {
 pub struct TestDelivery {
     pub delivery_id: String,
     /// Always `pending`.
-    pub status: String,
+    pub status: deliveries::DeliveryStatus,
 }
 
 /// Webhook ids in paths.
@@ -512,7 +512,7 @@ async fn list_deliveries(
     let items = found
         .into_iter()
         .map(|(d, attempts)| Delivery {
-            next_attempt_at: if d.status == "pending" {
+            next_attempt_at: if d.status == deliveries::DeliveryStatus::Pending {
                 unix_ms_to_rfc3339(d.next_attempt_at)
             } else {
                 None
@@ -572,7 +572,7 @@ async fn redeliver(
         StatusCode::ACCEPTED,
         Json(Redelivery {
             id: delivery_id,
-            status: "pending".into(),
+            status: deliveries::DeliveryStatus::Pending,
         }),
     )
         .into_response())
@@ -618,7 +618,7 @@ async fn send_test(
         StatusCode::ACCEPTED,
         Json(TestDelivery {
             delivery_id: delivery.id,
-            status: "pending".into(),
+            status: delivery.status,
         }),
     )
         .into_response())
