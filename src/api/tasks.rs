@@ -106,7 +106,7 @@ impl From<&TaskRow> for Task {
     fn from(row: &TaskRow) -> Task {
         Task {
             id: row.id.clone(),
-            status: row.status.clone(),
+            status: row.status,
             prompt: row.prompt.clone(),
             options: serde_json::from_str::<Value>(&row.options).unwrap_or_else(|_| json!({})),
             model: row.model.clone(),
@@ -218,7 +218,7 @@ async fn create(
         StatusCode::CREATED,
         Json(TaskCreated {
             id: row.id.clone(),
-            status: row.status.clone(),
+            status: row.status,
             created_at: row.created_at.clone(),
         }),
     )
@@ -270,7 +270,7 @@ async fn result(
     }
     Ok(Json(TaskResult {
         id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         output: row.output.clone().unwrap_or_default(),
         files: row
             .files
