@@ -20,6 +20,8 @@ const NOT_IN_SDK = {
   "GET /metrics": "Prometheus scrape target",
   "POST /api/v1/hooks/git": "git push webhook, called by the git host",
   "GET /api/v1/openapi.json": "the description itself",
+  "GET /api/v1/whoami": "the dashboard's (not in the SDKs yet)",
+  "GET /api/v1/stats/hourly": "the dashboard's charts (not in the SDKs yet)",
 };
 
 function fakeFetch(seen) {
