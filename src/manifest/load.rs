@@ -236,15 +236,19 @@ fn scan_into(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> 
     Ok(())
 }
 
-/// Reads one manifest file; `None` when it does not exist (any more).
+/// Reads one manifest file; `None` when it does not exist (any more). The text comes back with
+/// a UTF-8 BOM removed and CR-only line ends turned into LF ([`yaml::normalize_text`]), so a
+/// write-back of such a file writes it in that form.
 pub fn read_file(root: &Path, rel: &Path) -> io::Result<Option<String>> {
     match std::fs::read(root.join(rel)) {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: not UTF-8 text", rel.display()),
-            )
-        }),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(|t| Some(yaml::normalize_text(t)))
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: not UTF-8 text", rel.display()),
+                )
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod config;
 mod gitops;
+mod hardening;
 mod harness;
 mod mcp;
 mod pull;
