@@ -136,7 +136,7 @@ async fn create(
             &state.live.manifests,
             &default_path(Kind::Skill, &name),
             state.live.config.load().spec.skills.registry.clone(),
-            registry::http_client(),
+            registry::http_client(&state.live.config.load().spec),
         );
         if let Err(e) = source::resolve(&name, &spec, &ctx).await {
             let mut err = ApiError::new(

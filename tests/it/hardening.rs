@@ -233,3 +233,163 @@ async fn invented_methods_do_not_grow_metrics() {
     assert!(!after.contains("FOO"), "{after}");
     s.stop().await;
 }
+
+/// A loopback listener counting the connections it receives; with `redirect_to`, it answers
+/// every request with a 302 there.
+async fn counting_listener(
+    ip: &str,
+    redirect_to: Option<String>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let redirect_to = redirect_to.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let answer = match redirect_to {
+                    Some(to) => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                    None => "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+                };
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+fn problem(live: &claw::live::Live, name: &str) -> Option<String> {
+    live.summary
+        .load()
+        .errors
+        .iter()
+        .find(|d| d.name.as_deref() == Some(name))
+        .map(|d| d.message.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outbound_client_obeys_the_egress_policy() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // 127.0.0.1 is refused by this Config; 127.0.0.2 is allowed and redirects to .1.
+    let (refused_port, refused) = counting_listener("127.0.0.1", None).await;
+    let target = format!("http://127.0.0.1:{refused_port}");
+    let (redirect_port, redirected) =
+        counting_listener("127.0.0.2", Some(format!("{target}/elsewhere"))).await;
+    let redirector = format!("http://127.0.0.2:{redirect_port}");
+    let config = format!(
+        "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: openai\n    name: m\n    base_url: {target}/v1\n  skills:\n    registry: {redirector}/registry\n  webhooks:\n    deny_networks: [\"127.0.0.1/32\"]\n"
+    );
+    let doc = |kind: &str, name: &str, spec: &str| {
+        format!("---\napiVersion: openclaw.dev/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n{spec}")
+    };
+    let mut resources = String::new();
+    for (name, url) in [
+        ("direct", format!("{target}/hook")),
+        ("via-redirect", format!("{redirector}/hook")),
+    ] {
+        resources.push_str(&doc(
+            "Webhook",
+            name,
+            &format!("  url: {url}\n  events: [\"*\"]\n  secret: {{fromFile: hook-secret.txt}}\n"),
+        ));
+    }
+    resources.push_str(&doc(
+        "Skill",
+        "from-archive",
+        &format!(
+            "  source:\n    archive:\n      url: {target}/a.tar.gz\n      sha256: \"{}\"\n",
+            "0".repeat(64)
+        ),
+    ));
+    resources.push_str(&doc(
+        "Skill",
+        "from-git",
+        &format!("  source:\n    git:\n      url: {target}/repo.git\n"),
+    ));
+    resources.push_str(&doc("Skill", "from-registry", "  version: latest\n"));
+    resources.push_str(&doc(
+        "McpServer",
+        "remote",
+        &format!("  url: {target}/mcp\n"),
+    ));
+
+    let s = TestServer::start_with(|dir| {
+        std::fs::write(dir.join("configs/default.yaml"), &config).unwrap();
+        std::fs::write(dir.join("hook-secret.txt"), "s3cret").unwrap();
+        std::fs::write(dir.join("outbound.yaml"), &resources).unwrap();
+    })
+    .await;
+    // Skills (archive, git, registry behind a redirect) and the MCP server: not Ready.
+    s.wait_for("skills and MCP refused", |l| {
+        ["from-archive", "from-git", "from-registry"]
+            .iter()
+            .all(|n| problem(l, n).is_some())
+    })
+    .await;
+    for n in ["from-archive", "from-git", "from-registry"] {
+        let message = problem(s.live(), n).unwrap();
+        assert!(message.contains("refused"), "{n}: {message}");
+    }
+    // A task: the model provider is refused; its events go to both webhooks.
+    let r = s
+        .request(Method::POST, "/api/v1/tasks", Some(&s.admin))
+        .json(&serde_json::json!({"prompt": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    let task = expect(r, StatusCode::CREATED).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + BOUND;
+    let task = loop {
+        let t = expect(
+            s.get(&format!("/api/v1/tasks/{id}"), &s.admin).await,
+            StatusCode::OK,
+        )
+        .await;
+        if t["status"] == "failed" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "task never failed: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(task["error"].to_string().contains("refused"), "{task}");
+    // Both webhooks attempted delivery: the direct one refused before connecting, the other
+    // got its 302 and did not follow it.
+    for hook in ["direct", "via-redirect"] {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let d = expect(
+                s.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &s.admin)
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            if d["items"][0]["attempt_count"].as_u64().unwrap_or(0) > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{hook}: no attempt: {d}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mcp = expect(
+        s.get("/api/v1/mcp-servers/remote", &s.admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_ne!(mcp["status"], "connected", "{mcp}");
+
+    assert!(redirected.load(SeqCst) >= 2, "the redirector was reached");
+    assert_eq!(
+        refused.load(SeqCst),
+        0,
+        "the refused address received a connection"
+    );
+    s.stop().await;
+}

@@ -19,8 +19,10 @@ pub fn all(live: &Arc<Live>) -> Vec<Arc<dyn Handler>> {
     let config = Arc::new(config::ConfigHandler::new(live.clone()));
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
         config.clone(),
-        Arc::new(skill::SkillHandler::new(live.clone(), config)),
-        Arc::new(mcp::McpHandler::new(live.clone())),
+        Arc::new(skill::SkillHandler::new(live.clone(), config.clone())),
+        // The Config handler too: an HTTP server connects under the egress policy of the
+        // Config staged in the same pass.
+        Arc::new(mcp::McpHandler::new(live.clone(), config)),
         Arc::new(token::TokenHandler::new(live.clone())),
         Arc::new(webhook::WebhookHandler::new(live.clone())),
     ];

@@ -34,7 +34,6 @@ pub struct SkillHandler {
     live: Arc<Live>,
     config: Arc<ConfigHandler>,
     installer: Installer,
-    http: reqwest::Client,
     /// Events were written in this pass: wake the webhook worker after commit.
     notify: AtomicBool,
 }
@@ -54,7 +53,6 @@ impl SkillHandler {
             live,
             config,
             installer,
-            http: registry::http_client(),
             notify: AtomicBool::new(false),
         }
     }
@@ -68,11 +66,14 @@ impl SkillHandler {
         force: bool,
     ) -> Result<(Record, bool), SkillError> {
         let name = r.name();
+        let config = self.config.current();
+        // Built per install from the Config in force, so its egress policy applies.
+        let http = registry::http_client(&config);
         let ctx = Context::new(
             &self.live.manifests,
             &r.origin.file,
-            self.config.current().skills.registry,
-            self.http.clone(),
+            config.skills.registry.clone(),
+            http.clone(),
         );
         let plan = source::resolve(name, spec, &ctx).await?;
         if !force {
@@ -86,7 +87,7 @@ impl SkillHandler {
             }
         }
         let staging = self.installer.staging()?;
-        let fetched = source::fetch(name, &spec.version, &plan, &staging.path, &self.http).await?;
+        let fetched = source::fetch(name, &spec.version, &plan, &staging.path, &http).await?;
         let record = Record {
             name: name.to_owned(),
             version: fetched.version.clone(),
