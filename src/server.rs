@@ -221,6 +221,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             store: store.clone(),
             webhooks: webhooks.clone(),
             git_trigger,
+            allow_api_privileged: options.allow_api_privileged,
         }),
         options.limits,
     );

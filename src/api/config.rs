@@ -81,6 +81,11 @@ async fn patch_config(
             "the body must be a JSON object: a merge patch of the config (RFC 7396)",
         ));
     }
+    // Manifest-only settings (SPEC §5a): compared with the Config in force.
+    let old = serde_json::to_value(&state.live.config.load().spec).unwrap_or(Value::Null);
+    let mut new = old.clone();
+    merge_patch(&mut new, &patch);
+    state.check_privilege(Kind::Config, &old, &new)?;
     let expected = if_match(&headers)?;
     if let (Some(expected), Some(current)) = (expected, state.live.config.load().digest) {
         if expected != current {

@@ -72,6 +72,27 @@ pub struct Shared {
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
     /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
     pub git_trigger: Option<Arc<crate::pull::Trigger>>,
+    /// `--allow-api-privileged`: writes may grant manifest-only settings (SPEC §5a).
+    pub allow_api_privileged: bool,
+}
+
+impl Shared {
+    /// Refuses (403 `manifest_only`) a write of `kind` from spec `old` to spec `new` that
+    /// grants a manifest-only setting, unless the server allows it.
+    pub fn check_privilege(
+        &self,
+        kind: crate::manifest::Kind,
+        old: &serde_json::Value,
+        new: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        if self.allow_api_privileged {
+            return Ok(());
+        }
+        match crate::manifest::privilege::widened(kind, old, new) {
+            Some(p) => Err(ApiError::manifest_only(&p)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Limits of the HTTP layer (SPEC §4 "HTTP limits"; each a `claw serve` flag).

@@ -127,6 +127,7 @@ async fn create(
         return Err(WriteError::AlreadyExists(Kind::Skill, name, Default::default()).into());
     }
     let spec_value = Value::Object(Map::from_iter(body));
+    state.check_privilege(Kind::Skill, &Value::Null, &spec_value)?;
     let spec: SkillSpec = serde_json::from_value(spec_value.clone())
         .map_err(|e| ApiError::bad_request("validation_failed", format!("invalid skill: {e}")))?;
 

@@ -8,6 +8,7 @@
 pub mod diagnostic;
 pub mod kinds;
 pub mod load;
+pub mod privilege;
 pub mod rules;
 pub mod scaffold;
 pub mod schema;

@@ -393,3 +393,180 @@ async fn every_outbound_client_obeys_the_egress_policy() {
     );
     s.stop().await;
 }
+
+/// Each manifest-only setting as a Config merge patch, with the field the refusal names.
+fn privileged_patches() -> Vec<(Value, &'static str)> {
+    vec![
+        (
+            serde_json::json!({"model": {"provider": "command", "command": ["true"]}}),
+            "model.provider",
+        ),
+        (
+            serde_json::json!({"model": {"command": ["sh", "-c", "id"]}}),
+            "model.command",
+        ),
+        (
+            serde_json::json!({"tasks": {"allow_commands": true}}),
+            "tasks.allow_commands",
+        ),
+        (
+            serde_json::json!({"tasks": {"allowed_roots": ["/"]}}),
+            "tasks.allowed_roots",
+        ),
+        (
+            serde_json::json!({"model": {"api_key": {"fromEnv": null, "fromFile": "/etc/hostname"}}}),
+            "model.api_key",
+        ),
+        (
+            serde_json::json!({"skills": {"registry": "/srv/skills"}}),
+            "skills.registry",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_only_settings_are_refused_over_the_api_without_the_flag() {
+    let s = TestServer::start().await;
+    let config_file = s.path("configs/default.yaml");
+    let before = std::fs::read_to_string(&config_file).unwrap();
+    for (patch, field) in privileged_patches() {
+        let body = expect(
+            s.patch_config(&s.admin, patch.clone()).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(body["error"]["code"], "manifest_only", "{patch}");
+        assert_eq!(body["error"]["details"][0]["field"], field, "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-api-privileged"));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&config_file).unwrap(),
+        before,
+        "nothing written"
+    );
+    // A local Skill source.
+    let r = s
+        .request(Method::POST, "/api/v1/skills", Some(&s.admin))
+        .json(&serde_json::json!({"name": "local", "source": {"path": "/etc"}}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect(r, StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        body["error"]["details"][0]["field"], "source.path",
+        "{body}"
+    );
+    // Giving privilege up, and unprivileged settings, are fine.
+    expect(
+        s.patch_config(
+            &s.admin,
+            serde_json::json!({"tasks": {"allow_commands": false}, "rate_limit": {"burst": 50}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // A webhook's stored secret cannot become the model's key.
+    let r = s
+        .request(Method::POST, "/api/v1/webhooks", Some(&s.admin))
+        .json(&serde_json::json!({"name": "hook", "url": "http://127.0.0.1:9/x", "events": ["*"], "secret": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    expect(r, StatusCode::CREATED).await;
+    let hook = std::fs::read_to_string(s.path("webhooks/hook.yaml")).unwrap();
+    let stored = hook
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("secret: {ref: ")
+                .or_else(|| l.trim().strip_prefix("ref: "))
+        })
+        .map(|r| r.trim_end_matches('}').trim().to_owned())
+        .unwrap_or_else(|| panic!("{hook}"));
+    let body = expect(
+        s.patch_config(
+            &s.admin,
+            serde_json::json!({"model": {"api_key": {"fromEnv": null, "ref": stored}}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        body.to_string().contains("belongs to another resource"),
+        "{body}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_only_settings_are_accepted_with_the_flag_and_from_manifests() {
+    let s = TestServer::start_custom(|_| {}, |o| o.allow_api_privileged = true).await;
+    for (patch, field) in privileged_patches() {
+        let r = s.patch_config(&s.admin, patch.clone()).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{field}: {body}");
+    }
+    s.stop().await;
+
+    // The same settings committed in a manifest are in force, without the flag.
+    let s = TestServer::start_with(|dir| {
+        std::fs::write(
+            dir.join("configs/default.yaml"),
+            "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: command\n    command: [\"true\"]\n  tasks:\n    allow_commands: true\n    allowed_roots: [\"/tmp\"]\n",
+        )
+        .unwrap();
+    })
+    .await;
+    let config = s.live().config.load();
+    assert!(config.spec.tasks.allow_commands);
+    assert_eq!(config.spec.model.provider.as_str(), "command");
+    assert!(status_errors(&s).await.is_empty());
+    // Another manifest naming a webhook's stored secret is not Ready, with the reason.
+    s.write(
+        "webhooks/thief.yaml",
+        "apiVersion: openclaw.dev/v1\nkind: Webhook\nmetadata:\n  name: thief\nspec:\n  url: http://127.0.0.1:9/x\n  events: [\"*\"]\n  secret: {ref: webhook-victim-0123abcd}\n",
+    );
+    s.wait_for("the error", |l| !l.summary.load().errors.is_empty())
+        .await;
+    let errors = status_errors(&s).await;
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to another resource"),
+        "{errors:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_names_are_checked_first_and_long_ones_work() {
+    let s = TestServer::start().await;
+    let post = |name: String| {
+        s.request(Method::POST, "/api/v1/webhooks", Some(&s.admin))
+            .json(&serde_json::json!({"name": name, "url": "http://127.0.0.1:9/x", "events": ["*"], "secret": "s3cret"}))
+            .send()
+    };
+    let secrets = s.data.path().join("secrets");
+    let stored = || std::fs::read_dir(&secrets).map(|d| d.count()).unwrap_or(0);
+    for bad in ["Bad Name!", "../x", &"a".repeat(64), "-x"] {
+        let body = expect(post(bad.to_owned()).await.unwrap(), StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            body["error"]["details"][0]["field"], "name",
+            "{bad}: {body}"
+        );
+        assert_eq!(stored(), 0, "nothing stored for {bad}");
+    }
+    for len in [46, 47, 50, 63] {
+        let name = "w".repeat(len);
+        let r = post(name.clone()).await.unwrap();
+        expect(r, StatusCode::CREATED).await;
+    }
+    s.stop().await;
+}
