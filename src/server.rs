@@ -142,6 +142,13 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         source,
     })?;
 
+    // Temp files of writes a crash interrupted (manifest write-backs, stored secrets).
+    let removed = crate::manifest::write::clean_temp_files(&options.manifests)
+        + crate::manifest::secret::clean_temp_files(&options.data);
+    if removed > 0 {
+        tracing::info!(removed, "removed temp files left by interrupted writes");
+    }
+
     let live = Live::new(options.manifests.clone(), options.data.clone());
     let stop = CancellationToken::new();
     let (controller, reconciler) = controller::start(
@@ -164,6 +171,8 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         ms = report.duration_ms,
         "initial reconcile done"
     );
+
+    warn_if_no_model_key(&live);
 
     let mut tasks = vec![reconciler];
     tasks.push(
@@ -351,6 +360,35 @@ async fn serve_http(
     // Every permit back: the open connections are done.
     let all = u32::try_from(cap).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(11), permits.acquire_many(all)).await;
+}
+
+/// One log line at start when the configured model provider has no usable API key, so a
+/// newcomer learns it before the first task fails. Names the reference, never a value.
+fn warn_if_no_model_key(live: &Live) {
+    use crate::manifest::kinds::Provider;
+    let config = live.config.load();
+    let model = &config.spec.model;
+    let needs_key = match model.provider {
+        Provider::Anthropic => true,
+        // A local OpenAI-compatible server often needs none.
+        Provider::Openai => model.base_url.is_none(),
+        Provider::Command => false,
+    };
+    if !needs_key {
+        return;
+    }
+    let problem = match &model.api_key {
+        None => "model.api_key is not set".to_owned(),
+        Some(reference) => match live.secrets().resolve(reference) {
+            Ok(value) if !value.trim().is_empty() => return,
+            Ok(_) => "model.api_key resolves to an empty value".to_owned(),
+            Err(e) => format!("model.api_key: {e}"),
+        },
+    };
+    tracing::warn!(
+        provider = model.provider.as_str(),
+        "{problem}; tasks will fail until the Config gives the model a key (e.g. export ANTHROPIC_API_KEY before `claw serve`)"
+    );
 }
 
 fn spawn_last_used_flusher(

@@ -138,6 +138,23 @@ pub fn store_secret(data_dir: &Path, name: &str, value: &str) -> std::io::Result
     result
 }
 
+/// Removes the temp files an interrupted [`store_secret`] left in `<data>/secrets`; returns
+/// how many.
+pub fn clean_temp_files(data_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("secrets")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Removes a stored secret; a missing one is fine.
 pub fn remove_secret(data_dir: &Path, name: &str) -> std::io::Result<()> {
     match stored_secret_path(data_dir, name).map(std::fs::remove_file) {

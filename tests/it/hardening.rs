@@ -570,3 +570,215 @@ async fn webhook_names_are_checked_first_and_long_ones_work() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_offsets_weak_etags_and_encoded_query_tokens_are_refused() {
+    let s = TestServer::start().await;
+    for path in [
+        "/api/v1/tasks?offset=18446744073709551615",
+        "/api/v1/tasks?offset=9223372036854775808",
+        "/api/v1/resources?offset=18446744073709551615",
+    ] {
+        let body = expect(s.get(path, &s.admin).await, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{path}: {body}");
+    }
+    let page = expect(
+        s.get("/api/v1/tasks?offset=9223372036854775807", &s.admin)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["items"], serde_json::json!([]));
+
+    // If-Match: strong comparison, lists, `*`.
+    let etag = s.get("/api/v1/config", &s.admin).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let patch = |if_match: String, burst: u32| {
+        s.request(Method::PATCH, "/api/v1/config", Some(&s.admin))
+            .header("if-match", if_match)
+            .json(&serde_json::json!({"rate_limit": {"burst": burst}}))
+            .send()
+    };
+    let body = expect(
+        patch(format!("W/{etag}"), 31).await.unwrap(),
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "precondition_failed");
+    let r = patch(format!("\"{}\", {etag}", "0".repeat(64)), 32)
+        .await
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    expect(r, StatusCode::OK).await;
+    expect(
+        patch(format!("W/{etag}, \"{}\"", "1".repeat(64)), 33)
+            .await
+            .unwrap(),
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
+    expect(patch("*".into(), 34).await.unwrap(), StatusCode::OK).await;
+
+    // A token in the query string, percent-encoded, is refused like a plain one.
+    for query in [
+        format!("x={}", s.admin),
+        format!("x=%{:02X}{}", b'o', &s.admin[1..]),
+        "%74oken=abc".to_owned(),
+    ] {
+        let r = s
+            .http
+            .get(format!("{}/api/v1/status?{query}", s.base))
+            .send()
+            .await
+            .unwrap();
+        let body = expect(r, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["error"]["code"], "token_in_query", "{query}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_writes_are_cleaned_and_the_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestServer::start_custom(
+        |dir| {
+            std::fs::write(
+                dir.join("tokens/.admin.yaml.claw-0123456789abcdef.tmp"),
+                "half",
+            )
+            .unwrap();
+        },
+        |o| {
+            std::fs::create_dir_all(o.data.join("secrets")).unwrap();
+            std::fs::write(o.data.join("secrets/.webhook-a-1.0123.tmp"), "half").unwrap();
+        },
+    )
+    .await;
+    assert!(!s
+        .path("tokens/.admin.yaml.claw-0123456789abcdef.tmp")
+        .exists());
+    assert!(!s.data.path().join("secrets/.webhook-a-1.0123.tmp").exists());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(s.data.path()), 0o700);
+    for file in ["claw.db", "claw.db-wal", "claw.db-shm"] {
+        let path = s.data.path().join(file);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+    assert!(s.data.path().join("claw.db").exists());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whsec_secret_keys_the_standard_webhooks_signature_with_its_decoded_bytes() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(axum::http::HeaderMap, Vec<u8>)>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, body.to_vec()));
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let key: Vec<u8> = (0u8..24)
+        .map(|i| i.wrapping_mul(37).wrapping_add(5))
+        .collect();
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(&key)
+    );
+    let s = TestServer::start().await;
+    let r = s
+        .request(Method::POST, "/api/v1/webhooks", Some(&s.admin))
+        .json(&serde_json::json!({"name": "std", "url": format!("http://127.0.0.1:{port}/hook"), "events": ["*"], "secret": secret}))
+        .send()
+        .await
+        .unwrap();
+    expect(r, StatusCode::CREATED).await;
+    let r = s
+        .request(Method::POST, "/api/v1/webhooks/std/test", Some(&s.admin))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (headers, body) = tokio::time::timeout(BOUND, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // The Standard Webhooks algorithm, written here from its specification.
+    let header = |n: &str| headers[n].to_str().unwrap().to_owned();
+    let signed = format!("{}.{}.", header("webhook-id"), header("webhook-timestamp"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(signed.as_bytes());
+    mac.update(&body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    let signatures = header("webhook-signature");
+    assert!(
+        signatures.split(' ').any(|sig| sig == expected),
+        "{signatures} vs {expected}"
+    );
+    // X-OpenClaw-Signature stays keyed with the secret as given (the tutorial's check).
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&body);
+    assert_eq!(
+        header("x-openclaw-signature"),
+        hex::encode(mac.finalize().into_bytes())
+    );
+    s.stop().await;
+}
+
+#[test]
+fn the_log_has_no_colour_off_a_terminal_and_warns_about_a_missing_model_key() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = crate::harness::Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--manifests", dir.path().join("m").to_str().unwrap()])
+            .args(["--data", dir.path().join("data").to_str().unwrap()])
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("NO_COLOR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    crate::harness::sigterm(&mut child);
+    let log = seen.join("\n");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI codes in a non-terminal log:\n{log}"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("WARN")
+            && l.contains("model.api_key")
+            && l.contains("ANTHROPIC_API_KEY")),
+        "{log}"
+    );
+}
