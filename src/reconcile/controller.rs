@@ -594,6 +594,14 @@ impl Reconciler {
             }
         }
 
+        // (issue 12) A resource that is no longer declared and was never applied (its apply
+        // failed, e.g. DuplicateDigest) gets no delete step, so nothing above drops its status:
+        // drop it here, or its error stays in `/status` for ever. Applied resources keep theirs
+        // until their delete succeeds (or while the prune guard holds it).
+        self.statuses.retain(|key, _| {
+            desired.resources.contains_key(&(key.0, key.1.as_str()))
+                || self.actual.contains_key(key)
+        });
         let mut errors: Vec<Diagnostic> = self.set.file_diagnostics().cloned().collect();
         errors.extend(desired.diagnostics);
         for s in self.statuses.values() {

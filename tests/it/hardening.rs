@@ -782,3 +782,53 @@ fn the_log_has_no_colour_off_a_terminal_and_warns_about_a_missing_model_key() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_duplicate_leaves_no_stale_status() {
+    let token = claw::auth::token::generate();
+    let s = TestServer::start().await;
+    s.write(
+        "tokens/a.yaml",
+        &token_manifest("dup-a", &token, "read", ""),
+    );
+    s.write(
+        "tokens/b.yaml",
+        &token_manifest("dup-b", &token, "read", ""),
+    );
+    s.wait_for("the duplicate", |l| {
+        l.summary
+            .load()
+            .errors
+            .iter()
+            .any(|e| e.message.contains("DuplicateDigest"))
+    })
+    .await;
+    let errors = status_errors(&s).await;
+    let file = errors
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("DuplicateDigest")
+        })
+        .map(|e| e["file"].as_str().unwrap().to_owned())
+        .unwrap();
+    std::fs::remove_file(s.path(&file)).unwrap();
+    s.wait_for("no stale error", |l| l.summary.load().errors.is_empty())
+        .await;
+    let resources = expect(
+        s.get("/api/v1/resources?kind=Token", &s.admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    let names: Vec<_> = resources["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names.len(), 2, "admin and the remaining one: {names:?}");
+    expect(s.get("/api/v1/status", &token).await, StatusCode::OK).await;
+    s.stop().await;
+}
