@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod config;
+mod fuzz;
 mod gitops;
 mod hardening;
 mod harness;
