@@ -71,7 +71,7 @@ pub struct Shared {
     pub store: crate::store::Store,
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
     /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
-    pub git_trigger: Option<Arc<crate::pull::Trigger>>,
+    pub git_trigger: Option<Arc<crate::gitops::pull::Trigger>>,
     /// `--allow-api-privileged`: writes may grant manifest-only settings (SPEC §5a).
     pub allow_api_privileged: bool,
 }
