@@ -425,7 +425,19 @@ impl Reconciler {
             match decision {
                 Decision::Do(step) => steps.push((step, desired)),
                 Decision::Held(step) => held.push(step),
-                Decision::Nothing => {}
+                Decision::Nothing => {
+                    // (issue 12) No longer declared and never applied (its apply failed, e.g.
+                    // DuplicateDigest): no delete step will drop its status, so forget it
+                    // here, or its error stays in `/status` for ever.
+                    if desired.is_none()
+                        && !self.actual.contains_key(key)
+                        && !self.index.claimed(key)
+                    {
+                        self.failed.remove(key);
+                        self.retries.remove(key);
+                        self.book.remove(&self.live.resources, key);
+                    }
+                }
             }
         }
         steps.sort_by(|a, b| {
