@@ -121,9 +121,7 @@ pub fn forms(ip: IpAddr) -> Vec<IpAddr> {
         out.push(v4(s[6], s[7]));
     }
     // NAT64, well-known prefix 64:ff9b::/96 and local-use 64:ff9b:1::/48.
-    if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4])
-        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
-    {
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1) {
         out.push(v4(s[6], s[7]));
     }
     // 6to4 2002:AABB:CCDD::/48.

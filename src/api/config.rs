@@ -67,10 +67,9 @@ fn if_match(headers: &HeaderMap, current: Option<Digest>) -> Result<Option<Diges
             continue;
         };
         let mut digest = [0u8; 32];
-        if hex::decode_to_slice(hex_tag, &mut digest).is_ok() {
-            if current.is_none_or(|c| c == digest) {
-                return Ok(Some(digest));
-            }
+        if hex::decode_to_slice(hex_tag, &mut digest).is_ok() && current.is_none_or(|c| c == digest)
+        {
+            return Ok(Some(digest));
         }
     }
     // A tag we never issued, a weak one, or an old one: it cannot match.

@@ -133,10 +133,7 @@ async fn a_stalled_download_holds_up_no_token_config_or_webhook_change() {
         assert!(took < Duration::from_secs(2), "{what} took {took:?}");
     }
     // And the skill is still waiting, not failed, not installed.
-    assert_eq!(
-        skill_status(&s, "stalled"),
-        Some((false, "Progressing".into()))
-    );
+    assert_eq!(skill_status(&s, "stalled"), Some((false, "Progressing")));
     s.stop().await;
 }
 
