@@ -832,3 +832,46 @@ async fn a_removed_duplicate_leaves_no_stale_status() {
     expect(s.get("/api/v1/status", &token).await, StatusCode::OK).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_timeout_never_cuts_a_stream() {
+    // A model server that accepts and never answers: the task stays running.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let config = format!(
+        "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: openai\n    name: m\n    base_url: http://127.0.0.1:{port}/v1\n"
+    );
+    let s = TestServer::start_custom(
+        |dir| std::fs::write(dir.join("configs/default.yaml"), &config).unwrap(),
+        |o| o.limits.request_timeout = Duration::from_millis(300),
+    )
+    .await;
+    let r = s
+        .request(Method::POST, "/api/v1/tasks", Some(&s.admin))
+        .json(&serde_json::json!({"prompt": "wait"}))
+        .send()
+        .await
+        .unwrap();
+    let task = expect(r, StatusCode::CREATED).await;
+    let id = task["id"].as_str().unwrap();
+    let mut stream = s.get(&format!("/api/v1/tasks/{id}/events"), &s.admin).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    // Well past the request timeout the stream is still open (no end, no error).
+    let deadline = Instant::now() + Duration::from_millis(900);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.chunk()).await {
+            Err(_) => break,
+            Ok(Ok(Some(_))) => continue,
+            Ok(other) => panic!("the stream ended within the request timeout: {other:?}"),
+        }
+    }
+    s.stop().await;
+    held.abort();
+}
