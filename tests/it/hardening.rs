@@ -875,3 +875,105 @@ async fn the_request_timeout_never_cuts_a_stream() {
     s.stop().await;
     held.abort();
 }
+
+/// Where this machine allows it (`unshare -n`, as root), runs
+/// [`metadata_address_in_a_namespace_inner`] in its own network namespace, whose loopback also
+/// carries 169.254.169.254, so a real listener sits where the metadata service would be.
+/// Skips cleanly elsewhere.
+#[test]
+fn a_listener_on_the_metadata_address_receives_nothing() {
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "ip link set lo up && ip addr add 169.254.169.254/32 dev lo && exec '{}' --exact hardening::metadata_address_in_a_namespace_inner --ignored --nocapture",
+        exe.display()
+    );
+    let out = match std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: unshare is not available ({e})");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stdout.contains("running 1 test") {
+        eprintln!("skipped: no network namespace here ({})", stderr.trim());
+        return;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_listener_on_the_metadata_address_receives_nothing inside a network namespace"]
+async fn metadata_address_in_a_namespace_inner() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (port, hits) = counting_listener("169.254.169.254", None).await;
+    let target = format!("http://169.254.169.254:{port}");
+    // Reachable for a client that does not apply the policy: the listener really is there.
+    let probe = tokio::net::TcpStream::connect(("169.254.169.254", port)).await;
+    assert!(probe.is_ok(), "the namespace's listener is reachable");
+    drop(probe);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let baseline = hits.load(SeqCst);
+
+    let config = format!(
+        "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: openai\n    name: m\n    base_url: {target}/v1\n  skills:\n    registry: {target}/registry\n"
+    );
+    let resources = format!(
+        "apiVersion: openclaw.dev/v1\nkind: Webhook\nmetadata:\n  name: meta\nspec:\n  url: {target}/hook\n  events: [\"*\"]\n  secret: {{fromFile: hook-secret.txt}}\n---\napiVersion: openclaw.dev/v1\nkind: Skill\nmetadata:\n  name: meta-skill\nspec:\n  version: latest\n---\napiVersion: openclaw.dev/v1\nkind: McpServer\nmetadata:\n  name: meta-mcp\nspec:\n  url: {target}/mcp\n"
+    );
+    let s = TestServer::start_with(|dir| {
+        std::fs::write(dir.join("configs/default.yaml"), &config).unwrap();
+        std::fs::write(dir.join("hook-secret.txt"), "s3cret").unwrap();
+        std::fs::write(dir.join("meta.yaml"), &resources).unwrap();
+    })
+    .await;
+    s.wait_for("the skill refused", |l| problem(l, "meta-skill").is_some())
+        .await;
+    let r = s
+        .request(Method::POST, "/api/v1/tasks", Some(&s.admin))
+        .json(&serde_json::json!({"prompt": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    let id = expect(r, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let t = expect(
+            s.get(&format!("/api/v1/tasks/{id}"), &s.admin).await,
+            StatusCode::OK,
+        )
+        .await;
+        if t["status"] == "failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let d = expect(
+            s.get("/api/v1/webhooks/meta/deliveries", &s.admin).await,
+            StatusCode::OK,
+        )
+        .await;
+        if d["items"][0]["attempt_count"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        hits.load(SeqCst),
+        baseline,
+        "the metadata address received a connection"
+    );
+    s.stop().await;
+}
