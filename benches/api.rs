@@ -184,7 +184,9 @@ async fn main() {
                 created_at: &r.2,
             })
             .collect();
-        insert_many(&mut conn, &batch, status).await.unwrap();
+        insert_many(&mut conn, &batch, status.parse().expect("a task status"))
+            .await
+            .unwrap();
     }
     sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
     drop(conn);

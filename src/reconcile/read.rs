@@ -37,13 +37,16 @@ pub fn known_digests(set: &ManifestSet, scope: &Scope) -> HashMap<PathBuf, Diges
     }
 }
 
+/// Files whose content changed: `Some` with the new parse, `None` for a file that is gone.
+pub type Changes = Vec<(PathBuf, Option<FileLoad>)>;
+
 /// Reads the files a pass must look at and returns those whose content changed: `Some` with
 /// the new parse, `None` for a file that is gone.
 pub fn read_changes(
     root: &Path,
     scope: &Scope,
     known: &HashMap<PathBuf, Digest>,
-) -> io::Result<Vec<(PathBuf, Option<FileLoad>)>> {
+) -> io::Result<Changes> {
     let mut candidates: BTreeSet<PathBuf> = known.keys().cloned().collect();
     match scope {
         Scope::Full => match load::scan(root) {
@@ -65,8 +68,45 @@ pub fn read_changes(
             }
         }
     }
+    let candidates: Vec<PathBuf> = candidates.into_iter().collect();
+    // Start-up and resyncs read every file: spread them over the cores (in path order still).
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(candidates.len() / 256 + 1);
+    if workers <= 1 {
+        return read_some(root, &candidates, known);
+    }
+    let chunk = candidates.len().div_ceil(workers);
+    let parts: Vec<io::Result<Changes>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read_some(root, part, known)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a manifest reader panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// Reads `candidates` and returns those whose content changed.
+fn read_some(
+    root: &Path,
+    candidates: &[PathBuf],
+    known: &HashMap<PathBuf, Digest>,
+) -> io::Result<Changes> {
     let mut out = Vec::new();
     for rel in candidates {
+        let rel = rel.clone();
         match load::read_file(root, &rel) {
             Ok(Some(text)) => {
                 if known.get(&rel) != Some(&digest_bytes(text.as_bytes())) {

@@ -14,4 +14,5 @@ mod reconcile;
 mod skills;
 mod slow_work;
 mod tasks;
+mod ui;
 mod webhooks;
