@@ -41,6 +41,9 @@ pub struct SkillHandler {
     config: Arc<ConfigHandler>,
     installer: Installer,
     store: Store,
+    /// The HTTP client and the egress policy it was built for; rebuilt when the Config's
+    /// policy changes (building one loads the TLS roots, too slow to do per install).
+    http: std::sync::Mutex<Option<(Arc<crate::egress::NetworkPolicy>, crate::egress::Client)>>,
 }
 
 impl From<SkillError> for ApplyError {
@@ -59,6 +62,7 @@ impl SkillHandler {
             config,
             installer,
             store,
+            http: std::sync::Mutex::new(None),
         }
     }
 
@@ -73,8 +77,19 @@ impl SkillHandler {
     ) -> Result<(Record, bool), SkillError> {
         let name = r.name();
         let config = self.config.current();
-        // Built per install from the Config in force, so its egress policy applies.
-        let http = registry::http_client(&config);
+        // Under the egress policy of the Config in force.
+        let http = {
+            let policy = crate::egress::policy_of(&config);
+            let mut cached = self.http.lock().unwrap_or_else(|e| e.into_inner());
+            match &*cached {
+                Some((p, client)) if *p == policy => client.clone(),
+                _ => {
+                    let client = registry::http_client(&config);
+                    *cached = Some((policy, client.clone()));
+                    client
+                }
+            }
+        };
         let ctx = Context::new(
             &self.live.manifests,
             &r.origin.file,
