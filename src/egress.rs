@@ -409,19 +409,29 @@ pub fn client_builder(
 }
 
 /// An outbound HTTP client under the egress policy: every request's URL is checked before it
-/// is sent (literal addresses), names are checked after resolution, redirects re-checked.
+/// is sent (literal addresses), names are checked after resolution, redirects re-checked. The
+/// reqwest client is built on first use (loading the TLS roots takes a while), so a caller
+/// that ends up not sending (a local skill source) pays nothing.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    resolver: PolicyResolver,
+    inner: Arc<Inner>,
+}
+
+type Adjust = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
+
+struct Inner {
     policy: Arc<NetworkPolicy>,
+    lookup: Arc<dyn Lookup>,
+    resolver: PolicyResolver,
+    adjust: Box<Adjust>,
+    built: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Client {
     /// A client under `policy`; `adjust` sets timeouts, user agent, redirects.
     pub fn new(
         policy: Arc<NetworkPolicy>,
-        adjust: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+        adjust: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
     ) -> Result<Client, String> {
         Self::with_lookup(policy, Arc::new(SystemLookup), adjust)
     }
@@ -430,16 +440,29 @@ impl Client {
     pub fn with_lookup(
         policy: Arc<NetworkPolicy>,
         lookup: Arc<dyn Lookup>,
-        adjust: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+        adjust: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
     ) -> Result<Client, String> {
-        let http = adjust(client_builder(policy.clone(), lookup.clone()))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client {
-            http,
-            resolver: PolicyResolver::new(policy.clone(), lookup),
-            policy,
+            inner: Arc::new(Inner {
+                resolver: PolicyResolver::new(policy.clone(), lookup.clone()),
+                policy,
+                lookup,
+                adjust: Box::new(adjust),
+                built: std::sync::OnceLock::new(),
+            }),
         })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, Refused> {
+        let i = &self.inner;
+        i.built
+            .get_or_init(|| {
+                (i.adjust)(client_builder(i.policy.clone(), i.lookup.clone()))
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| Refused(e.clone()))
     }
 
     /// A request to `url`, refused before anything is sent when the URL is not http(s) or
@@ -450,8 +473,8 @@ impl Client {
         url: &str,
     ) -> Result<reqwest::RequestBuilder, Refused> {
         let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid URL: {e}")))?;
-        self.policy.check_url(&parsed).map_err(Refused)?;
-        Ok(self.http.request(method, parsed))
+        self.inner.policy.check_url(&parsed).map_err(Refused)?;
+        Ok(self.http()?.request(method, parsed))
     }
 
     /// `GET url` (see [`Client::request`]).
@@ -466,14 +489,14 @@ impl Client {
 
     /// The reqwest client, for a library that sends itself (rmcp): check its URL with
     /// [`Client::check_url`] first; names and redirects are still under the policy.
-    pub fn reqwest(&self) -> &reqwest::Client {
-        &self.http
+    pub fn reqwest(&self) -> Result<&reqwest::Client, Refused> {
+        self.http()
     }
 
     /// Checks a URL's scheme and literal address.
     pub fn check_url(&self, url: &str) -> Result<(), Refused> {
         let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid URL: {e}")))?;
-        self.policy.check_url(&parsed).map_err(Refused)
+        self.inner.policy.check_url(&parsed).map_err(Refused)
     }
 
     /// For a program that resolves on its own (git): checks the URL's host now, a literal
@@ -489,11 +512,13 @@ impl Client {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return self
+                .inner
                 .policy
                 .check(ip)
                 .map_err(|why| Refused(format!("refused by network policy: {ip} is {why}")));
         }
-        self.resolver
+        self.inner
+            .resolver
             .resolve_host(bare)
             .await
             .map(|_| ())

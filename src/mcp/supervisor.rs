@@ -616,7 +616,9 @@ async fn connect(launch: &Launch, shared: &Arc<Shared>) -> Result<(Client, Vec<T
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
             ().serve(StreamableHttpClientTransport::with_client(
-                http.reqwest().clone(),
+                http.reqwest()
+                    .map_err(|e| format!("cannot connect to {url}: {e}"))?
+                    .clone(),
                 config,
             ))
             .await

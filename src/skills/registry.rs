@@ -175,9 +175,11 @@ pub fn http_client(config: &crate::manifest::kinds::ConfigSpec) -> crate::egress
         b.timeout(HTTP_TIMEOUT)
             .user_agent(concat!("claw/", env!("CARGO_PKG_VERSION")))
     };
+    // Never fails: the reqwest client is built on first use, and a build error is then the
+    // fetch's error.
     crate::egress::Client::new(policy.clone(), adjust)
         .or_else(|_| crate::egress::Client::new(policy, |b| b))
-        .unwrap_or_else(|e| panic!("the default HTTP client cannot be built: {e}"))
+        .unwrap_or_else(|_| unreachable!("egress::Client::new builds lazily"))
 }
 
 /// Reads at most `limit` bytes from a file or URL; `Ok(None)` when it does not exist.

@@ -186,7 +186,7 @@ async fn duplicates_are_reported_and_other_kinds_are_accepted_with_a_status() {
         .iter()
         .find(|i| i["kind"] == "Skill")
         .unwrap();
-    assert_eq!(skill["ready"], true);
+    assert_eq!(skill["ready"], true, "{skill}");
     assert_eq!(skill["file"], "skills/a.yaml");
     assert!(skill["applied_revision"]
         .as_str()
