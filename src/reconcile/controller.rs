@@ -531,6 +531,14 @@ impl Reconciler {
     ) {
         for key in touched {
             let Some(r) = self.index.desired(&self.set, key) else {
+                self.live.resources.set_resource(key.0, &key.1, None);
+                if !self.actual.contains_key(key) {
+                    // Neither declared nor applied (e.g. a failed apply whose file is gone):
+                    // nothing is left to report about it.
+                    self.failed.remove(key);
+                    self.work.settled(key);
+                    self.book.remove(&self.live.resources, key);
+                }
                 continue;
             };
             self.live
