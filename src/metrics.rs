@@ -114,8 +114,11 @@ impl Metrics {
             .map(|(o, n)| (*o, n.load(Ordering::Relaxed)))
     }
 
-    /// Records one HTTP request.
+    /// Records one HTTP request. A method outside the standard ones is recorded as `OTHER`, so
+    /// invented method names cannot grow the series without bound (routes are axum's matched
+    /// route templates, a fixed set; unmatched requests are not recorded).
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         // Hot path: observe under the read lock, no allocation, no reference counting.
         {
             let map = self.http.read().unwrap_or_else(|e| e.into_inner());
@@ -139,6 +142,7 @@ impl Metrics {
         }
     }
 
+    /// Every series recorded so far (method, route, status) with its histogram.
     pub fn http_series(&self) -> Vec<(HttpKey, Arc<Histogram>)> {
         let mut all: Vec<_> = self
             .http
@@ -153,5 +157,15 @@ impl Metrics {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+}
+
+/// The metrics label of an HTTP method: the standard methods as they are, anything else `OTHER`.
+pub fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT" | "TRACE" => {
+            method
+        }
+        _ => "OTHER",
     }
 }

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub confirm_prune: bool,
     /// Pull mode: the manifests dir is a clone of this remote (`manifests` is not used).
     pub git: Option<PullOptions>,
+    /// API write-backs may grant or widen manifest-only settings (SPEC §5a).
+    pub allow_api_privileged: bool,
 }
 
 impl ServeOptions {
@@ -51,6 +53,7 @@ impl ServeOptions {
             limits: Limits::default(),
             confirm_prune: false,
             git: None,
+            allow_api_privileged: false,
         }
     }
 }
@@ -140,6 +143,13 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         source,
     })?;
 
+    // Temp files of writes a crash interrupted (manifest write-backs, stored secrets).
+    let removed = crate::manifest::write::clean_temp_files(&options.manifests)
+        + crate::manifest::secret::clean_temp_files(&options.data);
+    if removed > 0 {
+        tracing::info!(removed, "removed temp files left by interrupted writes");
+    }
+
     let live = Live::new(options.manifests.clone(), options.data.clone());
     let stop = CancellationToken::new();
     let (controller, reconciler) = controller::start(
@@ -162,6 +172,8 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         ms = report.duration_ms,
         "initial reconcile done"
     );
+
+    warn_if_no_model_key(&live);
 
     let mut tasks = vec![reconciler];
     tasks.push(
@@ -219,6 +231,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             store: store.clone(),
             webhooks: webhooks.clone(),
             git_trigger,
+            allow_api_privileged: options.allow_api_privileged,
         }),
         options.limits,
     );
@@ -232,15 +245,12 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         addr: options.listen.clone(),
         source,
     })?;
-    let http_stop = stop.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(http_stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!("http server failed: {e}");
-        }
-    }));
+    tasks.push(tokio::spawn(serve_http(
+        listener,
+        app,
+        options.limits,
+        stop.clone(),
+    )));
     tracing::info!(%addr, manifests = %options.manifests.display(), data = %options.data.display(), "listening");
     Ok(Server {
         addr,
@@ -273,6 +283,113 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// The accept loop (axum::serve has no header-read timeout and no connection cap): at most
+/// [`api::Limits::connection_cap`] connections at once — when the cap is reached one log line
+/// says so and further connections wait in the listen backlog until one closes — each served
+/// by hyper's HTTP/1 with the header-read timeout and a header-size backstop (the exact 431 is
+/// `api::header_limits`'). On `stop`, accepting ends and open connections finish their
+/// in-flight request (bounded wait; a stream such as SSE is then dropped).
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: api::Limits,
+    stop: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let cap = limits.connection_cap();
+    let permits = Arc::new(tokio::sync::Semaphore::new(cap));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers.saturating_mul(4).max(16))
+        .max_buf_size(limits.max_header_bytes.saturating_mul(4).max(8192));
+    let mut last_cap_log: Option<std::time::Instant> = None;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // One line per minute at most while the cap holds.
+                if last_cap_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        cap,
+                        "connection cap reached: new connections wait until one closes (raise --max-connections and the descriptor limit if this is legitimate load)"
+                    );
+                    last_cap_log = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // E.g. out of descriptors: back off instead of spinning.
+                    tracing::warn!("accept error: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn_stop = stop.clone();
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = conn_stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Every permit back: the open connections are done.
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(11), permits.acquire_many(all)).await;
+}
+
+/// One log line at start when the configured model provider has no usable API key, so a
+/// newcomer learns it before the first task fails. Names the reference, never a value.
+fn warn_if_no_model_key(live: &Live) {
+    use crate::manifest::kinds::Provider;
+    let config = live.config.load();
+    let model = &config.spec.model;
+    let needs_key = match model.provider {
+        Provider::Anthropic => true,
+        // A local OpenAI-compatible server often needs none.
+        Provider::Openai => model.base_url.is_none(),
+        Provider::Command => false,
+    };
+    if !needs_key {
+        return;
+    }
+    let problem = match &model.api_key {
+        None => "model.api_key is not set".to_owned(),
+        Some(reference) => match live.secrets().resolve(reference) {
+            Ok(value) if !value.trim().is_empty() => return,
+            Ok(_) => "model.api_key resolves to an empty value".to_owned(),
+            Err(e) => format!("model.api_key: {e}"),
+        },
+    };
+    tracing::warn!(
+        provider = model.provider.as_str(),
+        "{problem}; tasks will fail until the Config gives the model a key (e.g. export ANTHROPIC_API_KEY before `claw serve`)"
+    );
 }
 
 fn spawn_last_used_flusher(

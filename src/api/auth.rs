@@ -58,11 +58,39 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
     }
 }
 
-/// True when the query string seems to carry a credential.
+/// `%XX` and `+` decoded (invalid escapes kept as they are), as a form parser would.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// True when the query string seems to carry a credential (plain or percent-encoded).
 fn query_has_token(query: &str) -> bool {
     query.split('&').any(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = key.to_ascii_lowercase();
+        let (key, value) = (percent_decode(key), percent_decode(value));
+        let value = value.trim();
+        let key = key.trim().to_ascii_lowercase();
         matches!(
             key.as_str(),
             "token"
@@ -174,6 +202,9 @@ mod tests {
         assert!(query_has_token("access_token=abc"));
         assert!(query_has_token("limit=1&x=ocl_abc"));
         assert!(query_has_token("TOKEN=1"));
+        assert!(query_has_token("x=%6Fcl_abc"));
+        assert!(query_has_token("%74oken=1"));
+        assert!(query_has_token("x=+ocl_abc"));
         assert!(!query_has_token("limit=20&offset=0&status=completed"));
     }
 }

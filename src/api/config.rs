@@ -82,25 +82,36 @@ async fn get_config(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// Parses `If-Match`: `None` for absent or `*`, else the digest it names.
-fn if_match(headers: &HeaderMap) -> Result<Option<Digest>, ApiError> {
+/// The digest an `If-Match` header holds the write to (RFC 9110 §13.1.1): `None` without the
+/// header or with `*`; with a list, the current digest when any of its tags matches it
+/// (strong comparison: a weak tag `W/"…"` never matches); 412 when none does.
+fn if_match(headers: &HeaderMap, current: Option<Digest>) -> Result<Option<Digest>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or("").trim();
-    if text == "*" {
-        return Ok(None);
+    for tag in text.split(',').map(str::trim) {
+        if tag == "*" {
+            return Ok(None);
+        }
+        if tag.starts_with("W/") {
+            continue;
+        }
+        let Some(hex_tag) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+            continue;
+        };
+        let mut digest = [0u8; 32];
+        if hex::decode_to_slice(hex_tag, &mut digest).is_ok() && current.is_none_or(|c| c == digest)
+        {
+            return Ok(Some(digest));
+        }
     }
-    let tag = text.trim_start_matches("W/").trim_matches('"');
-    let mut digest = [0u8; 32];
-    match hex::decode_to_slice(tag, &mut digest) {
-        Ok(()) => Ok(Some(digest)),
-        // A tag we never issued cannot match.
-        Err(_) => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition_failed",
-            "If-Match does not match the current config; GET it again for its ETag",
-        )),
-    }
+    // A tag we never issued, a weak one, or an old one: it cannot match.
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+        "If-Match does not match the current config; GET it again for its ETag",
+    ))
 }
 
 /// Change the config
@@ -129,7 +140,12 @@ async fn patch_config(
             "the body must be a JSON object: a merge patch of the config (RFC 7396)",
         ));
     }
-    let expected = if_match(&headers)?;
+    // Manifest-only settings (SPEC §5a): compared with the Config in force.
+    let old = serde_json::to_value(&state.live.config.load().spec).unwrap_or(Value::Null);
+    let mut new = old.clone();
+    merge_patch(&mut new, &patch);
+    state.check_privilege(Kind::Config, &old, &new)?;
+    let expected = if_match(&headers, state.live.config.load().digest)?;
     if let (Some(expected), Some(current)) = (expected, state.live.config.load().digest) {
         if expected != current {
             return Err(WriteError::PreconditionFailed(Kind::Config, CONFIG_NAME.into()).into());

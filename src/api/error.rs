@@ -79,6 +79,19 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 403 `manifest_only`: the write would grant a setting only a manifest commit may grant.
+    pub fn manifest_only(p: &crate::manifest::privilege::Privileged) -> Self {
+        let mut e = Self::new(StatusCode::FORBIDDEN, "manifest_only", p.to_string());
+        e.details = vec![FieldError {
+            field: p.field.clone(),
+            pointer: format!("/spec/{}", p.field.replace('.', "/")),
+            message: p.why.to_owned(),
+            file: None,
+            line: None,
+        }];
+        e
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }

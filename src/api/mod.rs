@@ -25,6 +25,7 @@ pub mod webhooks;
 pub mod whoami;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
@@ -79,20 +80,73 @@ pub struct Shared {
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
     /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
     pub git_trigger: Option<Arc<crate::gitops::pull::Trigger>>,
+    /// `--allow-api-privileged`: writes may grant manifest-only settings (SPEC §5a).
+    pub allow_api_privileged: bool,
 }
 
-/// Limits of the HTTP layer.
+impl Shared {
+    /// Refuses (403 `manifest_only`) a write of `kind` from spec `old` to spec `new` that
+    /// grants a manifest-only setting, unless the server allows it.
+    pub fn check_privilege(
+        &self,
+        kind: crate::manifest::Kind,
+        old: &serde_json::Value,
+        new: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        if self.allow_api_privileged {
+            return Ok(());
+        }
+        match crate::manifest::privilege::widened(kind, old, new) {
+            Some(p) => Err(ApiError::manifest_only(&p)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Limits of the HTTP layer (SPEC §4 "HTTP limits"; each a `claw serve` flag).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// A connection that has not sent a complete request header within this is closed.
+    pub header_read_timeout: Duration,
+    /// Largest request header, in bytes: request line plus every field (431 beyond).
+    pub max_header_bytes: usize,
+    /// Most header fields in one request (431 beyond).
+    pub max_headers: usize,
+    /// Connections served at once; further ones wait in the listen backlog. 0: derived from
+    /// the process's descriptor limit ([`Limits::connection_cap`]).
+    pub max_connections: usize,
+    /// Longest a handler may take to produce its response head (503 beyond). A streaming
+    /// body (SSE) is not cut: its head is sent at once and keep-alive comments follow.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_connections: 0,
+            request_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+impl Limits {
+    /// The connection cap in force: `max_connections`, or else three quarters of the soft
+    /// descriptor limit less a reserve for the database, manifests, skills and clients.
+    pub fn connection_cap(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        let soft = usize::try_from(soft).unwrap_or(usize::MAX).min(1 << 20);
+        (soft.saturating_sub(128) / 4 * 3).max(16)
     }
 }
 
@@ -158,6 +212,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     // wrap each route in each layer, one boxed service per layer, and every request clones the
     // whole chain of boxes.)
     let stack = ServiceBuilder::new()
+        // First: a request over the header bounds gets our JSON 431 before anything else runs.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            header_limits(limits, req, next)
+        }))
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID.clone(),
             RequestIds::default(),
@@ -171,6 +229,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .make_span_with(request_span)
                 .on_failure(()),
         )
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            request_timeout(limits.request_timeout, req, next)
+        }))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .service(routes);
@@ -257,6 +318,48 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
             "the first reconcile has not finished",
         )
         .into_response()
+    }
+}
+
+/// 431 with our JSON body for a request header over [`Limits`]. (The HTTP parser has its own
+/// backstop at four times these bounds, where it closes the connection with a bare 431.)
+async fn header_limits(limits: Limits, req: Request, next: Next) -> Response {
+    let fields = req.headers().len();
+    let bytes = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if fields > limits.max_headers || bytes > limits.max_header_bytes {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            format!(
+                "the request header has {fields} fields and {bytes} bytes; the limits are {} fields and {} bytes",
+                limits.max_headers, limits.max_header_bytes
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// 503 when a handler takes longer than `timeout` to answer. Only the response head is timed,
+/// so a stream (SSE) that has started is never cut.
+async fn request_timeout(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!(
+                "the request took longer than {} s; try again later",
+                timeout.as_secs()
+            ),
+        )
+        .into_response(),
     }
 }
 

@@ -117,8 +117,15 @@ fn default_limit() -> usize {
 }
 
 impl Page {
-    /// Checks the bounds (limit 1..=100).
+    /// Checks the bounds (limit 1..=100, offset at most 2^63 - 1 so it never wraps where it
+    /// becomes a database integer).
     pub fn checked(self) -> Result<Page, ApiError> {
+        if i64::try_from(self.offset).is_err() {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "offset must be between 0 and 9223372036854775807",
+            ));
+        }
         if self.limit == 0 || self.limit > 100 {
             return Err(ApiError::bad_request(
                 "invalid_parameter",

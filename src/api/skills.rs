@@ -222,6 +222,7 @@ async fn create(
         return Err(WriteError::AlreadyExists(Kind::Skill, name, Default::default()).into());
     }
     let spec_value = Value::Object(Map::from_iter(body));
+    state.check_privilege(Kind::Skill, &Value::Null, &spec_value)?;
     let spec: SkillSpec = serde_json::from_value(spec_value.clone())
         .map_err(|e| ApiError::bad_request("validation_failed", format!("invalid skill: {e}")))?;
 
@@ -231,7 +232,7 @@ async fn create(
             &state.live.manifests,
             &default_path(Kind::Skill, &name),
             state.live.config.load().spec.skills.registry.clone(),
-            registry::http_client(),
+            registry::http_client(&state.live.config.load().spec),
         );
         if let Err(e) = source::resolve(&name, &spec, &ctx).await {
             let mut err = ApiError::new(

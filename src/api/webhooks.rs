@@ -297,14 +297,7 @@ fn field_error(field: &str, message: &str) -> ApiError {
     ApiError::invalid_field("the webhook request is invalid", field, message)
 }
 
-/// A fresh stored-secret name for a webhook (new per write, so a refused write never loses
-/// the secret in force).
-fn new_secret_name(webhook: &str) -> String {
-    format!(
-        "{SECRET_PREFIX}{webhook}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
+use crate::manifest::secret::new_webhook_secret_name as new_secret_name;
 
 fn owned_secret(spec: &Spec) -> Option<String> {
     match spec {
@@ -345,19 +338,19 @@ async fn create(
             "the body must be a JSON object with url, events and secret",
         ));
     };
-    let secret = take_secret(&mut body, true)?.unwrap_or_default();
+    // The name is checked before anything is stored: a refused request leaves nothing behind.
     let name = match body.remove("name").or_else(|| body.remove("id")) {
         None => format!("wh-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         Some(Value::String(n)) => n,
         Some(_) => return Err(field_error("name", "must be a string")),
     };
-    // Checked before anything is stored: the name is part of the stored secret's file name.
     if crate::skills::validate_name(&name).is_err() {
         return Err(field_error(
             "name",
-            "must be a resource name: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 63 characters",
+            "must be 1-63 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
         ));
     }
+    let secret = take_secret(&mut body, true)?.unwrap_or_default();
     if find(&state, &name).await.is_ok() {
         return Err(WriteError::AlreadyExists(Kind::Webhook, name, Default::default()).into());
     }

@@ -148,12 +148,83 @@ pub(crate) fn print_new_token(name: &str, token: &str) {
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    use std::io::IsTerminal as _;
+    // Colour only on a terminal: a log file or journal gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(move || EscapingWriter {
+            out: std::io::stderr(),
+            keep_esc: ansi,
+        });
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// A log writer that escapes control characters (other than the line's final newline), so a
+/// request field carrying `\n` or an escape sequence can neither forge a log line nor drive
+/// the terminal. Each event arrives in one `write` call, a whole line. With colours on (a
+/// terminal), ESC is kept for the formatter's colour codes; tracing-subscriber escapes ESC in
+/// field values itself.
+pub struct EscapingWriter<W: std::io::Write> {
+    pub out: W,
+    pub keep_esc: bool,
+}
+
+/// `line` with every control character but a final `\n`, tabs (and, with `keep_esc`, ESC)
+/// escaped as Rust escapes (`\n`, `\u{1b}`).
+pub fn escape_controls(line: &str, keep_esc: bool) -> std::borrow::Cow<'_, str> {
+    let body = line.strip_suffix('\n').unwrap_or(line);
+    let escaped = |c: char| c.is_control() && c != '\t' && !(keep_esc && c == '\u{1b}');
+    if !body.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in body.chars() {
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if body.len() < line.len() {
+        out.push('\n');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.out
+            .write_all(escape_controls(&text, self.keep_esc).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_cannot_forge_log_lines() {
+        assert_eq!(escape_controls("plain line\n", false), "plain line\n");
+        assert_eq!(
+            escape_controls("name=a\nINFO forged\u{1b}[31m\r\n", false),
+            "name=a\\nINFO forged\\u{1b}[31m\\r\n"
+        );
+        assert_eq!(escape_controls("tab\tok", false), "tab\tok");
+        assert_eq!(
+            escape_controls("\u{1b}[2mcolour\u{1b}[0m\n", true),
+            "\u{1b}[2mcolour\u{1b}[0m\n"
+        );
+    }
 }

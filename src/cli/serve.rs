@@ -26,6 +26,27 @@ pub struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Close a connection that has not sent a complete request header within this (e.g. `10s`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// Largest request header in bytes (431 beyond).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Most header fields in one request (431 beyond).
+    #[arg(long, default_value_t = 100)]
+    max_headers: usize,
+    /// Connections served at once (0: three quarters of the descriptor limit); when reached,
+    /// one log line, and new connections wait until one closes.
+    #[arg(long, env = "CLAW_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+    /// Longest a request may take to produce its response (503 beyond); streams are not cut.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Let API write-backs grant or widen manifest-only settings (SPEC §5a: `model.provider:
+    /// command`, `model.command`, `tasks.allow_commands`, `tasks.allowed_roots`, `fromFile`
+    /// secrets, local skill paths). Off by default: those come through a reviewed commit.
+    #[arg(long, env = "CLAW_ALLOW_API_PRIVILEGED")]
+    allow_api_privileged: bool,
     /// Allow deleting everything that vanished with the manifests (lifts the prune guard once).
     #[arg(long)]
     confirm_prune: bool,
@@ -61,7 +82,13 @@ pub async fn run(args: Args) -> ExitCode {
     options.resync = Duration::from_secs(args.resync_seconds.max(1));
     options.limits = Limits {
         max_body_bytes: args.max_body_bytes,
+        header_read_timeout: args.header_timeout.max(Duration::from_millis(1)),
+        max_header_bytes: args.max_header_bytes,
+        max_headers: args.max_headers,
+        max_connections: args.max_connections,
+        request_timeout: args.request_timeout.max(Duration::from_millis(1)),
     };
+    options.allow_api_privileged = args.allow_api_privileged;
     options.confirm_prune = args.confirm_prune;
     if let Some(url) = args.git_url {
         let secret = match webhook_secret(args.git_webhook_secret_file.as_deref()) {

@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::kinds::{Kind, Metadata, Spec, API_VERSION};
 use super::yaml::{self, SourceDoc};
-use super::{schema, Diagnostic, Digest, Origin, Resource};
+use super::{schema, secret, Diagnostic, Digest, Origin, Resource};
 
 /// What one manifest file declares.
 #[derive(Debug, Clone)]
@@ -154,6 +154,24 @@ pub fn parse_document(file: &Arc<Path>, doc: &SourceDoc) -> Result<Resource, Vec
     if !errors.is_empty() {
         return Err(errors);
     }
+    // `{ref: NAME}` secrets the API stored for a webhook are that webhook's alone (SPEC §5a):
+    // anything else naming one could send it elsewhere (e.g. as a model API key).
+    if let (Some(spec), Some(name)) = (value.get("spec"), name.as_deref()) {
+        let mut refs = Vec::new();
+        stored_refs(spec, "/spec".to_owned(), &mut refs);
+        for (pointer, secret) in refs {
+            let owned = kind == Kind::Webhook && secret::webhook_owns(name, secret);
+            if secret.starts_with(secret::WEBHOOK_SECRET_PREFIX) && !owned {
+                errors.push(diag(
+                    &pointer,
+                    format!("the stored secret \"{secret}\" belongs to another resource (a webhook); a {{ref}} secret may only be used by the resource it was stored for: use fromEnv or fromFile, or give this resource its own secret"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
 
     let metadata: Metadata = match value
         .get("metadata")
@@ -179,6 +197,27 @@ pub fn parse_document(file: &Arc<Path>, doc: &SourceDoc) -> Result<Resource, Vec
             column: doc.start.column,
         },
     })
+}
+
+/// Every `{ref: NAME}` secret reference in `v` (an object whose only key is `ref`).
+fn stored_refs<'a>(v: &'a Value, pointer: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::Object(map) => {
+            if let (1, Some(Value::String(name))) = (map.len(), map.get("ref")) {
+                out.push((pointer, name));
+                return;
+            }
+            for (k, child) in map {
+                stored_refs(child, format!("{pointer}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                stored_refs(child, format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 // The schema accepted the document, so this is our bug (schema and types disagree); the
@@ -236,15 +275,19 @@ fn scan_into(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> 
     Ok(())
 }
 
-/// Reads one manifest file; `None` when it does not exist (any more).
+/// Reads one manifest file; `None` when it does not exist (any more). The text comes back with
+/// a UTF-8 BOM removed and CR-only line ends turned into LF ([`yaml::normalize_text`]), so a
+/// write-back of such a file writes it in that form.
 pub fn read_file(root: &Path, rel: &Path) -> io::Result<Option<String>> {
     match std::fs::read(root.join(rel)) {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: not UTF-8 text", rel.display()),
-            )
-        }),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(|t| Some(yaml::normalize_text(t)))
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: not UTF-8 text", rel.display()),
+                )
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod edit;
 pub mod kinds;
 pub mod load;
+pub mod privilege;
 pub mod rules;
 pub mod scaffold;
 pub mod schema;

@@ -56,6 +56,40 @@ impl SecretContext {
     }
 }
 
+/// Prefix of the stored secrets the API creates for webhooks.
+pub const WEBHOOK_SECRET_PREFIX: &str = "webhook-";
+
+/// A fresh stored-secret name for webhook `webhook`: `webhook-<name>-<8 hex>`, or, when that
+/// would pass the 63 characters a `{ref}` may have, `webhook-<16 hex of the name's
+/// SHA-256>-<8 hex>`. New per write, so a refused write never loses the secret in force.
+pub fn new_webhook_secret_name(webhook: &str) -> String {
+    let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let long = format!("{WEBHOOK_SECRET_PREFIX}{webhook}-{nonce}");
+    if long.len() <= 63 {
+        return long;
+    }
+    format!("{WEBHOOK_SECRET_PREFIX}{}-{nonce}", owner_digest(webhook))
+}
+
+fn owner_digest(webhook: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(webhook.as_bytes())[..8])
+}
+
+/// Whether the stored secret `name` is one the API created for webhook `webhook` (so that
+/// webhook, and only it, may refer to it).
+pub fn webhook_owns(webhook: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(WEBHOOK_SECRET_PREFIX) else {
+        return false;
+    };
+    let Some((owner, nonce)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    nonce.len() == 8
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        && (owner == webhook || owner == owner_digest(webhook))
+}
+
 /// Path of a stored secret; `None` for names that could leave the secrets directory.
 pub fn stored_secret_path(data_dir: &Path, name: &str) -> Option<PathBuf> {
     let ok = !name.is_empty()
@@ -104,6 +138,23 @@ pub fn store_secret(data_dir: &Path, name: &str, value: &str) -> std::io::Result
     result
 }
 
+/// Removes the temp files an interrupted [`store_secret`] left in `<data>/secrets`; returns
+/// how many.
+pub fn clean_temp_files(data_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("secrets")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Removes a stored secret; a missing one is fine.
 pub fn remove_secret(data_dir: &Path, name: &str) -> std::io::Result<()> {
     match stored_secret_path(data_dir, name).map(std::fs::remove_file) {
@@ -126,6 +177,19 @@ fn read_trimmed(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_secret_names_fit_a_ref_and_name_their_owner() {
+        for name in ["a", &"b".repeat(46), &"c".repeat(47), &"d".repeat(63)] {
+            let secret = new_webhook_secret_name(name);
+            assert!(secret.len() <= 63, "{secret}");
+            assert!(webhook_owns(name, &secret), "{name} owns {secret}");
+            assert!(!webhook_owns("other", &secret));
+            assert!(stored_secret_path(Path::new("/d"), &secret).is_some());
+        }
+        assert!(!webhook_owns("a", "webhook-a-b-12345678"));
+        assert!(webhook_owns("a-b", "webhook-a-b-12345678"));
+    }
 
     #[test]
     fn stored_secrets_are_private_files_resolved_by_ref() {

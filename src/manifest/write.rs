@@ -235,6 +235,39 @@ pub fn commit(root: &Path, write: &PreparedWrite) -> Result<(), WriteError> {
     })
 }
 
+/// True for the temp files [`atomic_write`] creates (`.<file>.claw-<uuid>.tmp`).
+fn is_our_temp_file(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".claw-") && name.ends_with(".tmp")
+}
+
+/// Removes temp files an interrupted [`atomic_write`] left below `root` (hidden directories
+/// such as `.git` are not entered); returns how many. Run at start, before anyone writes.
+pub fn clean_temp_files(root: &Path) -> usize {
+    fn walk(dir: &Path, removed: &mut usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && !name.starts_with('.') {
+                walk(&entry.path(), removed);
+            } else if kind.is_file()
+                && is_our_temp_file(&name)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                *removed += 1;
+            }
+        }
+    }
+    let mut removed = 0;
+    walk(root, &mut removed);
+    removed
+}
+
 /// Replaces `path` with `bytes` so that readers see the old or the new content, never a mix:
 /// a hidden temp file in the same directory, fsync, rename over, fsync the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -19,10 +19,33 @@ use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-/// Expanded aliases can turn a few lines into gigabytes; refuse documents larger than this.
-const MAX_NODES: usize = 1_000_000;
-/// serde_json drops values recursively, so unbounded nesting would overflow the stack.
-const MAX_DEPTH: usize = 512;
+/// Bounds on parsing one file (SPEC §3). They count per *file*, across all of its documents (a
+/// budget per document would let a file of many small "billion laughs" documents multiply
+/// it), and never limit how many files a directory holds. A file over a bound is an error
+/// naming the bound; nothing it declares is applied, so the last good state stays in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of text.
+    pub max_bytes: usize,
+    /// Non-empty documents.
+    pub max_documents: usize,
+    /// Nodes built (scalars and collections), counting every copy an alias makes.
+    pub max_nodes: usize,
+    /// Nodes produced by alias expansion alone: aliases are how a few lines become gigabytes.
+    pub max_alias_nodes: usize,
+    /// Nesting of collections (serde_json drops values recursively, so unbounded nesting
+    /// would overflow the stack).
+    pub max_depth: usize,
+}
+
+/// The bounds in force: every manifest file is parsed under these.
+pub const LIMITS: Limits = Limits {
+    max_bytes: 16 * 1024 * 1024,
+    max_documents: 20_000,
+    max_nodes: 2_000_000,
+    max_alias_nodes: 100_000,
+    max_depth: 256,
+};
 
 /// A 1-based line and column (columns count characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -204,8 +227,58 @@ fn split_chunks(text: &str) -> Vec<Chunk> {
     chunks
 }
 
-/// Parse every non-empty document of `text`.
+/// Parse every non-empty document of `text` under [`LIMITS`].
 pub fn parse_documents(text: &str) -> Result<Vec<SourceDoc>, YamlError> {
+    parse_documents_with(text, &LIMITS)
+}
+
+/// Strips a UTF-8 byte order mark and turns lone `\r` line ends (classic Mac) into `\n`, so
+/// every line ending reads the same (`\r\n` is understood as it is). Without this a CR-only
+/// file is one long line: a leading comment would swallow the whole file, which would then
+/// read as empty and delete what it declares.
+pub fn normalize_text(text: String) -> String {
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    };
+    let bytes = text.as_bytes();
+    let lone_cr = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone_cr) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Nodes counted so far in one file, across its documents.
+#[derive(Debug, Default)]
+struct Budget {
+    nodes: usize,
+    alias_nodes: usize,
+}
+
+/// [`parse_documents`] under explicit bounds.
+pub fn parse_documents_with(text: &str, limits: &Limits) -> Result<Vec<SourceDoc>, YamlError> {
+    let top = Position { line: 1, column: 1 };
+    if text.len() > limits.max_bytes {
+        return Err(YamlError::new(
+            top,
+            format!(
+                "file too large: {} bytes, over the limit of {} bytes per file; split it into several files",
+                text.len(),
+                limits.max_bytes
+            ),
+        ));
+    }
+    let mut budget = Budget::default();
     let mut docs: Vec<SourceDoc> = Vec::new();
     let mut lead: Option<(usize, usize)> = None;
     for chunk in split_chunks(text) {
@@ -223,7 +296,24 @@ pub fn parse_documents(text: &str) -> Result<Vec<SourceDoc>, YamlError> {
         if let Some(last) = docs.last_mut() {
             last.span.end = span_start;
         }
-        let parsed = parse_chunk(&text[chunk.range.clone()], chunk.line - 1)?;
+        if docs.len() >= limits.max_documents {
+            return Err(YamlError::new(
+                Position {
+                    line: chunk.line,
+                    column: 1,
+                },
+                format!(
+                    "too many documents: over the limit of {} documents per file; split it into several files",
+                    limits.max_documents
+                ),
+            ));
+        }
+        let parsed = parse_chunk(
+            &text[chunk.range.clone()],
+            chunk.line - 1,
+            limits,
+            &mut budget,
+        )?;
         docs.push(SourceDoc {
             index: docs.len(),
             value: parsed.value,
@@ -289,11 +379,20 @@ struct Builder<'a> {
     stack: Vec<Frame>,
     root: Option<Value>,
     start: Option<Position>,
+    /// Nodes of the whole file so far (starts where the previous document ended).
     count: usize,
+    /// Nodes made by alias expansion in the whole file so far.
+    alias_nodes: usize,
+    limits: &'a Limits,
     scalar_lines: Vec<(usize, usize)>,
 }
 
-fn parse_chunk(chunk: &str, line_offset: usize) -> Result<Parsed, YamlError> {
+fn parse_chunk(
+    chunk: &str,
+    line_offset: usize,
+    limits: &Limits,
+    budget: &mut Budget,
+) -> Result<Parsed, YamlError> {
     let mut b = Builder {
         chunk,
         lines: lines_with_offsets(chunk).collect(),
@@ -303,7 +402,9 @@ fn parse_chunk(chunk: &str, line_offset: usize) -> Result<Parsed, YamlError> {
         stack: Vec::new(),
         root: None,
         start: None,
-        count: 0,
+        count: budget.nodes,
+        alias_nodes: budget.alias_nodes,
+        limits,
         scalar_lines: Vec::new(),
     };
     let mut parser = Parser::new_from_str(chunk);
@@ -331,7 +432,18 @@ fn parse_chunk(chunk: &str, line_offset: usize) -> Result<Parsed, YamlError> {
             Event::SequenceEnd | Event::MappingEnd => b.end_container(pos)?,
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
         }
+        if b.count > limits.max_nodes {
+            return Err(YamlError::new(
+                pos,
+                format!(
+                    "file too large: more than {} nodes (the limit per file, counting every copy an alias makes)",
+                    limits.max_nodes
+                ),
+            ));
+        }
     }
+    budget.nodes = b.count;
+    budget.alias_nodes = b.alias_nodes;
     let start = b.start.unwrap_or(Position {
         line: line_offset + 1,
         column: 1,
@@ -708,14 +820,28 @@ impl Builder<'_> {
                 "alias to an anchor that is not complete yet",
             ));
         };
-        if self.count + nodes > MAX_NODES {
+        let nodes = *nodes;
+        if self.alias_nodes + nodes > self.limits.max_alias_nodes {
             return Err(YamlError::new(
                 pos,
-                format!("document too large: more than {MAX_NODES} nodes after expanding aliases"),
+                format!(
+                    "file too large: aliases expand to more than {} nodes (the limit per file, across all its documents)",
+                    self.limits.max_alias_nodes
+                ),
             ));
         }
-        let (value, nodes) = (value.clone(), *nodes);
+        if self.count + nodes > self.limits.max_nodes {
+            return Err(YamlError::new(
+                pos,
+                format!(
+                    "file too large: more than {} nodes (the limit per file, counting every copy an alias makes)",
+                    self.limits.max_nodes
+                ),
+            ));
+        }
+        let value = value.clone();
         self.count += nodes;
+        self.alias_nodes += nodes;
         match slot {
             Slot::Key => {
                 let name = scalar_key(&value).ok_or_else(|| {
@@ -752,10 +878,13 @@ impl Builder<'_> {
                 }
             }
         }
-        if self.stack.len() >= MAX_DEPTH {
+        if self.stack.len() >= self.limits.max_depth {
             return Err(YamlError::new(
                 pos,
-                format!("nesting deeper than {MAX_DEPTH} levels"),
+                format!(
+                    "nesting deeper than {} levels (the limit per file)",
+                    self.limits.max_depth
+                ),
             ));
         }
         let container = if is_map {
@@ -805,12 +934,6 @@ impl Builder<'_> {
             }
         };
         self.count += 1;
-        if self.count > MAX_NODES {
-            return Err(YamlError::new(
-                pos,
-                format!("document too large: more than {MAX_NODES} nodes after expanding aliases"),
-            ));
-        }
         if frame.anchor != 0 {
             let nodes = self.count - frame.start_count;
             self.anchors.insert(frame.anchor, (value.clone(), nodes));
@@ -1292,6 +1415,71 @@ c:\n  <<: *b\n  y: 20\nd:\n  y: 5\n  <<: [*o, *b]\nlist: &l [1, 2]\ncopy: *l\n";
         }
         let e = err(&text);
         assert!(e.message.contains("too large"), "{}", e.message);
+    }
+
+    #[test]
+    fn alias_bomb_split_across_documents_is_bounded_per_file() {
+        // Each document alone stays far under the bound; together they pass it.
+        let doc = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
+        let text = vec![doc; 150].join("---\n");
+        let e = err(&text);
+        assert!(
+            e.message
+                .contains("aliases expand to more than 100000 nodes"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.position.line > 1,
+            "the error points into a later document"
+        );
+    }
+
+    #[test]
+    fn every_limit_is_an_error_naming_it() {
+        let small = Limits {
+            max_bytes: 100,
+            max_documents: 2,
+            max_nodes: 20,
+            max_alias_nodes: 5,
+            max_depth: 3,
+        };
+        let e = |text: &str| parse_documents_with(text, &small).unwrap_err().message;
+        assert!(e(&"a: b\n".repeat(30)).contains("over the limit of 100 bytes"));
+        assert!(e("a: 1\n---\nb: 2\n---\nc: 3\n").contains("limit of 2 documents"));
+        assert!(e("[[[[1]]]]").contains("deeper than 3 levels"));
+        assert!(
+            e("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21]")
+                .contains("more than 20 nodes")
+        );
+        assert!(e("a: &a [1, 2, 3]\nb: *a\nc: *a\n").contains("more than 5 nodes"));
+        assert_eq!(
+            parse_documents_with("a: &a [1, 2]\nb: *a\n", &small)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn bom_and_every_line_ending_read_alike() {
+        let lf = "# tokens\napiVersion: v1\nkind: Token\nmetadata:\n  name: a\n---\nkind: Token\n";
+        let want: Vec<Value> = parse(lf).into_iter().map(|d| d.value).collect();
+        assert_eq!(want.len(), 2);
+        for text in [
+            lf.to_owned(),
+            lf.replace('\n', "\r\n"),
+            lf.replace('\n', "\r"),
+            format!("\u{feff}{lf}"),
+            format!("\u{feff}{}", lf.replace('\n', "\r")),
+        ] {
+            let got: Vec<Value> = parse(&normalize_text(text.clone()))
+                .into_iter()
+                .map(|d| d.value)
+                .collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+        assert_eq!(normalize_text("a\r\nb\rc".into()), "a\r\nb\nc");
     }
 
     #[test]

@@ -49,10 +49,11 @@ pub enum Launch {
         env: Vec<(String, String)>,
         cwd: Option<PathBuf>,
     },
-    /// A streamable HTTP endpoint.
+    /// A streamable HTTP endpoint, reached under the egress policy.
     Http {
         url: String,
         headers: Vec<(String, String)>,
+        egress: Arc<crate::egress::NetworkPolicy>,
     },
 }
 
@@ -598,7 +599,14 @@ async fn connect(launch: &Launch, shared: &Arc<Shared>) -> Result<(Client, Vec<T
                 .await
                 .map_err(|e| format!("initialisation failed: {e}"))?
         }
-        Launch::Http { url, headers } => {
+        Launch::Http {
+            url,
+            headers,
+            egress,
+        } => {
+            let http = crate::egress::Client::new(egress.clone(), |b| b)?;
+            http.check_url(url)
+                .map_err(|e| format!("cannot connect to {url}: {e}"))?;
             let mut map = HashMap::new();
             for (k, v) in headers {
                 let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
@@ -609,9 +617,14 @@ async fn connect(launch: &Launch, shared: &Arc<Shared>) -> Result<(Client, Vec<T
             }
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
-            ().serve(StreamableHttpClientTransport::from_config(config))
-                .await
-                .map_err(|e| format!("cannot connect to {url}: {e}"))?
+            ().serve(StreamableHttpClientTransport::with_client(
+                http.reqwest()
+                    .map_err(|e| format!("cannot connect to {url}: {e}"))?
+                    .clone(),
+                config,
+            ))
+            .await
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?
         }
     };
     let tools = client

@@ -519,7 +519,7 @@ impl Reconciler {
         for key in touched {
             let Some(r) = self.index.desired(&self.set, key) else {
                 self.live.resources.set_resource(key.0, &key.1, None);
-                if !self.actual.contains_key(key) {
+                if !self.actual.contains_key(key) && !self.index.claimed(key) {
                     // Neither declared nor applied (e.g. a failed apply whose file is gone):
                     // nothing is left to report about it.
                     self.failed.remove(key);
@@ -623,69 +623,79 @@ impl Reconciler {
     /// Takes the results of slow jobs into the statuses, then publishes once.
     async fn finished(&mut self, batch: Vec<Done<Key, Finished>>) {
         let now = OffsetDateTime::now_utc();
-        let mut repaired = Vec::new();
         for done in batch {
-            self.work.ended(&done);
-            let Ended::Finished((purpose, generation, result)) = done.ended else {
-                continue;
+            let repaired = match done.ended {
+                Ended::Finished((purpose, generation, ref result)) => {
+                    self.take_result(&done.key, purpose, generation, result.clone(), now)
+                }
+                Ended::Cancelled | Ended::Superseded => None,
             };
-            let key = done.key;
-            if purpose == Purpose::Delete {
-                if let Err(e) = result {
-                    tracing::warn!(kind = %key.0, name = %key.1, "removing failed: {e}");
-                }
-                continue;
-            }
-            // Work for a spec that is no longer the one declared is never published.
-            let current = self.index.desired(&self.set, &key).map(|r| r.digest);
-            let Some(generation) = generation.filter(|g| current == Some(*g)) else {
-                continue;
-            };
-            if !self.actual.contains_key(&key) {
-                continue;
-            }
-            match (purpose, result) {
-                (_, Ok(None)) => {}
-                (Purpose::Apply, Ok(Some(outcome))) => {
-                    self.work.settled(&key);
-                    self.book
-                        .update(&self.live.resources, &key, None, now, |s| {
-                            let message: Arc<str> = outcome.message.into();
-                            s.applied_outcome = Some((outcome.reason, message.clone()));
-                            s.set(true, outcome.reason, message, now);
-                        });
-                }
-                (_, Ok(Some(outcome))) => {
-                    tracing::info!(kind = %key.0, name = %key.1, "{}: {}", outcome.reason, outcome.message);
-                    self.live
-                        .metrics
-                        .drift_repairs
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    repaired.push(Repaired {
-                        kind: key.0,
-                        name: key.1.clone(),
-                        reason: outcome.reason.to_owned(),
-                        message: outcome.message.clone(),
-                    });
-                    self.book
-                        .update(&self.live.resources, &key, None, now, |s| {
-                            s.set(true, outcome.reason, outcome.message, now)
-                        });
-                }
-                (_, Err(e)) => {
-                    self.book
-                        .update(&self.live.resources, &key, None, now, |s| {
-                            s.set(false, e.reason, e.message.clone(), now)
-                        });
-                    if purpose == Purpose::Apply {
-                        self.work.requeue(key, generation);
-                    }
-                }
-            }
+            self.work.ended(&done, repaired);
         }
-        self.work.release(&repaired, self.errors().len());
+        self.work.release(self.errors().len());
         self.publish().await;
         self.live.passes.send_modify(|n| *n += 1);
+    }
+
+    /// Records one slow job's result in its resource's status; returns what it repaired.
+    fn take_result(
+        &mut self,
+        key: &Key,
+        purpose: Purpose,
+        generation: Option<Digest>,
+        result: super::handler::WorkResult,
+        now: OffsetDateTime,
+    ) -> Option<Repaired> {
+        if purpose == Purpose::Delete {
+            if let Err(e) = result {
+                tracing::warn!(kind = %key.0, name = %key.1, "removing failed: {e}");
+            }
+            return None;
+        }
+        // Work for a spec that is no longer the one declared is never published.
+        let current = self.index.desired(&self.set, key).map(|r| r.digest);
+        let generation = generation.filter(|g| current == Some(*g))?;
+        if !self.actual.contains_key(key) {
+            return None;
+        }
+        match (purpose, result) {
+            (_, Ok(None)) => None,
+            (Purpose::Apply, Ok(Some(outcome))) => {
+                self.work.settled(key);
+                self.book.update(&self.live.resources, key, None, now, |s| {
+                    let message: Arc<str> = outcome.message.into();
+                    s.applied_outcome = Some((outcome.reason, message.clone()));
+                    s.set(true, outcome.reason, message, now);
+                });
+                None
+            }
+            (_, Ok(Some(outcome))) => {
+                tracing::info!(kind = %key.0, name = %key.1, "{}: {}", outcome.reason, outcome.message);
+                self.live
+                    .metrics
+                    .drift_repairs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let repaired = Repaired {
+                    kind: key.0,
+                    name: key.1.clone(),
+                    reason: outcome.reason.to_owned(),
+                    message: outcome.message.clone(),
+                };
+                self.book.update(&self.live.resources, key, None, now, |s| {
+                    s.set(true, outcome.reason, outcome.message, now)
+                });
+                Some(repaired)
+            }
+            (_, Err(e)) => {
+                self.book.update(&self.live.resources, key, None, now, |s| {
+                    s.set(false, e.reason, e.message.clone(), now)
+                });
+                if purpose == Purpose::Apply {
+                    self.work.requeue(key.clone(), generation);
+                }
+                None
+            }
+        }
     }
 
     /// Failed slow work's backoff has passed: try it again if the spec is still the same.

@@ -113,13 +113,16 @@ impl Work {
         self.retries.remove(key);
     }
 
-    /// Takes note that a job ended (however it ended).
-    pub fn ended<T>(&mut self, done: &Done<Key, T>) {
+    /// Takes note that a job ended (however it ended), and what it repaired: the waiters that
+    /// counted on it report that.
+    pub fn ended<T>(&mut self, done: &Done<Key, T>, repaired: Option<Repaired>) {
         if self.inflight.get(&done.key) == Some(&done.id) {
             self.inflight.remove(&done.key);
         }
         for w in &mut self.waiters {
-            w.outstanding.remove(&done.id);
+            if w.outstanding.remove(&done.id) {
+                w.report.repaired.extend(repaired.clone());
+            }
         }
     }
 
@@ -161,13 +164,12 @@ impl Work {
         }
     }
 
-    /// Answers the waiters whose jobs have all ended, adding what was repaired meanwhile.
-    pub fn release(&mut self, repaired: &[Repaired], errors: usize) {
+    /// Answers the waiters whose jobs have all ended, with the problems in force now.
+    pub fn release(&mut self, errors: usize) {
         let mut i = 0;
         while i < self.waiters.len() {
             if self.waiters[i].outstanding.is_empty() {
                 let mut w = self.waiters.swap_remove(i);
-                w.report.repaired.extend_from_slice(repaired);
                 w.report.errors = errors;
                 let _ = w.reply.send(w.report);
             } else {

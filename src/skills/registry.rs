@@ -167,19 +167,25 @@ pub fn pick<'a>(index: &'a Index, req: &Requirement) -> Option<(Version, &'a Ind
     }
 }
 
-/// A client for registries and archive downloads: bounded time, no cookies, rustls.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .user_agent(concat!("claw/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+/// A client for registries and archive downloads under the egress policy of `config`:
+/// bounded time, no cookies, rustls.
+pub fn http_client(config: &crate::manifest::kinds::ConfigSpec) -> crate::egress::Client {
+    let policy = crate::egress::policy_of(config);
+    let adjust = |b: reqwest::ClientBuilder| {
+        b.timeout(HTTP_TIMEOUT)
+            .user_agent(concat!("claw/", env!("CARGO_PKG_VERSION")))
+    };
+    // Never fails: the reqwest client is built on first use, and a build error is then the
+    // fetch's error.
+    crate::egress::Client::new(policy.clone(), adjust)
+        .or_else(|_| crate::egress::Client::new(policy, |b| b))
+        .unwrap_or_else(|_| unreachable!("egress::Client::new builds lazily"))
 }
 
 /// Reads at most `limit` bytes from a file or URL; `Ok(None)` when it does not exist.
 pub async fn fetch(
     location: &Location,
-    http: &reqwest::Client,
+    http: &crate::egress::Client,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, SkillError> {
     let what = location.describe();
@@ -212,9 +218,10 @@ pub async fn fetch(
         Location::Url(url) => {
             let mut response = http
                 .get(url)
+                .map_err(|e| fail(e.to_string()))?
                 .send()
                 .await
-                .map_err(|e| fail(e.without_url().to_string()))?;
+                .map_err(|e| fail(crate::egress::describe(e)))?;
             if response.status() == reqwest::StatusCode::NOT_FOUND {
                 return Ok(None);
             }
@@ -225,7 +232,7 @@ pub async fn fetch(
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| fail(e.without_url().to_string()))?
+                .map_err(|e| fail(crate::egress::describe(e)))?
             {
                 out.extend_from_slice(&chunk);
                 if out.len() as u64 > limit {
@@ -245,7 +252,7 @@ fn too_large(what: &str, limit: u64) -> SkillError {
 pub async fn index(
     registry: &Registry,
     name: &str,
-    http: &reqwest::Client,
+    http: &crate::egress::Client,
 ) -> Result<Index, SkillError> {
     super::validate_name(name)?;
     let location = match registry {
@@ -271,7 +278,7 @@ pub async fn resolve(
     registry: &Registry,
     name: &str,
     requirement: &str,
-    http: &reqwest::Client,
+    http: &crate::egress::Client,
 ) -> Result<Resolved, SkillError> {
     let req = Requirement::parse(requirement)?;
     let index = index(registry, name, http).await?;

@@ -27,7 +27,7 @@ pub struct Context {
     pub manifest_dir: PathBuf,
     /// The Config's `skills.registry`.
     pub default_registry: Option<String>,
-    pub http: reqwest::Client,
+    pub http: crate::egress::Client,
 }
 
 impl Context {
@@ -36,7 +36,7 @@ impl Context {
         manifests: &Path,
         file: &Path,
         default_registry: Option<String>,
-        http: reqwest::Client,
+        http: crate::egress::Client,
     ) -> Context {
         Context {
             manifests: manifests.to_path_buf(),
@@ -177,7 +177,7 @@ pub async fn fetch(
     requirement: &str,
     plan: &Plan,
     staging: &Path,
-    http: &reqwest::Client,
+    http: &crate::egress::Client,
 ) -> Result<Fetched, SkillError> {
     let unpacked = staging.join("content");
     std::fs::create_dir(&unpacked).map_err(|e| SkillError::io(&unpacked, e))?;
@@ -212,6 +212,13 @@ pub async fn fetch(
         }
         Plan::Git { url, reference } => {
             let checkout = staging.join("git");
+            // git resolves on its own: check the host against the egress policy first.
+            http.check_resolved(url)
+                .await
+                .map_err(|e| SkillError::Git {
+                    what: format!("clone of {url}"),
+                    message: e.to_string(),
+                })?;
             commit = Some(git_checkout(url, reference.as_deref(), &checkout).await?);
             let dest = unpacked.clone();
             blocking(move || archive::copy_tree(&checkout, &dest)).await?;
@@ -297,6 +304,10 @@ async fn git(args: &[&str], cwd: Option<&Path>, what: &str) -> Result<String, Sk
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        // The host was checked against the egress policy; a redirect could lead elsewhere.
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "http.followRedirects")
+        .env("GIT_CONFIG_VALUE_0", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -94,7 +94,15 @@ impl Store {
             path: path.clone(),
             source: sqlx::Error::Io(e),
         })?;
-        Self::connect(&path, true).await
+        // The data dir holds stored secrets and task records: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let store = Self::connect(&path, true).await?;
+        restrict_db_files(&path);
+        Ok(store)
     }
 
     /// Opens an existing database read-only, for CLI verbs; `None` when there is none yet.
@@ -150,5 +158,19 @@ impl Store {
     /// Waits for open connections to finish and closes them.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Makes the database and its WAL / shared-memory files readable by the owner only (SQLite
+/// creates them with the umask's mode, usually world-readable).
+fn restrict_db_files(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+        }
     }
 }

@@ -37,6 +37,8 @@ pub struct RunRequest {
     pub skills: Vec<SkillInfo>,
     /// Where installed skills live (`CLAW_SKILLS_DIR` for the command provider).
     pub skills_dir: Option<PathBuf>,
+    /// The egress policy the model provider's HTTP client connects under.
+    pub egress: std::sync::Arc<crate::egress::NetworkPolicy>,
 }
 
 /// A skill as the agent is told about it: its SKILL.md front matter's name and description.

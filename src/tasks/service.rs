@@ -610,6 +610,7 @@ impl TaskService {
             allow_commands: spec.tasks.allow_commands,
             skills: installed_skills(&skills_dir),
             skills_dir: skills_dir.is_dir().then(|| skills_dir.clone()),
+            egress: crate::egress::policy_of(spec),
         };
         let sink: agent::OutputSink = Arc::new(move |text: &str| {
             let mut so_far = output.lock().unwrap_or_else(|e| e.into_inner());

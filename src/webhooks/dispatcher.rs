@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
-use super::policy::{Lookup, NetworkPolicy, PolicyResolver, SystemLookup};
+use super::policy::{Lookup, NetworkPolicy, SystemLookup};
 use super::{schedule, signing};
 use crate::events;
 use crate::live::Live;
@@ -487,11 +487,8 @@ fn build_client(
     policy: Arc<NetworkPolicy>,
     lookup: Arc<dyn Lookup>,
 ) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    crate::egress::client_builder(policy, lookup)
         .redirect(reqwest::redirect::Policy::none())
-        // A proxy would resolve names itself, past the policy.
-        .no_proxy()
-        .dns_resolver(Arc::new(PolicyResolver::new(policy, lookup)))
         .user_agent(signing::USER_AGENT)
         .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .build()

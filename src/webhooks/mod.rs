@@ -7,7 +7,7 @@
 //! to the dispatcher except to [`dispatcher::Dispatcher::wake`] it.
 //!
 //! - [`signing`]: the headers of one POST (`X-OpenClaw-Signature`, Standard Webhooks).
-//! - [`policy`]: which destination addresses may be reached, checked after DNS resolution.
+//! - [`policy`]: the egress policy ([`crate::egress`], shared by every outbound client).
 //! - [`schedule`]: the retry schedule (backoff, jitter, `Retry-After`), pure functions.
 //! - [`clock`]: time as the dispatcher sees it, so tests drive retries with a manual clock.
 //!
@@ -16,7 +16,7 @@
 
 pub mod clock;
 pub mod dispatcher;
-pub mod policy;
+pub use crate::egress as policy;
 pub mod schedule;
 pub mod signing;
 

@@ -4,11 +4,10 @@
 //!   endpoint secret's UTF-8 bytes — what the tutorial's Node.js `verifyWebhook` computes.
 //! - Standard Webhooks (<https://www.standardwebhooks.com>): `webhook-id` (the delivery id),
 //!   `webhook-timestamp` (unix seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of
-//!   "{id}.{timestamp}.{body}">`, for receivers that want replay protection. Standard Webhooks
-//!   secrets are usually `whsec_<base64>` and libraries key the HMAC with the decoded bytes; our
-//!   endpoint secrets are free-form strings, so the key here is the secret's raw UTF-8 bytes
-//!   (the same key as `X-OpenClaw-Signature`). A receiver using a Standard Webhooks library
-//!   passes it the secret base64-encoded.
+//!   "{id}.{timestamp}.{body}">`, for receivers that want replay protection. A secret of the
+//!   Standard Webhooks form `whsec_<base64>` keys this signature with its decoded bytes, as the
+//!   official Standard Webhooks and Svix libraries do, so they verify it as given (SPEC §5);
+//!   any other secret keys it with its UTF-8 bytes (the same key as `X-OpenClaw-Signature`).
 //! - `X-OpenClaw-Event`, `X-OpenClaw-Delivery` (stable across retries), `X-OpenClaw-Timestamp`
 //!   (unix seconds, the same as `webhook-timestamp`), `Content-Type`, `User-Agent`.
 
@@ -35,11 +34,23 @@ pub fn openclaw_signature(secret: &str, body: &[u8]) -> String {
     hex::encode(hmac(secret.as_bytes(), &[body]))
 }
 
-/// `webhook-signature`: `v1,` + base64 HMAC-SHA256 of `"{id}.{timestamp}.{body}"`.
+/// The key of `webhook-signature`: a `whsec_<base64>` secret's decoded bytes, else the
+/// secret's UTF-8 bytes (also when the part after `whsec_` is not valid base64).
+fn standard_key(secret: &str) -> std::borrow::Cow<'_, [u8]> {
+    if let Some(encoded) = secret.strip_prefix("whsec_") {
+        if let Ok(key) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) {
+            return std::borrow::Cow::Owned(key);
+        }
+    }
+    std::borrow::Cow::Borrowed(secret.as_bytes())
+}
+
+/// `webhook-signature`: `v1,` + base64 HMAC-SHA256 of `"{id}.{timestamp}.{body}"`, keyed as
+/// [`standard_key`] says.
 pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
     let ts = timestamp.to_string();
     let mac = hmac(
-        secret.as_bytes(),
+        &standard_key(secret),
         &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
     );
     format!(

@@ -4,7 +4,9 @@
 mod auth;
 mod cli;
 mod config;
+mod fuzz;
 mod gitops;
+mod hardening;
 mod harness;
 mod mcp;
 mod openapi;

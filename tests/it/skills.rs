@@ -92,6 +92,12 @@ async fn serve_dir(dir: PathBuf) -> String {
     format!("http://{addr}")
 }
 
+/// A server whose API may set local registries and sources: these tests are about skills, and
+/// a local registry is a manifest-only setting (SPEC §5a) the operator opts into.
+async fn start() -> TestServer {
+    TestServer::start_custom(|_| {}, |o| o.allow_api_privileged = true).await
+}
+
 async fn set_registry(s: &TestServer, registry: &str) {
     expect(
         s.patch_config(&s.admin, json!({"skills": {"registry": registry}}))
@@ -138,7 +144,7 @@ async fn registry_on_disk_installs_latest_exact_and_ranges_then_uninstalls() {
         "demo",
         &["1.0.0", "1.2.0", "1.10.0", "2.0.0-beta.1"],
     );
-    let s = TestServer::start().await;
+    let s = start().await;
     set_registry(&s, reg.to_str().unwrap()).await;
     let data = s.data.path().to_path_buf();
 
@@ -238,7 +244,7 @@ async fn http_registry_made_by_the_pack_cli_installs() {
         assert!(stdout(&out).contains(&format!("remote-{v}.tar.gz sha256:")));
     }
     let base = serve_dir(reg).await;
-    let s = TestServer::start().await;
+    let s = start().await;
     let data = s.data.path().to_path_buf();
     s.write(
         "skills/remote.yaml",
@@ -282,7 +288,7 @@ async fn git_sources_install_a_branch_and_a_commit() {
     write("second");
     git(&repo, &["commit", "-q", "-am", "second"]);
 
-    let s = TestServer::start().await;
+    let s = start().await;
     let data = s.data.path().to_path_buf();
     let url = repo.display().to_string();
     s.write(
@@ -336,7 +342,7 @@ async fn git_sources_install_a_branch_and_a_commit() {
 async fn tampered_files_are_restored_at_resync() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = registry(tmp.path(), "demo", &["1.0.0"]);
-    let s = TestServer::start().await;
+    let s = start().await;
     set_registry(&s, reg.to_str().unwrap()).await;
     let data = s.data.path().to_path_buf();
     s.write(
@@ -454,7 +460,7 @@ async fn hostile_archives_are_refused_and_write_nothing_outside() {
     std::fs::write(served.join("fine.tar.gz"), &good).unwrap();
     let base = serve_dir(served).await;
 
-    let s = TestServer::start().await;
+    let s = start().await;
     let data = s.data.path().to_path_buf();
     let archive = |file: &str, sha: &str| {
         format!("  source:\n    archive:\n      url: {base}/{file}\n      sha256: \"{sha}\"\n")
@@ -513,7 +519,7 @@ async fn post_and_delete_write_and_remove_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = registry(tmp.path(), "openclaw-skill-git-helper", &["1.0.0", "1.1.0"]);
     registry(tmp.path(), "other-skill", &["1.0.0"]);
-    let s = TestServer::start().await;
+    let s = start().await;
     set_registry(&s, reg.to_str().unwrap()).await;
     let data = s.data.path().to_path_buf();
 
@@ -655,7 +661,7 @@ async fn post_and_delete_write_and_remove_the_manifest() {
 async fn a_failing_skill_leaves_the_others_alone_and_disabled_uninstalls() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = registry(tmp.path(), "demo", &["1.0.0"]);
-    let s = TestServer::start().await;
+    let s = start().await;
     set_registry(&s, reg.to_str().unwrap()).await;
     let data = s.data.path().to_path_buf();
     s.write(
@@ -696,7 +702,7 @@ async fn changing_the_configured_registry_reinstalls_at_resync() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let reg_a = registry(a.path(), "demo", &["1.0.0"]);
     let reg_b = registry(b.path(), "demo", &["3.0.0"]);
-    let s = TestServer::start().await;
+    let s = start().await;
     set_registry(&s, reg_a.to_str().unwrap()).await;
     let data = s.data.path().to_path_buf();
     s.write(

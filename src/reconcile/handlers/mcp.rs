@@ -35,15 +35,17 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Converges the supervised MCP servers.
 pub struct McpHandler {
     live: Arc<Live>,
+    config: Arc<super::config::ConfigHandler>,
     /// Servers last reported failed or starting, whose resource status a full pass updates.
     unsettled: Mutex<HashSet<String>>,
 }
 
 impl McpHandler {
     /// A handler driving `live.mcp`.
-    pub fn new(live: Arc<Live>) -> Self {
+    pub fn new(live: Arc<Live>, config: Arc<super::config::ConfigHandler>) -> Self {
         McpHandler {
             live,
+            config,
             unsettled: Mutex::new(HashSet::new()),
         }
     }
@@ -77,6 +79,7 @@ impl McpHandler {
             McpTransport::Http(http) => Launch::Http {
                 url: http.url.clone(),
                 headers: resolve("headers", &http.headers)?,
+                egress: crate::egress::policy_of(&self.config.current()),
             },
         };
         Ok(Desired {

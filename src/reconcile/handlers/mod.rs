@@ -22,10 +22,12 @@ pub fn all(live: &Arc<Live>, store: &Store) -> Vec<Arc<dyn Handler>> {
         config.clone(),
         Arc::new(skill::SkillHandler::new(
             live.clone(),
-            config,
+            config.clone(),
             store.clone(),
         )),
-        Arc::new(mcp::McpHandler::new(live.clone())),
+        // The Config handler too: an HTTP server connects under the egress policy of the
+        // Config staged in the same pass.
+        Arc::new(mcp::McpHandler::new(live.clone(), config)),
         Arc::new(token::TokenHandler::new(live.clone())),
         Arc::new(webhook::WebhookHandler::new(live.clone())),
     ];

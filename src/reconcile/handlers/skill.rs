@@ -40,8 +40,10 @@ pub struct SkillHandler {
     live: Arc<Live>,
     config: Arc<ConfigHandler>,
     installer: Installer,
-    http: reqwest::Client,
     store: Store,
+    /// The HTTP client and the egress policy it was built for; rebuilt when the Config's
+    /// policy changes (building one loads the TLS roots, too slow to do per install).
+    http: std::sync::Mutex<Option<(Arc<crate::egress::NetworkPolicy>, crate::egress::Client)>>,
 }
 
 impl From<SkillError> for ApplyError {
@@ -59,8 +61,8 @@ impl SkillHandler {
             live,
             config,
             installer,
-            http: registry::http_client(),
             store,
+            http: std::sync::Mutex::new(None),
         }
     }
 
@@ -74,11 +76,25 @@ impl SkillHandler {
         cancel: &CancellationToken,
     ) -> Result<(Record, bool), SkillError> {
         let name = r.name();
+        let config = self.config.current();
+        // Under the egress policy of the Config in force.
+        let http = {
+            let policy = crate::egress::policy_of(&config);
+            let mut cached = self.http.lock().unwrap_or_else(|e| e.into_inner());
+            match &*cached {
+                Some((p, client)) if *p == policy => client.clone(),
+                _ => {
+                    let client = registry::http_client(&config);
+                    *cached = Some((policy, client.clone()));
+                    client
+                }
+            }
+        };
         let ctx = Context::new(
             &self.live.manifests,
             &r.origin.file,
-            self.config.current().skills.registry,
-            self.http.clone(),
+            config.skills.registry.clone(),
+            http.clone(),
         );
         let plan = tokio::select! {
             plan = source::resolve(name, spec, &ctx) => plan?,
@@ -96,7 +112,7 @@ impl SkillHandler {
         }
         let staging = self.installer.staging()?;
         let fetched = tokio::select! {
-            fetched = source::fetch(name, &spec.version, &plan, &staging.path, &self.http) => fetched?,
+            fetched = source::fetch(name, &spec.version, &plan, &staging.path, &http) => fetched?,
             _ = cancel.cancelled() => return Err(cancelled()),
         };
         // A newer spec is waiting: never swap this one into place.

@@ -7,8 +7,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    endpoint, garbage, http_client, post_json, resolve_key, system_prompt, turn_limit_failure,
-    Failure, Progress,
+    endpoint, garbage, http_client, post, post_json, resolve_key, system_prompt,
+    turn_limit_failure, Failure, Progress,
 };
 use crate::manifest::kinds::ModelConfig;
 use crate::manifest::secret::SecretContext;
@@ -32,7 +32,7 @@ pub(crate) async fn run(
     })?;
     let key_header = key.header("")?;
     let url = endpoint(model, DEFAULT_BASE_URL, "v1/messages")?;
-    let client = http_client()?;
+    let client = http_client(&req.egress)?;
     let tool_specs: Vec<Value> = tools
         .specs()
         .iter()
@@ -48,8 +48,7 @@ pub(crate) async fn run(
             "messages": messages,
             "tools": tool_specs,
         });
-        let request = client
-            .post(url.clone())
+        let request = post(&client, &url)?
             .header("x-api-key", key_header.clone())
             .header("anthropic-version", API_VERSION)
             .json(&body);

@@ -177,14 +177,26 @@ pub(crate) fn endpoint(
     Ok(parsed)
 }
 
-/// The HTTP client of one task. Redirects are refused: an API endpoint has no reason to send
-/// one, and following it could carry the key elsewhere.
-pub(crate) fn http_client() -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Failure::Config(format!("cannot build the HTTP client: {e}")))
+/// The HTTP client of one task, under the egress policy. Redirects are refused: an API
+/// endpoint has no reason to send one, and following it could carry the key elsewhere.
+pub(crate) fn http_client(
+    policy: &std::sync::Arc<crate::egress::NetworkPolicy>,
+) -> Result<crate::egress::Client, Failure> {
+    crate::egress::Client::new(policy.clone(), |b| {
+        b.connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+    })
+    .map_err(Failure::Config)
+}
+
+/// A POST to the provider's endpoint, refused before sending if the egress policy refuses it.
+pub(crate) fn post(
+    client: &crate::egress::Client,
+    url: &reqwest::Url,
+) -> Result<reqwest::RequestBuilder, Failure> {
+    client
+        .post(url.as_str())
+        .map_err(|e| Failure::Config(format!("model.base_url: {e}")))
 }
 
 /// Sends a JSON request and returns the JSON answer, mapping every failure to a message that
@@ -285,6 +297,7 @@ pub(crate) mod testing {
                 allow_commands: false,
                 skills: Vec::new(),
                 skills_dir: None,
+                egress: Default::default(),
             }
         }
 

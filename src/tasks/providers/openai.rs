@@ -8,8 +8,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    endpoint, garbage, http_client, post_json, resolve_key, system_prompt, turn_limit_failure,
-    Failure, Progress,
+    endpoint, garbage, http_client, post, post_json, resolve_key, system_prompt,
+    turn_limit_failure, Failure, Progress,
 };
 use crate::manifest::kinds::ModelConfig;
 use crate::manifest::secret::SecretContext;
@@ -30,7 +30,7 @@ pub(crate) async fn run(
     let key = resolve_key(model, secrets)?;
     let auth_header = key.as_ref().map(|k| k.header("Bearer ")).transpose()?;
     let url = endpoint(model, DEFAULT_BASE_URL, "chat/completions")?;
-    let client = http_client()?;
+    let client = http_client(&req.egress)?;
     let tool_specs: Vec<Value> = tools
         .specs()
         .iter()
@@ -52,7 +52,7 @@ pub(crate) async fn run(
             "messages": messages,
             "tools": tool_specs,
         });
-        let mut request = client.post(url.clone()).json(&body);
+        let mut request = post(&client, &url)?.json(&body);
         if let Some(auth) = &auth_header {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
