@@ -127,6 +127,7 @@ async fn main() {
                 scope: claw::auth::Scope::Read,
                 expires_at: None,
                 description: None,
+                rate_limit: None,
             };
             claw::auth::issue::create(&manifests, &new).unwrap().token
         })

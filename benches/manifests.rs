@@ -325,6 +325,7 @@ fn generate(root: &Path, n: usize) -> Result<Generated> {
             scope: Scope::Full,
             expires_at: None,
             description: Some("benchmark admin token"),
+            rate_limit: None,
         },
     )
     .context("creating the admin token")?;
