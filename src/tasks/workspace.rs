@@ -28,10 +28,12 @@
 //! There is no cap on the number of files: every file of the tree is compared, so the answer
 //! is exact at any size. Memory is about 150 bytes per file (35,000 files ≈ 5 MB).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -102,7 +104,8 @@ enum FileState {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     root: PathBuf,
-    files: HashMap<String, FileState>,
+    /// Path -> (index for the after-walk's "seen" flags, state).
+    files: HashMap<String, (usize, FileState)>,
 }
 
 impl Snapshot {
@@ -120,21 +123,41 @@ impl Snapshot {
     }
 
     /// The files created, modified or deleted in the working directory since `self` was taken,
-    /// sorted by path. Walks the tree again and hashes only files that were racily clean and
-    /// whose metadata did not change. Blocking; callers use `spawn_blocking`.
+    /// sorted by path. Walks the tree again (comparing as it goes: no second snapshot is built)
+    /// and hashes only files that were racily clean and whose metadata did not change.
+    /// Blocking; callers use `spawn_blocking`.
     pub fn changes_now(&self) -> std::io::Result<Vec<FileChange>> {
-        let after = walk(&self.root, None)?;
-        Ok(self.changes(&after))
+        let seen: Vec<AtomicBool> = (0..self.files.len())
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        let out = run_walk(
+            &self.root,
+            Mode::Diff {
+                before: self,
+                seen: &seen,
+            },
+        )?;
+        let mut changes = out.changes;
+        for (path, (index, _)) in &self.files {
+            if !seen[*index].load(Ordering::Relaxed) {
+                changes.push(FileChange {
+                    path: path.clone(),
+                    change: Change::Deleted,
+                });
+            }
+        }
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(changes)
     }
 
     /// The files created, modified or deleted between `self` and `after` (a snapshot of the
     /// same root), sorted by path. May hash racily clean files (see the module doc).
     pub fn changes(&self, after: &Snapshot) -> Vec<FileChange> {
         let mut changes = Vec::new();
-        for (path, before) in &self.files {
+        for (path, (_, before)) in &self.files {
             let change = match after.files.get(path) {
                 None => Change::Deleted,
-                Some(now) if self.modified(path, before, now) => Change::Modified,
+                Some((_, now)) if self.modified(path, before, now) => Change::Modified,
                 Some(_) => continue,
             };
             changes.push(FileChange {
@@ -183,9 +206,43 @@ impl Snapshot {
     }
 }
 
-/// Walks `root` in parallel. With `racy_since` (ns since the epoch), regular files whose mtime
-/// or ctime is at or after it are hashed.
+/// What a walk does with each entry.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Record every entry; with `racy_since` (ns since the epoch), hash regular files whose
+    /// mtime or ctime is at or after it.
+    Record { racy_since: Option<i128> },
+    /// Compare every entry with `before`, flagging the entries found in `seen`.
+    Diff {
+        before: &'a Snapshot,
+        seen: &'a [AtomicBool],
+    },
+}
+
+/// What the walker threads found, merged.
+#[derive(Default)]
+struct Found {
+    entries: Vec<(String, FileState)>,
+    changes: Vec<FileChange>,
+}
+
+/// Walks `root` recording every entry.
 fn walk(root: &Path, racy_since: Option<i128>) -> std::io::Result<Snapshot> {
+    let found = run_walk(root, Mode::Record { racy_since })?;
+    let files = found
+        .entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (path, state))| (path, (i, state)))
+        .collect();
+    Ok(Snapshot {
+        root: root.to_path_buf(),
+        files,
+    })
+}
+
+/// Walks `root` in parallel, skipping `.git`, ignored paths and directories themselves.
+fn run_walk(root: &Path, mode: Mode<'_>) -> std::io::Result<Found> {
     // Fail for a missing or unreadable working directory rather than report it empty.
     std::fs::read_dir(root)?;
     let threads = std::thread::available_parallelism()
@@ -203,44 +260,38 @@ fn walk(root: &Path, racy_since: Option<i128>) -> std::io::Result<Snapshot> {
         .filter_entry(|entry| entry.file_name() != ".git")
         .threads(threads)
         .build_parallel();
-    let all: Mutex<Vec<Vec<(String, FileState)>>> = Mutex::new(Vec::new());
+    let all = Mutex::new(Found::default());
     walker.visit(&mut Collector {
         root,
-        racy_since,
+        mode,
         all: &all,
     });
-    let all = all.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut files = HashMap::with_capacity(all.iter().map(Vec::len).sum());
-    files.extend(all.into_iter().flatten());
-    Ok(Snapshot {
-        root: root.to_path_buf(),
-        files,
-    })
+    Ok(all.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Hands each walker thread a [`Visitor`] that collects locally and merges once at the end.
 struct Collector<'a> {
     root: &'a Path,
-    racy_since: Option<i128>,
-    all: &'a Mutex<Vec<Vec<(String, FileState)>>>,
+    mode: Mode<'a>,
+    all: &'a Mutex<Found>,
 }
 
 impl<'s, 'a: 's> ignore::ParallelVisitorBuilder<'s> for Collector<'a> {
     fn build(&mut self) -> Box<dyn ignore::ParallelVisitor + 's> {
         Box::new(Visitor {
             root: self.root,
-            racy_since: self.racy_since,
+            mode: self.mode,
             all: self.all,
-            found: Vec::new(),
+            found: Found::default(),
         })
     }
 }
 
 struct Visitor<'a> {
     root: &'a Path,
-    racy_since: Option<i128>,
-    all: &'a Mutex<Vec<Vec<(String, FileState)>>>,
-    found: Vec<(String, FileState)>,
+    mode: Mode<'a>,
+    all: &'a Mutex<Found>,
+    found: Found,
 }
 
 impl ignore::ParallelVisitor for Visitor<'_> {
@@ -260,8 +311,38 @@ impl ignore::ParallelVisitor for Visitor<'_> {
         let Ok(relative) = entry.path().strip_prefix(self.root) else {
             return ignore::WalkState::Continue;
         };
-        if let Some(state) = file_state(&entry, self.racy_since) {
-            self.found.push((slash_path(relative), state));
+        match self.mode {
+            Mode::Record { racy_since } => {
+                if let Some(state) = file_state(&entry, racy_since) {
+                    self.found.entries.push((slash_path(relative), state));
+                }
+            }
+            Mode::Diff { before, seen } => {
+                let Some(now) = file_state(&entry, None) else {
+                    return ignore::WalkState::Continue;
+                };
+                // Unix paths are `/`-separated already: look up without allocating.
+                let known = match relative.to_str() {
+                    Some(path) => before.files.get(path),
+                    None => before.files.get(&slash_path(relative)),
+                };
+                let change = match known {
+                    None => Change::Created,
+                    Some((index, was)) => {
+                        seen[*index].store(true, Ordering::Relaxed);
+                        let path = relative.to_str().map(Cow::Borrowed);
+                        let path = path.unwrap_or_else(|| Cow::Owned(slash_path(relative)));
+                        if !before.modified(&path, was, &now) {
+                            return ignore::WalkState::Continue;
+                        }
+                        Change::Modified
+                    }
+                };
+                self.found.changes.push(FileChange {
+                    path: slash_path(relative),
+                    change,
+                });
+            }
         }
         ignore::WalkState::Continue
     }
@@ -270,10 +351,9 @@ impl ignore::ParallelVisitor for Visitor<'_> {
 impl Drop for Visitor<'_> {
     fn drop(&mut self) {
         let found = std::mem::take(&mut self.found);
-        self.all
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(found);
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.entries.extend(found.entries);
+        all.changes.extend(found.changes);
     }
 }
 
@@ -377,7 +457,7 @@ mod tests {
         age(&root.join("settled.txt"), 3600);
         // Both are racy (setting the mtime made `settled`'s ctime now): both hashed.
         let mut before = Snapshot::take(root).unwrap();
-        let Some(FileState::File { racy, .. }) = before.files.get("fresh.txt") else {
+        let Some((_, FileState::File { racy, .. })) = before.files.get("fresh.txt") else {
             panic!("fresh.txt recorded as a file")
         };
         assert_eq!(
@@ -390,11 +470,11 @@ mod tests {
         std::fs::write(root.join("fresh.txt"), "two").unwrap();
         let after = walk(root, None).unwrap();
         for name in ["fresh.txt", "settled.txt"] {
-            let Some(FileState::File { stat, .. }) = after.files.get(name) else {
+            let Some((_, FileState::File { stat, .. })) = after.files.get(name) else {
                 panic!()
             };
             let stat = *stat;
-            if let Some(FileState::File { stat: s, .. }) = before.files.get_mut(name) {
+            if let Some((_, FileState::File { stat: s, .. })) = before.files.get_mut(name) {
                 *s = stat;
             }
         }
