@@ -13,11 +13,19 @@
 //! - `claw validate DIR` (the real binary): wall time, files/s, resources/s;
 //! - peak RSS (`VmHWM`) of the real `claw serve` after start-up and one request (Linux).
 //!
+//! - slow work beside fast work: with a Skill whose archive host accepts and never answers,
+//!   how long a token revocation takes to be refused, `PATCH /api/v1/config`,
+//!   `POST /api/v1/webhooks` and `GET /api/v1/skills` (which must show the skill
+//!   `Progressing`); and five MCP servers that each answer `initialize` after 3 s, declared at
+//!   once, until all are connected (`--no-slow-work` skips this phase; it needs `python3`).
+//!
 //! Targets at 10,000 resources: change -> converged p50 < 50 ms and p99 < 150 ms beyond the
-//! debounce window; cold start < 1 s; RSS < 64 MiB. It prints a table with PASS/FAIL per
-//! target and, last, one line of JSON with every figure. A missed target still exits 0 (this is
-//! a report); something broken (invalid generated manifests, a lost event, wrong counts, a
-//! failed request or process) exits 1.
+//! debounce window; cold start < 1 s; RSS < 48 MiB. At 100,000 (`--resources 100000`): p99 <
+//! 20 ms beyond the debounce window, cold start < 3 s, RSS < 200 MiB. With a stalled download:
+//! revoke < 1 s, PATCH and POST < 200 ms, GET /skills < 50 ms; five slow MCP servers < 5 s. It
+//! prints a table with PASS/FAIL per target and, last, one line of JSON with every figure. A
+//! missed target still exits 0 (this is a report); something broken (invalid generated
+//! manifests, a lost event, wrong counts, a failed request or process) exits 1.
 //!
 //! Run it with:
 //!
@@ -54,11 +62,42 @@ const VALIDATE_RUNS: usize = 3;
 /// Name of the full-scope token created with `claw::auth::issue::create`.
 const ADMIN: &str = "bench-admin";
 
-// Targets (at 10,000 resources).
-const TARGET_BEYOND_P50_MS: f64 = 50.0;
-const TARGET_BEYOND_P99_MS: f64 = 150.0;
-const TARGET_COLD_START_MS: f64 = 1000.0;
-const TARGET_RSS_MIB: f64 = 64.0;
+/// Targets at one scale.
+struct Targets {
+    beyond_p50_ms: f64,
+    beyond_p99_ms: f64,
+    cold_start_ms: f64,
+    rss_mib: f64,
+}
+
+impl Targets {
+    /// The targets for `resources` (the 100,000 ones from that scale up).
+    fn at(resources: usize) -> Targets {
+        if resources >= 100_000 {
+            Targets {
+                beyond_p50_ms: 50.0,
+                beyond_p99_ms: 20.0,
+                cold_start_ms: 3000.0,
+                rss_mib: 200.0,
+            }
+        } else {
+            Targets {
+                beyond_p50_ms: 50.0,
+                beyond_p99_ms: 150.0,
+                cold_start_ms: 1000.0,
+                rss_mib: 48.0,
+            }
+        }
+    }
+}
+
+// Targets of the slow-work phase.
+const TARGET_REVOKE_MS: f64 = 1000.0;
+const TARGET_WRITE_MS: f64 = 200.0;
+const TARGET_SKILLS_GET_MS: f64 = 50.0;
+const TARGET_MCP_ALL_MS: f64 = 5000.0;
+/// How long the five slow MCP servers take to answer `initialize`.
+const MCP_INIT_DELAY_S: u32 = 3;
 
 fn main() -> ExitCode {
     // The generated webhooks take their secrets from these (resolved at apply time) ...
@@ -90,13 +129,14 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo bench --bench manifests -- [--resources N] [--edits N] [--debounce-ms N] [--patches N]";
+const USAGE: &str = "usage: cargo bench --bench manifests -- [--resources N] [--edits N] [--debounce-ms N] [--patches N] [--no-slow-work]";
 
 struct Args {
     resources: usize,
     edits: usize,
     debounce_ms: u64,
     patches: usize,
+    slow_work: bool,
 }
 
 impl Args {
@@ -108,6 +148,7 @@ impl Args {
             edits: 200,
             debounce_ms: 50,
             patches: 50,
+            slow_work: true,
         };
         while let Some(arg) = it.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -127,6 +168,7 @@ impl Args {
                 "--edits" => args.edits = value("--edits")? as usize,
                 "--debounce-ms" => args.debounce_ms = value("--debounce-ms")?,
                 "--patches" => args.patches = value("--patches")? as usize,
+                "--no-slow-work" => args.slow_work = false,
                 "--bench" => {}
                 "-h" | "--help" => {
                     println!("{USAGE}");
@@ -389,6 +431,9 @@ fn round(x: f64) -> f64 {
 
 struct InProcess {
     cold_start_ms: f64,
+    /// From start until every resource is Ready (disabled skills and MCP servers settle in
+    /// the scheduler after start-up).
+    all_ready_ms: f64,
     edits_total: Stats,
     edits_beyond: Stats,
     pass_ms: Stats,
@@ -404,11 +449,32 @@ async fn in_process(args: &Args, root: &Path, generated: &Generated) -> Result<I
     let started = Instant::now();
     let server = server::start(options).await.context("server::start")?;
     let cold_start_ms = ms(started.elapsed());
-    let result = exercise(args, root, generated, &server).await;
+    let all_ready = tokio::time::timeout(
+        CONVERGE_TIMEOUT * 6,
+        server.live.wait_for(|live| {
+            let summary = live.summary.load();
+            generated.kinds.iter().all(|(kind, n)| {
+                summary
+                    .resources
+                    .get(kind)
+                    .is_some_and(|c| c.total == *n && c.ready == *n)
+            })
+        }),
+    )
+    .await;
+    let all_ready_ms = ms(started.elapsed());
+    let result = match all_ready {
+        Ok(()) => exercise(args, root, generated, &server).await,
+        Err(_) => Err(anyhow!(
+            "not every resource was Ready within {:?}",
+            CONVERGE_TIMEOUT * 6
+        )),
+    };
     server.shutdown().await;
     let (edits_total, edits_beyond, pass_ms, patches) = result?;
     Ok(InProcess {
         cold_start_ms,
+        all_ready_ms,
         edits_total,
         edits_beyond,
         pass_ms,
@@ -554,6 +620,206 @@ async fn exercise(
         Stats::of(&pass),
         patches,
     ))
+}
+
+/// What the slow-work phase measured.
+struct SlowWork {
+    revoke_ms: f64,
+    patch_ms: f64,
+    post_ms: f64,
+    skills_get_ms: f64,
+    mcp_all_ms: f64,
+}
+
+/// An MCP server over stdio that waits `argv[1]` seconds before answering `initialize`.
+const SLOW_MCP: &str = r#"
+import json, sys, time
+delay = float(sys.argv[1])
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    method = msg.get("method")
+    if method == "initialize":
+        time.sleep(delay)
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "slow", "version": "1.0.0"}}
+    elif method == "tools/list":
+        result = {"tools": []}
+    else:
+        result = {}
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}) + "\n")
+    sys.stdout.flush()
+"#;
+
+/// A small server with one skill whose archive host never answers: fast work measured beside
+/// it, then five slow MCP servers declared at once.
+async fn slow_work() -> Result<SlowWork> {
+    let manifests = TempDir::new()?;
+    let data = TempDir::new()?;
+    let admin = claw::manifest::scaffold::init(manifests.path())?
+        .admin_token
+        .ok_or_else(|| anyhow!("claw init made no admin token"))?;
+    // A host that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let host = listener.local_addr()?;
+    let accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut options = ServeOptions::new(manifests.path(), data.path());
+    options.listen = "127.0.0.1:0".into();
+    options.debounce = Duration::from_millis(20);
+    let server = server::start(options).await.context("server::start")?;
+    let result = slow_work_on(&server, manifests.path(), &admin, host).await;
+    server.shutdown().await;
+    accepting.abort();
+    result
+}
+
+async fn slow_work_on(
+    server: &server::Server,
+    root: &Path,
+    admin: &str,
+    host: std::net::SocketAddr,
+) -> Result<SlowWork> {
+    write_file(
+        root,
+        Path::new("skills/stalled.yaml"),
+        &format!(
+            "apiVersion: openclaw.dev/v1\nkind: Skill\nmetadata:\n  name: stalled\nspec:\n  source:\n    archive:\n      url: http://{host}/stalled.tar.gz\n      sha256: \"{}\"\n",
+            random_hex()
+        ),
+    )?;
+    let progressing = |live: &claw::live::Live| {
+        live.resources
+            .status(Kind::Skill, "stalled")
+            .is_some_and(|s| !s.ready && s.reason == "Progressing")
+    };
+    tokio::time::timeout(CONVERGE_TIMEOUT, server.live.wait_for(progressing))
+        .await
+        .map_err(|_| anyhow!("the stalled skill never showed Progressing"))?;
+    let http = reqwest::Client::new();
+    let base = server.url();
+
+    // A token created (as `claw token create` does), used, then revoked.
+    let created = issue::create(
+        root,
+        &NewToken {
+            name: "bench-revoke",
+            scope: Scope::Read,
+            expires_at: None,
+            description: None,
+        },
+    )?;
+    let status = |token: String| {
+        let (http, url) = (http.clone(), format!("{base}/api/v1/status"));
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    };
+    let until = |want: reqwest::StatusCode, what: &'static str| {
+        let token = created.token.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                if status(token.clone()).await? == want {
+                    return Ok::<_, anyhow::Error>(started.elapsed());
+                }
+                ensure!(
+                    started.elapsed() < CONVERGE_TIMEOUT,
+                    "{what}: not within {CONVERGE_TIMEOUT:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    until(reqwest::StatusCode::OK, "the new token accepted").await?;
+    issue::revoke(root, "bench-revoke")?;
+    let revoke = until(
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the revoked token refused",
+    )
+    .await?;
+
+    let timed = |request: reqwest::RequestBuilder, what: &'static str| async move {
+        let started = Instant::now();
+        let response = request.send().await.with_context(|| what)?;
+        let code = response.status();
+        let body = response.text().await?;
+        ensure!(code.is_success(), "{what}: {code} {body}");
+        Ok::<_, anyhow::Error>((started.elapsed(), body))
+    };
+    // One request first, so the measured ones reuse the connection like a client would.
+    timed(http.get(format!("{base}/healthz")), "GET /healthz").await?;
+    let (patch, _) = timed(
+        http.patch(format!("{base}/api/v1/config"))
+            .bearer_auth(admin)
+            .json(&json!({"tasks": {"concurrency": 7}})),
+        "PATCH /api/v1/config",
+    )
+    .await?;
+    let (post, _) = timed(
+        http.post(format!("{base}/api/v1/webhooks"))
+            .bearer_auth(admin)
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["task.completed"], "secret": "bench"})),
+        "POST /api/v1/webhooks",
+    )
+    .await?;
+    let (get, body) = timed(
+        http.get(format!("{base}/api/v1/skills")).bearer_auth(admin),
+        "GET /api/v1/skills",
+    )
+    .await?;
+    let list: Value = serde_json::from_str(&body)?;
+    ensure!(
+        list["items"][0]["status"]["reason"] == "Progressing",
+        "GET /api/v1/skills does not show the stalled skill Progressing: {body}"
+    );
+
+    // Five MCP servers slow to initialise, declared at once.
+    let script = root.join("slow_mcp.py.txt");
+    std::fs::write(&script, SLOW_MCP)?;
+    let started = Instant::now();
+    for i in 0..5 {
+        write_file(
+            root,
+            Path::new(&format!("mcp/slow-{i}.yaml")),
+            &format!(
+                "apiVersion: openclaw.dev/v1\nkind: McpServer\nmetadata:\n  name: slow-{i}\nspec:\n  command: python3\n  args: [{}, \"{MCP_INIT_DELAY_S}\"]\n  timeout_seconds: 20\n",
+                script.display()
+            ),
+        )?;
+    }
+    let connected = |live: &claw::live::Live| {
+        (0..5).all(|i| {
+            live.resources
+                .status(Kind::McpServer, &format!("slow-{i}"))
+                .is_some_and(|s| s.ready && s.reason == "Connected")
+        })
+    };
+    tokio::time::timeout(CONVERGE_TIMEOUT * 3, server.live.wait_for(connected))
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "five slow MCP servers were not all connected within {:?}",
+                CONVERGE_TIMEOUT * 3
+            )
+        })?;
+    let mcp_all = started.elapsed();
+    Ok(SlowWork {
+        revoke_ms: ms(revoke),
+        patch_ms: ms(patch),
+        post_ms: ms(post),
+        skills_get_ms: ms(get),
+        mcp_all_ms: ms(mcp_all),
+    })
 }
 
 struct Validate {
@@ -858,7 +1124,14 @@ fn run(args: &Args) -> Result<()> {
         args.edits, args.patches
     );
     let served = runtime.block_on(in_process(args, &root, &generated))?;
+    let slow = if args.slow_work {
+        eprintln!("slow work: a stalled skill download, five slow MCP servers ...");
+        Some(runtime.block_on(slow_work())?)
+    } else {
+        None
+    };
     drop(runtime);
+    let targets = Targets::at(args.resources);
 
     eprintln!("claw validate x{VALIDATE_RUNS} ...");
     let validated = validate(&root)?;
@@ -895,7 +1168,11 @@ fn run(args: &Args) -> Result<()> {
         "cold start: server::start (load+validate+reconcile)",
         served.cold_start_ms,
         "ms",
-        TARGET_COLD_START_MS,
+        targets.cold_start_ms,
+    );
+    t.info(
+        "start -> every resource Ready",
+        format!("{:.2} ms", served.all_ready_ms),
     );
     stats_row(
         &mut t,
@@ -906,7 +1183,7 @@ fn run(args: &Args) -> Result<()> {
         "change -> converged p50 beyond debounce",
         served.edits_beyond.p50,
         "ms",
-        TARGET_BEYOND_P50_MS,
+        targets.beyond_p50_ms,
     );
     t.info(
         "change -> converged p90 beyond debounce",
@@ -916,7 +1193,7 @@ fn run(args: &Args) -> Result<()> {
         "change -> converged p99 beyond debounce",
         served.edits_beyond.p99,
         "ms",
-        TARGET_BEYOND_P99_MS,
+        targets.beyond_p99_ms,
     );
     t.info(
         "change -> converged max beyond debounce",
@@ -954,8 +1231,40 @@ fn run(args: &Args) -> Result<()> {
         "claw serve peak RSS (VmHWM)",
         hwm_mib,
         "MiB",
-        TARGET_RSS_MIB,
+        targets.rss_mib,
     );
+    if let Some(w) = &slow {
+        pass &= t.target(
+            "stalled download: revoked token refused after",
+            w.revoke_ms,
+            "ms",
+            TARGET_REVOKE_MS,
+        );
+        pass &= t.target(
+            "stalled download: PATCH /api/v1/config",
+            w.patch_ms,
+            "ms",
+            TARGET_WRITE_MS,
+        );
+        pass &= t.target(
+            "stalled download: POST /api/v1/webhooks",
+            w.post_ms,
+            "ms",
+            TARGET_WRITE_MS,
+        );
+        pass &= t.target(
+            "stalled download: GET /api/v1/skills",
+            w.skills_get_ms,
+            "ms",
+            TARGET_SKILLS_GET_MS,
+        );
+        pass &= t.target(
+            "five MCP servers (3 s to initialise) all connected",
+            w.mcp_all_ms,
+            "ms",
+            TARGET_MCP_ALL_MS,
+        );
+    }
     t.info(
         "claw serve RSS after /healthz (VmRSS)",
         format!(
@@ -988,6 +1297,14 @@ fn run(args: &Args) -> Result<()> {
         "debounce_ms": args.debounce_ms,
         "load_validate_ms": round(load_validate_ms),
         "cold_start_ms": round(served.cold_start_ms),
+        "all_ready_ms": round(served.all_ready_ms),
+        "slow_work": slow.as_ref().map(|w| json!({
+            "revoke_ms": round(w.revoke_ms),
+            "patch_config_ms": round(w.patch_ms),
+            "post_webhook_ms": round(w.post_ms),
+            "get_skills_ms": round(w.skills_get_ms),
+            "five_slow_mcp_connected_ms": round(w.mcp_all_ms),
+        })),
         "converge_total_ms": served.edits_total.json(),
         "converge_beyond_debounce_ms": served.edits_beyond.json(),
         "reconcile_pass_ms": served.pass_ms.json(),
@@ -1000,10 +1317,10 @@ fn run(args: &Args) -> Result<()> {
         "serve_peak_rss_kib": rss.hwm_kib,
         "serve_rss_kib": rss.rss_kib,
         "targets": {
-            "cold_start_ms": TARGET_COLD_START_MS,
-            "converge_beyond_debounce_p50_ms": TARGET_BEYOND_P50_MS,
-            "converge_beyond_debounce_p99_ms": TARGET_BEYOND_P99_MS,
-            "peak_rss_mib": TARGET_RSS_MIB,
+            "cold_start_ms": targets.cold_start_ms,
+            "converge_beyond_debounce_p50_ms": targets.beyond_p50_ms,
+            "converge_beyond_debounce_p99_ms": targets.beyond_p99_ms,
+            "peak_rss_mib": targets.rss_mib,
         },
         "all_targets_met": pass,
     });

@@ -47,6 +47,8 @@ pub struct Live {
     /// Pull mode: why the last fetch failed (`None` once one succeeds); every pass lists it
     /// among the status errors.
     pub pull_error: arc_swap::ArcSwapOption<String>,
+    /// Declared resources and their statuses, as the reconciler last recorded them.
+    pub resources: crate::reconcile::reflector::Reflector,
 }
 
 impl Live {
@@ -65,6 +67,7 @@ impl Live {
             metrics: crate::metrics::Metrics::default(),
             mcp: Arc::new(Supervisor::default()),
             pull_error: arc_swap::ArcSwapOption::empty(),
+            resources: Default::default(),
         })
     }
 

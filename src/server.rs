@@ -11,11 +11,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ratelimit::RateLimiter, AppState, Limits};
+use crate::gitops::pull::{self, PullError, PullOptions, Trigger};
+use crate::gitops::watcher;
 use crate::live::Live;
 use crate::manifest::scaffold;
 use crate::manifest::write::WriteError;
-use crate::pull::{self, PullError, PullOptions, Trigger};
-use crate::reconcile::{controller, watcher, Controller, Scope, Stopped};
+use crate::reconcile::{controller, Controller, Scope, Stopped};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::service::TaskService;
 use crate::webhooks::clock::SystemClock;
@@ -152,7 +153,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         stop.child_token(),
     )
     .await?;
-    let report = controller.reconcile(Scope::Full).await?;
+    let report = controller.reconcile_fast(Scope::Full).await?;
     tracing::info!(
         revision = %report.revision,
         files = report.changed_files,

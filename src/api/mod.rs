@@ -70,7 +70,7 @@ pub struct Shared {
     pub store: crate::store::Store,
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
     /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
-    pub git_trigger: Option<Arc<crate::pull::Trigger>>,
+    pub git_trigger: Option<Arc<crate::gitops::pull::Trigger>>,
 }
 
 /// Limits of the HTTP layer.

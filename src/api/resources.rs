@@ -29,14 +29,12 @@ pub async fn declared_page(
     ),
     ApiError,
 > {
-    let all = state
-        .controller
-        .resources(kind)
-        .await
-        .map_err(ApiError::internal)?;
-    let total = all.len();
+    let (shown, total) = state.live.resources.page(kind, page.offset, page.limit);
     Ok((
-        all.into_iter().skip(page.offset).take(page.limit).collect(),
+        shown
+            .into_iter()
+            .map(|(r, s)| (crate::manifest::Resource::clone(&r), s))
+            .collect(),
         total,
     ))
 }
@@ -59,12 +57,10 @@ pub async fn find_declared(
     ApiError,
 > {
     state
-        .controller
-        .resources(kind)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .find(|(r, _)| r.name() == name)
+        .live
+        .resources
+        .get(kind, name)
+        .map(|(r, s)| (crate::manifest::Resource::clone(&r), s))
         .ok_or_else(|| {
             ApiError::not_found(format!("{} {name} not found", kind.as_str().to_lowercase()))
         })
@@ -128,11 +124,7 @@ async fn list(
         ),
     };
     let page = query(page)?.checked()?;
-    let all = state
-        .controller
-        .statuses()
-        .await
-        .map_err(ApiError::internal)?;
+    let all = state.live.resources.statuses();
     let matching: Vec<_> = all
         .into_iter()
         .filter(|s| kind.is_none_or(|k| s.kind == k))

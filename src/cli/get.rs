@@ -93,8 +93,8 @@ fn table(items: &[Value]) -> String {
 
 /// A commit id cut to 12 digits (its `-dirty` marker kept); digests as they are.
 fn short_revision(revision: &str) -> String {
-    let (id, dirty) = match revision.strip_suffix(crate::git::DIRTY) {
-        Some(id) => (id, crate::git::DIRTY),
+    let (id, dirty) = match revision.strip_suffix(crate::gitops::git::DIRTY) {
+        Some(id) => (id, crate::gitops::git::DIRTY),
         None => (revision, ""),
     };
     if id.len() == 40 && id.chars().all(|c| c.is_ascii_hexdigit()) {

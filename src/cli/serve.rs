@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::api::Limits;
-use crate::pull::PullOptions;
+use crate::gitops::pull::PullOptions;
 use crate::server::{self, ServeOptions};
 
 /// Flags of `claw serve`.

@@ -330,8 +330,8 @@ pub struct GitConfig {
 
 impl GitConfig {
     /// The author (and committer) of write-back commits.
-    pub fn author(&self) -> crate::git::Author {
-        crate::git::Author {
+    pub fn author(&self) -> crate::gitops::git::Author {
+        crate::gitops::git::Author {
             name: self.author_name.clone(),
             email: self.author_email.clone(),
         }

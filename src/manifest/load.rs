@@ -22,7 +22,7 @@ pub struct FileLoad {
     pub digest: Digest,
     /// The resources in force from this file. `load` puts the valid documents here; the
     /// reconciler keeps the last good ones here while the file has errors.
-    pub resources: Vec<Resource>,
+    pub resources: Vec<Arc<Resource>>,
     /// Errors of the file's current content.
     pub diagnostics: Vec<Diagnostic>,
     /// Kind and name of the invalid documents that still say who they are: the reconciler
@@ -78,7 +78,7 @@ pub fn parse_file(rel: &Path, text: &str) -> FileLoad {
     out.resources.reserve_exact(docs.len());
     for doc in docs {
         match parse_document(&file, &doc) {
-            Ok(resource) => out.resources.push(resource),
+            Ok(resource) => out.resources.push(Arc::new(resource)),
             Err(mut diags) => {
                 let kind = doc.value.get("kind").and_then(Value::as_str);
                 let name = doc.value.pointer("/metadata/name").and_then(Value::as_str);
@@ -304,7 +304,9 @@ impl ManifestSet {
 
     /// Every resource in force, in file order.
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
-        self.files.values().flat_map(|f| f.resources.iter())
+        self.files
+            .values()
+            .flat_map(|f| f.resources.iter().map(|r| &**r))
     }
 
     /// The first resource of this kind and name, in file order.

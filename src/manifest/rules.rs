@@ -32,42 +32,78 @@ impl<'a> Desired<'a> {
             desired.admit(r);
         }
         if require_config && !desired.resources.contains_key(&(Kind::Config, CONFIG_NAME)) {
-            desired.diagnostics.push(Diagnostic::global(format!(
-                "no Config named \"{CONFIG_NAME}\": add one (`claw init` writes it); the last applied config stays in force"
-            )));
+            desired.diagnostics.push(missing_config());
         }
         desired
     }
 
     fn admit(&mut self, r: &'a Resource) {
-        if r.kind == Kind::Config && r.name() != CONFIG_NAME {
-            self.diagnostics.push(error_at(
-                r,
-                "/metadata/name",
-                format!("the Config must be named \"{CONFIG_NAME}\""),
-            ));
+        if let Some(d) = misnamed_config(r) {
+            self.diagnostics.push(d);
             return;
         }
         match self.resources.entry((r.kind, r.name())) {
             std::collections::hash_map::Entry::Occupied(first) => {
-                let o = &first.get().origin;
-                self.diagnostics.push(error_at(
-                    r,
-                    "/metadata/name",
-                    format!(
-                        "duplicate {}: already declared at {}:{}:{}",
-                        r.display_name(),
-                        o.file.display(),
-                        o.line,
-                        o.column
-                    ),
-                ));
+                self.diagnostics.push(duplicate(r, first.get()));
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(r);
             }
         }
     }
+}
+
+/// The rules for one kind and name, given every resource declaring it in file order: the one
+/// that takes part (the first) and the errors of the others. The reconciler applies this per
+/// changed name; [`Desired::of`] applies the same rules to a whole set.
+pub fn admit_one<'a>(
+    declared: impl IntoIterator<Item = &'a Resource>,
+) -> (Option<&'a Resource>, Vec<Diagnostic>) {
+    let mut first: Option<&Resource> = None;
+    let mut diagnostics = Vec::new();
+    for r in declared {
+        if let Some(d) = misnamed_config(r) {
+            diagnostics.push(d);
+            continue;
+        }
+        match first {
+            Some(f) => diagnostics.push(duplicate(r, f)),
+            None => first = Some(r),
+        }
+    }
+    (first, diagnostics)
+}
+
+/// The message when no Config named `default` is declared.
+pub fn missing_config() -> Diagnostic {
+    Diagnostic::global(format!(
+        "no Config named \"{CONFIG_NAME}\": add one (`claw init` writes it); the last applied config stays in force"
+    ))
+}
+
+fn misnamed_config(r: &Resource) -> Option<Diagnostic> {
+    (r.kind == Kind::Config && r.name() != CONFIG_NAME).then(|| {
+        error_at(
+            r,
+            "/metadata/name",
+            format!("the Config must be named \"{CONFIG_NAME}\""),
+        )
+    })
+}
+
+fn duplicate(r: &Resource, first: &Resource) -> Diagnostic {
+    let o = &first.origin;
+    error_at(
+        r,
+        "/metadata/name",
+        format!(
+            "duplicate {}: already declared at {}:{}:{}",
+            r.display_name(),
+            o.file.display(),
+            o.line,
+            o.column
+        ),
+    )
 }
 
 fn error_at(r: &Resource, pointer: &str, message: String) -> Diagnostic {

@@ -62,10 +62,10 @@ pub enum WriteError {
     Invalid(Vec<Diagnostic>),
     /// `git.auto_commit` is on and the commit failed; the file was restored.
     #[error("the write-back could not be committed, so nothing was changed: {0}")]
-    Commit(#[source] crate::git::GitError),
+    Commit(#[source] crate::gitops::git::GitError),
     /// Pull mode: the write-back could not be pushed; the checkout was reset.
     #[error("the write-back could not be pushed to the remote, so nothing was changed: {0}")]
-    Push(#[source] crate::git::GitError),
+    Push(#[source] crate::gitops::git::GitError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -1,33 +1,41 @@
-//! The reconcile loop: owns the desired state, plans, applies through the kind handlers,
-//! records status, and publishes the summary.
+//! The reconcile loop: owns the desired state, runs passes, takes write-backs, and takes the
+//! results of slow work back from the scheduler. Each request is fast; nothing here waits on
+//! the network or a process (see [`super::handler`] for where slow work goes).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{ApplyError, Handler, Outcome};
-use super::plan::{self, Action, Guards, Hold, Step};
-use super::status::{KindCount, ResourceStatus, Summary};
+use super::apply::{self, StepResult};
+use super::handler::{Handler, Job, WorkResult};
+use super::index::{Index, Key};
+use super::plan::{self, Action, Decision, Hold, Step};
+use super::read;
+use super::record::{self, Book, SummaryParts};
+use super::scheduler::{Done, Ended, Scheduler};
 use super::{handlers, Controller, Request, Scope, WriteContext};
-use crate::events;
-use crate::git;
+use crate::gitops::{git, pull::Checkout, writeback};
 use crate::live::{ActiveConfig, Live};
-use crate::manifest::kinds::GitConfig;
-use crate::manifest::load::{self, digest_bytes, FileLoad};
-use crate::manifest::rules::{Desired, CONFIG_NAME};
+use crate::manifest::load::FileLoad;
+use crate::manifest::rules::{self, CONFIG_NAME};
 use crate::manifest::write::{self, Edit, WriteError};
-use crate::manifest::{short_digest, Diagnostic, Digest, Kind, ManifestSet, Resource, Spec};
-use crate::store::outbox;
+use crate::manifest::{short_digest, Digest, Kind, ManifestSet, Resource, Spec};
 use crate::store::resources::{self, Applied};
 use crate::store::{self as db, Store, StoreError};
+
+/// Slow jobs running at once (downloads, start-ups), across all resources.
+const WORK_LIMIT: usize = 32;
+/// Backoff of failed slow work: the first retry after this, doubling ...
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// ... up to this.
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// What one reconcile pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,25 +89,70 @@ pub struct Options {
     /// Allow the first pass to delete everything that vanished (`serve --confirm-prune`).
     pub confirm_prune: bool,
     /// Pull mode: write-backs are committed in this clone and pushed.
-    pub checkout: Option<crate::pull::Checkout>,
+    pub checkout: Option<Checkout>,
+}
+
+/// Why a slow job was started, and for which spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Apply,
+    Resync,
+    Delete,
+}
+
+/// What a slow job reports back.
+type Finished = (Purpose, Option<Digest>, WorkResult);
+
+/// A `reconcile` caller waiting for the slow work of its pass.
+struct Waiter {
+    outstanding: HashSet<u64>,
+    report: Report,
+    reply: oneshot::Sender<Report>,
 }
 
 struct Reconciler {
     root: PathBuf,
-    checkout: Option<crate::pull::Checkout>,
+    checkout: Option<Checkout>,
     set: ManifestSet,
-    actual: HashMap<(Kind, String), Applied>,
-    statuses: HashMap<(Kind, String), ResourceStatus>,
+    index: Index,
+    actual: HashMap<Key, Applied>,
     handlers: Vec<Arc<dyn Handler>>,
     store: Store,
     live: Arc<Live>,
+    book: Book,
+    scheduler: Scheduler<Key, Finished>,
+    /// The job running or waiting per resource, by id.
+    inflight: HashMap<Key, u64>,
+    /// Resources whose fast apply failed: planned again on every pass until they succeed.
+    failed: HashSet<Key>,
+    /// Resources whose slow work failed, with the attempts so far (for the backoff).
+    retries: HashMap<Key, u32>,
+    /// Deletes the prune guard holds back.
+    held: BTreeSet<Key>,
+    hold: Option<Hold>,
+    waiters: Vec<Waiter>,
+    requests: mpsc::UnboundedSender<Request>,
     prune_confirmed: bool,
     initialised: bool,
-    /// Problems already logged, so a resync does not repeat them every time.
-    logged: HashSet<String>,
-    last_run: Option<(OffsetDateTime, Duration)>,
+    revision: String,
+    last_duration_ms: u64,
+    git: GitView,
+}
+
+/// What the loop knows of the manifests' git working copy, so that a pass asks git only about
+/// the files it read (a whole `git status` of a large working copy costs what the copy holds).
+#[derive(Default)]
+struct GitView {
+    /// Looked at in a full pass (start-up, resync): whether the root is in a working copy.
+    known: bool,
+    work_tree: bool,
+    /// The root's place in the working copy (`git rev-parse --show-prefix`).
+    prefix: String,
+    oid: String,
+    /// Dirty paths, relative to the top of the working copy.
+    dirty: BTreeSet<String>,
     /// Git could not be run; said once in the log, then revisions are content digests.
-    git_warned: bool,
+    warned: bool,
 }
 
 /// Loads actual state from the store into `live` (so tokens work before the first pass), and
@@ -128,33 +181,51 @@ pub async fn start(
         }
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let (scheduler, mut done) = Scheduler::new(WORK_LIMIT);
     let mut r = Reconciler {
         root: options.root,
         checkout: options.checkout,
         set: ManifestSet::default(),
+        index: Index::default(),
         actual,
-        statuses: HashMap::new(),
-        handlers: handlers::all(&live),
+        handlers: handlers::all(&live, &store),
         store,
         live,
+        book: Book::default(),
+        scheduler,
+        inflight: HashMap::new(),
+        failed: HashSet::new(),
+        retries: HashMap::new(),
+        held: BTreeSet::new(),
+        hold: None,
+        waiters: Vec::new(),
+        requests: tx.clone(),
         prune_confirmed: options.confirm_prune,
         initialised: false,
-        logged: HashSet::new(),
-        last_run: None,
-        git_warned: false,
+        revision: String::new(),
+        last_duration_ms: 0,
+        git: GitView::default(),
     };
     let task = tokio::spawn(async move {
         loop {
-            let request = tokio::select! {
+            tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 request = rx.recv() => match request {
-                    Some(request) => request,
+                    Some(request) => r.handle(request).await,
                     None => break,
                 },
-            };
-            r.handle(request).await;
+                Some(first) = done.recv() => {
+                    // Take every result that is ready, then publish once.
+                    let mut batch = vec![first];
+                    while let Ok(more) = done.try_recv() {
+                        batch.push(more);
+                    }
+                    r.finished(batch).await;
+                }
+            }
         }
+        r.scheduler.cancel_all();
     });
     Ok((Controller { tx }, task))
 }
@@ -162,10 +233,10 @@ pub async fn start(
 impl Reconciler {
     async fn handle(&mut self, request: Request) {
         match request {
-            Request::Reconcile { scope, reply } => {
-                let report = self.reconcile(scope).await;
+            Request::Reconcile { scope, reply, wait } => {
+                let (report, jobs) = self.reconcile(scope).await;
                 if let Some(reply) = reply {
-                    let _ = reply.send(report);
+                    self.reply_after(report, jobs, wait, reply);
                 }
             }
             Request::Write {
@@ -178,28 +249,33 @@ impl Reconciler {
             }
             Request::ConfirmPrune { reply } => {
                 self.prune_confirmed = true;
-                let report = self.reconcile(Scope::Full).await;
-                let _ = reply.send(report);
+                let (report, jobs) = self.reconcile(Scope::Full).await;
+                self.reply_after(report, jobs, true, reply);
             }
-            Request::Resources { kind, reply } => {
-                let desired = Desired::of(&self.set, false);
-                let mut found: Vec<_> = desired
-                    .resources
-                    .values()
-                    .filter(|r| r.kind == kind)
-                    .map(|r| {
-                        let status = self.statuses.get(&(kind, r.name().to_owned())).cloned();
-                        (Resource::clone(r), status)
-                    })
-                    .collect();
-                found.sort_by(|a, b| a.0.name().cmp(b.0.name()));
-                let _ = reply.send(found);
-            }
-            Request::Statuses { reply } => {
-                let mut all: Vec<_> = self.statuses.values().cloned().collect();
-                all.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-                let _ = reply.send(all);
-            }
+            Request::Retry { key, generation } => self.retry(key, generation).await,
+        }
+    }
+
+    /// Replies now, or once the jobs the pass started have ended.
+    fn reply_after(
+        &mut self,
+        report: Report,
+        jobs: Vec<u64>,
+        wait: bool,
+        reply: oneshot::Sender<Report>,
+    ) {
+        let outstanding: HashSet<u64> = jobs
+            .into_iter()
+            .filter(|id| self.inflight.values().any(|i| i == id))
+            .collect();
+        if !wait || outstanding.is_empty() {
+            let _ = reply.send(report);
+        } else {
+            self.waiters.push(Waiter {
+                outstanding,
+                report,
+                reply,
+            });
         }
     }
 
@@ -211,8 +287,8 @@ impl Reconciler {
     ) -> Result<WriteOutcome, WriteError> {
         // Bring the file in question up to date first, so the edit applies to what is on disk.
         let (kind, name) = edit.target();
-        let (kind, name) = (kind, name.to_owned());
-        if let Some(r) = self.set.find(kind, &name) {
+        let key = (kind, name.to_owned());
+        if let Some(r) = self.index.desired(&self.set, &key) {
             let file = r.origin.file.to_path_buf();
             self.reconcile(Scope::file(file)).await;
         }
@@ -221,118 +297,106 @@ impl Reconciler {
         let git = self.live.config.load().spec.git.clone();
         let checkout = self.checkout.clone();
         let prepared = tokio::task::spawn_blocking(move || match checkout {
-            Some(checkout) => write_and_push(&root, prepared, git, &context, &checkout),
-            None => write_and_commit(&root, prepared, git, &context),
+            Some(checkout) => writeback::write_and_push(&root, prepared, git, &context, &checkout),
+            None => writeback::write_and_commit(&root, prepared, git, &context),
         })
         .await
         .map_err(|e| WriteError::Io {
             path: PathBuf::new(),
             source: io::Error::other(e),
         })??;
+        // A commit moved HEAD and may leave other tracked files dirty: ask git about the whole
+        // root once (write-backs are rare; watcher passes ask only about their files).
+        self.git.known = false;
         // A rebased push brought others' commits along: look at everything then.
         let scope = match self.checkout {
             Some(_) => Scope::Full,
             None => Scope::file(prepared.path.clone()),
         };
-        let report = self.reconcile(scope).await;
+        let (report, _) = self.reconcile(scope).await;
         Ok(WriteOutcome {
-            digest: self.set.find(kind, &name).map(|r| r.digest),
+            digest: self.index.desired(&self.set, &key).map(|r| r.digest),
             path: prepared.path,
             report,
         })
     }
 
-    /// Paths the pass must look at, with the digests we know for them.
-    fn known_digests(&self, scope: &Scope) -> HashMap<PathBuf, Digest> {
-        match scope {
-            Scope::Full => self
-                .set
-                .files
-                .iter()
-                .map(|(p, f)| (p.clone(), f.digest))
-                .collect(),
-            Scope::Paths { files, dirs } => {
-                let mut known = HashMap::new();
-                for p in files {
-                    if let Some(f) = self.set.files.get(p) {
-                        known.insert(p.clone(), f.digest);
-                    }
-                }
-                for d in dirs {
-                    for (p, f) in self.set.files.range(d.clone()..) {
-                        if !p.starts_with(d) {
-                            break;
-                        }
-                        known.insert(p.clone(), f.digest);
-                    }
-                }
-                known
-            }
-        }
-    }
-
-    async fn reconcile(&mut self, scope: Scope) -> Report {
+    /// One pass: read, index, plan, apply, record, then hand slow work to the scheduler.
+    /// Returns the report and the ids of the slow jobs it started.
+    async fn reconcile(&mut self, scope: Scope) -> (Report, Vec<u64>) {
         let started = Instant::now();
         self.live
             .reconcile_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let full = scope == Scope::Full;
-        let known = self.known_digests(&scope);
+        let known = read::known_digests(&self.set, &scope);
         let root = self.root.clone();
-        let read = tokio::task::spawn_blocking(move || read_changes(&root, &scope, &known)).await;
-        let changes = match read {
-            Ok(Ok(changes)) => changes,
-            Ok(Err(e)) => return self.read_failed(format!("cannot read the manifests: {e}")),
-            Err(e) => return self.read_failed(format!("manifest reader failed: {e}")),
-        };
+        let changes =
+            match tokio::task::spawn_blocking(move || read::read_changes(&root, &scope, &known))
+                .await
+            {
+                Ok(Ok(changes)) => changes,
+                Ok(Err(e)) => {
+                    return (
+                        self.read_failed(format!("cannot read the manifests: {e}")),
+                        Vec::new(),
+                    )
+                }
+                Err(e) => {
+                    return (
+                        self.read_failed(format!("manifest reader failed: {e}")),
+                        Vec::new(),
+                    )
+                }
+            };
         if changes.is_empty() && self.initialised && !full {
-            return Report {
-                revision: self.live.summary.load().revision.clone(),
+            let report = Report {
+                revision: self.revision.clone(),
                 ..Report::default()
             };
+            return (report, Vec::new());
         }
-        let mut changed = Vec::with_capacity(changes.len());
+        let changed_files = changes.len();
+        let mut touched: HashSet<Key> = HashSet::new();
+        let mut paths = Vec::with_capacity(changes.len());
         for (path, load) in changes {
-            self.merge(&path, load);
-            changed.push(path);
+            paths.push(path.clone());
+            touched.extend(self.merge(path, load));
         }
-        let mut report = self.converge(full, &changed).await;
-        report.changed_files = changed.len();
+        self.revision = match self.git_revision(full, paths).await {
+            Some(revision) => revision,
+            None => short_digest(&self.index.revision()),
+        };
+        let (mut report, jobs) = self.converge(full, touched).await;
+        report.changed_files = changed_files;
         report.duration_ms = started.elapsed().as_millis() as u64;
-        self.last_run = Some((OffsetDateTime::now_utc(), started.elapsed()));
+        self.last_duration_ms = report.duration_ms;
         self.live.metrics.reconciled(started.elapsed());
-        self.publish_summary(&report);
+        self.publish().await;
         self.live.passes.send_modify(|n| *n += 1);
-        report
+        (report, jobs)
     }
 
     fn read_failed(&mut self, message: String) -> Report {
         tracing::error!(manifests = %self.root.display(), "{message}");
-        let mut summary = Summary::clone(&self.live.summary.load());
-        summary
-            .errors
-            .retain(|d| !d.file.as_os_str().is_empty() || !d.message.starts_with("cannot read"));
-        summary.errors.push(Diagnostic::global(message));
-        publish(&self.live, summary);
+        record::publish_read_error(&self.live, message);
         Report {
             errors: 1,
             ..Report::default()
         }
     }
 
-    /// Takes a file's new content into the desired state; an invalid file keeps its last good
-    /// resources in force.
-    fn merge(&mut self, path: &Path, load: Option<FileLoad>) {
-        match load {
-            None => {
-                self.set.files.remove(path);
-            }
+    /// Takes a file's new content into the desired state and returns the names it touched;
+    /// an invalid file keeps its last good resources in force.
+    fn merge(&mut self, path: PathBuf, load: Option<FileLoad>) -> HashSet<Key> {
+        let old = match load {
+            None => self.set.files.remove(&path),
             Some(mut load) => {
                 if !load.diagnostics.is_empty() {
                     load.resources = self
                         .set
                         .files
-                        .get(path)
+                        .get(&path)
                         .map(|old| old.resources.clone())
                         .unwrap_or_default();
                     // Invalid documents that still name themselves must not be pruned either.
@@ -340,241 +404,131 @@ impl Reconciler {
                         load.claimed.push((r.kind, r.name().to_owned()));
                     }
                 }
-                self.set.files.insert(path.to_path_buf(), load);
+                self.set.files.insert(path.clone(), load)
             }
-        }
+        };
+        let new = self.set.files.get(&path);
+        self.index.update(&self.set, &path, old.as_ref(), new)
     }
 
-    fn handler(&self, kind: Kind) -> &Arc<dyn Handler> {
-        // `handlers::all` covers every kind.
-        self.handlers
-            .iter()
-            .find(|h| h.kind() == kind)
-            .unwrap_or(&self.handlers[0])
-    }
-
-    async fn converge(&mut self, full: bool, changed: &[PathBuf]) -> Report {
+    /// Plans the touched names (every name on a full pass), applies, records, schedules.
+    async fn converge(&mut self, full: bool, mut touched: HashSet<Key>) -> (Report, Vec<u64>) {
         let now = OffsetDateTime::now_utc();
-        let revision = match self.git_revision().await {
-            Some(revision) => revision,
-            None => short_digest(&self.set.revision()),
+        let revision: Arc<str> = Arc::from(self.revision.as_str());
+        if full {
+            touched.extend(self.index.admitted().cloned());
+            touched.extend(self.actual.keys().cloned());
+        }
+        touched.extend(self.failed.iter().cloned());
+        touched.extend(self.held.iter().cloned());
+
+        // Plan.
+        self.hold = match self.index.unreadable() {
+            Some(path) => Some(Hold::Unreadable(path.clone())),
+            None if self.index.is_empty() && !self.actual.is_empty() && !self.prune_confirmed => {
+                Some(Hold::EverythingGone)
+            }
+            None => None,
         };
-        let shared_revision: Arc<str> = Arc::from(revision.as_str());
-        let desired = Desired::of(&self.set, true);
-        let mut guards = Guards {
-            prune_confirmed: self.prune_confirmed,
-            ..Guards::default()
-        };
-        for (path, file) in &self.set.files {
-            guards
-                .claimed
-                .extend(file.claimed.iter().map(|(k, n)| (*k, n.as_str())));
-            if file.unreadable && guards.hold.is_none() {
-                guards.hold = Some(Hold::Unreadable(path.clone()));
+        let mut steps = Vec::new();
+        let mut held = Vec::new();
+        for key in &touched {
+            let desired = self.index.desired(&self.set, key).map(|r| &**r);
+            let decision = plan::decide(
+                key.0,
+                &key.1,
+                desired,
+                self.actual.get(key),
+                self.index.claimed(key),
+                self.hold.is_some(),
+            );
+            match decision {
+                Decision::Do(step) => steps.push((step, desired)),
+                Decision::Held(step) => held.push(step),
+                Decision::Nothing => {}
             }
         }
-        let plan = plan::plan(&desired.resources, &self.actual, guards);
+        steps.sort_by(|a, b| {
+            (a.0.action, a.0.kind, &a.0.name).cmp(&(b.0.action, b.0.kind, &b.0.name))
+        });
+        held.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        let planned: HashSet<Key> = steps
+            .iter()
+            .map(|(s, _)| (s.kind, s.name.clone()))
+            .collect();
 
-        // Apply every step in one transaction; handlers stage runtime changes until commit.
-        let mut results: Vec<(Step, Result<Outcome, ApplyError>, Option<Applied>)> = Vec::new();
-        // Full passes also ask handlers to repair drift of resources that did not change.
-        let mut resynced: Vec<((Kind, String), Result<Outcome, ApplyError>)> = Vec::new();
-        match self.store.pool().begin().await {
-            Err(e) => {
-                for step in &plan.steps {
-                    results.push((
-                        step.clone(),
-                        Err(ApplyError::new("StoreError", e.to_string())),
-                        None,
-                    ));
-                }
-            }
-            Ok(mut tx) => {
-                let applied_at = now.format(&Rfc3339).unwrap_or_default();
-                let mut rows = Vec::new();
-                for step in &plan.steps {
-                    let handler = self.handler(step.kind).clone();
-                    let (result, applied) = match step.action {
-                        Action::Delete => {
-                            let mut result = handler
-                                .delete(&mut tx, &step.name)
-                                .await
-                                .map(|()| Outcome::applied("deleted"));
-                            if result.is_ok() {
-                                if let Err(e) =
-                                    resources::delete(&mut tx, step.kind, &step.name).await
-                                {
-                                    result = Err(e.into());
-                                }
-                            }
-                            (result, None)
-                        }
-                        Action::Create | Action::Update => {
-                            let r = desired.resources[&(step.kind, step.name.as_str())];
-                            let result = handler.apply(&mut tx, r).await;
-                            let applied = Applied {
-                                digest: r.digest,
-                                revision: shared_revision.clone(),
-                            };
-                            if result.is_ok() {
-                                rows.push(resources::Row {
-                                    kind: step.kind,
-                                    name: &step.name,
-                                    digest: r.digest,
-                                    spec: serde_json::to_string(&r.spec).unwrap_or_default(),
-                                });
-                            }
-                            (result, Some(applied))
-                        }
-                    };
-                    results.push((step.clone(), result, applied));
-                }
-                if full {
-                    let planned: HashSet<(Kind, &str)> = plan
-                        .steps
-                        .iter()
-                        .map(|s| (s.kind, s.name.as_str()))
-                        .collect();
-                    for (&(kind, name), r) in &desired.resources {
-                        let key = (kind, name.to_owned());
-                        if planned.contains(&(kind, name))
-                            || self.actual.get(&key).is_none_or(|a| a.digest != r.digest)
-                        {
-                            continue;
-                        }
-                        match self.handler(kind).clone().resync(&mut tx, r).await {
-                            Ok(None) => {}
-                            Ok(Some(outcome)) => resynced.push((key, Ok(outcome))),
-                            Err(e) => resynced.push((key, Err(e))),
-                        }
-                    }
-                }
-                // One multi-row statement per chunk: at start-up this is thousands of rows.
-                let recorded = resources::upsert_many(&mut tx, &rows, &revision, &applied_at).await;
-                drop(rows);
-                let committed = match recorded {
-                    Ok(()) => tx.commit().await.map_err(StoreError::from),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = committed {
-                    for h in &self.handlers {
-                        h.discard();
-                    }
-                    for (_, result, _) in &mut results {
-                        if result.is_ok() {
-                            *result = Err(ApplyError::new("StoreError", e.to_string()));
-                        }
-                    }
-                } else {
-                    for h in &self.handlers {
-                        h.publish();
-                    }
-                }
-            }
-        }
+        // Apply.
+        let results = apply::apply(&self.store, &self.handlers, steps, &revision, now).await;
 
-        // Statuses of resources whose files changed (all of them on a full pass).
-        let changed: HashSet<&Path> = changed.iter().map(PathBuf::as_path).collect();
-        for (path, file) in &self.set.files {
-            if !full && !changed.contains(path.as_path()) {
-                continue;
-            }
-            for r in &file.resources {
-                let key = (r.kind, r.name());
-                if !desired
-                    .resources
-                    .get(&key)
-                    .is_some_and(|d| std::ptr::eq(*d, r))
-                {
-                    continue;
-                }
-                let status = self
-                    .statuses
-                    .entry((r.kind, r.name().to_owned()))
-                    .or_insert_with(|| ResourceStatus {
-                        kind: r.kind,
-                        name: r.name().to_owned(),
-                        file: r.origin.file.clone(),
-                        line: r.origin.line,
-                        ready: false,
-                        reason: "Pending".into(),
-                        message: String::new(),
-                        applied_revision: None,
-                        last_transition_time: now,
-                        applied_outcome: None,
-                    });
-                status.file = r.origin.file.clone();
-                status.line = r.origin.line;
-                if let Some(d) = file.diagnostics.first() {
-                    status.set(
-                        false,
-                        "InvalidManifest",
-                        format!("{}; the last valid version stays in force", d),
-                        now,
-                    );
-                } else if let Some((reason, message)) = status.applied_outcome.clone() {
-                    status.set(true, reason, message, now);
-                } else if let Some(applied) = self.actual.get(&(r.kind, r.name().to_owned())) {
-                    // Applied by an earlier server run and unchanged since.
-                    status
-                        .applied_revision
-                        .get_or_insert_with(|| applied.revision.clone());
-                    status.set(true, "Applied", "unchanged since the last run".into(), now);
-                }
-            }
-        }
-
+        // Record.
         let mut report = Report {
-            revision: revision.clone(),
-            held: plan.held.len(),
+            revision: self.revision.clone(),
+            held: held.len(),
             ..Report::default()
         };
-        for (key, result) in resynced {
-            if let Some(status) = self.statuses.get_mut(&key) {
-                match result {
-                    Ok(outcome) => {
-                        tracing::info!(kind = %key.0, name = %key.1, "{}: {}", outcome.reason, outcome.message);
-                        self.live
-                            .metrics
-                            .drift_repairs
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        report.repaired.push(Repaired {
-                            kind: key.0,
-                            name: key.1.clone(),
-                            reason: outcome.reason.to_owned(),
-                            message: outcome.message.clone(),
-                        });
-                        status.set(true, outcome.reason, outcome.message, now);
-                    }
-                    Err(e) => status.set(false, e.reason, e.message, now),
-                }
-            }
-        }
-        for (step, result, applied) in results {
+        let mut jobs = Vec::new();
+        for StepResult {
+            step,
+            result,
+            applied,
+        } in results
+        {
             let key = (step.kind, step.name.clone());
             match (step.action, result) {
                 (Action::Delete, Ok(_)) => {
                     self.actual.remove(&key);
-                    self.statuses.remove(&key);
+                    self.failed.remove(&key);
+                    self.retries.remove(&key);
+                    self.book.remove(&self.live.resources, &key);
+                    self.live.resources.set_resource(key.0, &key.1, None);
                     tracing::info!(kind = %step.kind, name = %step.name, "deleted");
+                    if let Some(id) =
+                        self.schedule(&key, Job::Delete(key.1.clone()), Purpose::Delete, None)
+                    {
+                        jobs.push(id);
+                    }
                     report.applied.push(step);
                 }
                 (_, Ok(outcome)) => {
+                    self.failed.remove(&key);
+                    self.retries.remove(&key);
                     if let Some(applied) = applied {
                         self.actual.insert(key.clone(), applied);
                     }
-                    if let Some(status) = self.statuses.get_mut(&key) {
-                        status.applied_revision = Some(shared_revision.clone());
-                        status.applied_outcome = Some((outcome.reason, outcome.message.clone()));
-                        status.set(true, outcome.reason, outcome.message, now);
+                    let ready = outcome.ready();
+                    let origin = self.origin(&key);
+                    let origin_ref = origin.as_ref().map(|(f, l)| (f, *l));
+                    self.book
+                        .update(&self.live.resources, &key, origin_ref, now, |s| {
+                            s.applied_revision = Some(revision.clone());
+                            let message: Arc<str> = outcome.message.into();
+                            if ready {
+                                s.applied_outcome = Some((outcome.reason, message.clone()));
+                            }
+                            s.set(ready, outcome.reason, message, now);
+                        });
+                    if !ready {
+                        if let Some(r) = self.index.desired(&self.set, &key) {
+                            let r = r.clone();
+                            let digest = r.digest;
+                            if let Some(id) =
+                                self.schedule(&key, Job::Apply(r), Purpose::Apply, Some(digest))
+                            {
+                                jobs.push(id);
+                            }
+                        }
                     }
                     tracing::debug!(kind = %step.kind, name = %step.name, action = ?step.action, "applied");
                     report.applied.push(step);
                 }
                 (_, Err(e)) => {
-                    if let Some(status) = self.statuses.get_mut(&key) {
-                        status.set(false, e.reason, e.message.clone(), now);
-                    }
+                    self.failed.insert(key.clone());
+                    let origin = self.origin(&key);
+                    let origin_ref = origin.as_ref().map(|(f, l)| (f, *l));
+                    self.book
+                        .update(&self.live.resources, &key, origin_ref, now, |s| {
+                            s.set(false, e.reason, e.message.clone(), now)
+                        });
                     report.failed.push(FailedStep {
                         step,
                         reason: e.reason.to_owned(),
@@ -583,60 +537,93 @@ impl Reconciler {
                 }
             }
         }
-        for step in &plan.held {
-            if let Some(status) = self.statuses.get_mut(&(step.kind, step.name.clone())) {
-                status.set(
-                    false,
-                    "PruneHeld",
-                    "no longer declared, but the prune guard holds the delete".into(),
-                    now,
-                );
+
+        // Statuses of the touched names that were not planned: file, line, validity.
+        for key in &touched {
+            let Some(r) = self.index.desired(&self.set, key) else {
+                continue;
+            };
+            self.reflect(r);
+            if planned.contains(key) {
+                continue;
+            }
+            let invalid = self
+                .set
+                .files
+                .get(r.origin.file.as_ref())
+                .and_then(|f| f.diagnostics.first())
+                .map(|d| format!("{d}; the last valid version stays in force"));
+            let unchanged = self.actual.get(key).map(|a| a.revision.clone());
+            let origin = (r.origin.file.clone(), r.origin.line);
+            self.book.update(
+                &self.live.resources,
+                key,
+                Some((&origin.0, origin.1)),
+                now,
+                |s| {
+                    // Slow work in flight, or a failure: the work's next result decides.
+                    let pending_work = !s.ready
+                        && !matches!(s.reason, "InvalidManifest" | "PruneHeld" | "Pending");
+                    if let Some(message) = invalid {
+                        s.set(false, "InvalidManifest", message, now);
+                    } else if pending_work {
+                    } else if let Some((reason, message)) = s.applied_outcome.clone() {
+                        s.set(true, reason, message, now);
+                    } else if let Some(revision) = unchanged {
+                        // Applied by an earlier server run and unchanged since.
+                        s.applied_revision.get_or_insert(revision);
+                        s.set(true, "Applied", "unchanged since the last run", now);
+                    }
+                },
+            );
+        }
+
+        // Full passes ask the handlers to repair drift of what did not change.
+        if full {
+            let keys: Vec<Key> = self.index.admitted().cloned().collect();
+            for key in keys {
+                if planned.contains(&key) || self.inflight.contains_key(&key) {
+                    continue;
+                }
+                let Some(r) = self.index.desired(&self.set, &key) else {
+                    continue;
+                };
+                if self.actual.get(&key).is_none_or(|a| a.digest != r.digest) {
+                    continue;
+                }
+                let (r, digest) = (r.clone(), r.digest);
+                let (job, purpose) = if self.retries.contains_key(&key) {
+                    (Job::Apply(r), Purpose::Apply)
+                } else {
+                    (Job::Resync(r), Purpose::Resync)
+                };
+                if let Some(id) = self.schedule(&key, job, purpose, Some(digest)) {
+                    jobs.push(id);
+                }
             }
         }
 
-        let mut errors: Vec<Diagnostic> = self.set.file_diagnostics().cloned().collect();
-        errors.extend(desired.diagnostics);
-        for s in self.statuses.values() {
-            if !s.ready && !matches!(s.reason.as_str(), "InvalidManifest" | "PruneHeld") {
-                errors.push(Diagnostic {
-                    file: s.file.to_path_buf(),
-                    line: s.line,
-                    column: 1,
-                    kind: Some(s.kind),
-                    name: Some(s.name.clone()),
-                    pointer: String::new(),
-                    message: format!("{}: {}", s.reason, s.message),
-                });
+        // Held deletes.
+        let now_held: BTreeSet<Key> = held.iter().map(|s| (s.kind, s.name.clone())).collect();
+        for key in &now_held {
+            self.book.update(&self.live.resources, key, None, now, |s| {
+                s.set(
+                    false,
+                    "PruneHeld",
+                    "no longer declared, but the prune guard holds the delete",
+                    now,
+                )
+            });
+        }
+        self.held = now_held;
+        if self.hold.is_none() || self.held.is_empty() {
+            // A confirmation is good for one pass that had something to prune.
+            if self.hold.is_none() {
+                self.prune_confirmed = false;
             }
         }
-        if let Some(hold) = &plan.hold {
-            errors.push(Diagnostic::global(prune_message(hold, plan.held.len())));
-        }
-        if let Some(pull) = self.live.pull_error.load_full() {
-            errors.push(Diagnostic::global(format!(
-                "pull mode: cannot update from the remote, reconciling the last fetched commit: {pull}"
-            )));
-        }
-        if plan.hold.is_none() {
-            // A confirmation is good for one pass that had something to prune.
-            self.prune_confirmed = false;
-        }
-        report.errors = errors.len();
-        self.report_new_errors(&errors).await;
-        let counts = self.counts();
-        let summary = Summary {
-            initialised: true,
-            last_run_at: Some(now),
-            last_duration_ms: 0,
-            revision,
-            files: self.set.files.len(),
-            resources: counts,
-            prune_blocked: plan.held.len(),
-            errors,
-            rendered: String::new(),
-        };
-        publish(&self.live, summary);
         self.initialised = true;
+        report.errors = self.errors().len();
         if !report.applied.is_empty() || !report.failed.is_empty() {
             tracing::info!(
                 revision = %report.revision,
@@ -646,85 +633,275 @@ impl Reconciler {
                 "reconciled"
             );
         }
-        report
+        (report, jobs)
+    }
+
+    /// Puts the resource in force into the reflector (when it is not there already).
+    fn reflect(&self, r: &Resource) {
+        let current = self.live.resources.get(r.kind, r.name());
+        let same = current
+            .as_ref()
+            .is_some_and(|(c, _)| c.digest == r.digest && c.origin == r.origin);
+        if !same {
+            self.live
+                .resources
+                .set_resource(r.kind, r.name(), Some(Arc::new(r.clone())));
+        }
+    }
+
+    fn origin(&self, key: &Key) -> Option<(Arc<std::path::Path>, usize)> {
+        self.index
+            .desired(&self.set, key)
+            .map(|r| (r.origin.file.clone(), r.origin.line))
+    }
+
+    /// Hands slow work for `key` to the scheduler, if its handler has any.
+    fn schedule(
+        &mut self,
+        key: &Key,
+        job: Job,
+        purpose: Purpose,
+        generation: Option<Digest>,
+    ) -> Option<u64> {
+        let handler = self
+            .handlers
+            .iter()
+            .find(|h| h.kind() == key.0 && h.has_work())?
+            .clone();
+        let id = self.scheduler.schedule(
+            key.clone(),
+            Box::new(move |cancel| {
+                Box::pin(async move {
+                    let result = match handler.work(job, cancel) {
+                        Some(work) => work.await,
+                        None => Ok(None),
+                    };
+                    (purpose, generation, result)
+                })
+            }),
+        );
+        self.inflight.insert(key.clone(), id);
+        Some(id)
+    }
+
+    /// Takes the results of slow jobs into the statuses, then publishes once.
+    async fn finished(&mut self, batch: Vec<Done<Key, Finished>>) {
+        let now = OffsetDateTime::now_utc();
+        let mut repaired = Vec::new();
+        for done in batch {
+            if self.inflight.get(&done.key) == Some(&done.id) {
+                self.inflight.remove(&done.key);
+            }
+            for w in &mut self.waiters {
+                w.outstanding.remove(&done.id);
+            }
+            let Ended::Finished((purpose, generation, result)) = done.ended else {
+                continue;
+            };
+            let key = done.key;
+            let current = self.index.desired(&self.set, &key).map(|r| r.digest);
+            if purpose == Purpose::Delete {
+                if let Err(e) = result {
+                    tracing::warn!(kind = %key.0, name = %key.1, "removing failed: {e}");
+                }
+                continue;
+            }
+            // Work for a spec that is no longer the one declared is never published.
+            if current.is_none() || current != generation || !self.actual.contains_key(&key) {
+                continue;
+            }
+            match (purpose, result) {
+                (_, Ok(None)) => {}
+                (Purpose::Apply, Ok(Some(outcome))) => {
+                    self.retries.remove(&key);
+                    self.book
+                        .update(&self.live.resources, &key, None, now, |s| {
+                            let message: Arc<str> = outcome.message.into();
+                            s.applied_outcome = Some((outcome.reason, message.clone()));
+                            s.set(true, outcome.reason, message, now);
+                        });
+                }
+                (_, Ok(Some(outcome))) => {
+                    tracing::info!(kind = %key.0, name = %key.1, "{}: {}", outcome.reason, outcome.message);
+                    self.live
+                        .metrics
+                        .drift_repairs
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    repaired.push(Repaired {
+                        kind: key.0,
+                        name: key.1.clone(),
+                        reason: outcome.reason.to_owned(),
+                        message: outcome.message.clone(),
+                    });
+                    self.book
+                        .update(&self.live.resources, &key, None, now, |s| {
+                            s.set(true, outcome.reason, outcome.message, now)
+                        });
+                }
+                (_, Err(e)) => {
+                    self.book
+                        .update(&self.live.resources, &key, None, now, |s| {
+                            s.set(false, e.reason, e.message.clone(), now)
+                        });
+                    if purpose == Purpose::Apply {
+                        self.requeue(key, generation);
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if self.waiters[i].outstanding.is_empty() {
+                let mut w = self.waiters.swap_remove(i);
+                w.report.repaired.append(&mut repaired.clone());
+                w.report.errors = self.errors().len();
+                let _ = w.reply.send(w.report);
+            } else {
+                i += 1;
+            }
+        }
+        self.publish().await;
+        self.live.passes.send_modify(|n| *n += 1);
+    }
+
+    /// Tries failed slow work again after a backoff (1 s, doubling, at most 5 min).
+    fn requeue(&mut self, key: Key, generation: Option<Digest>) {
+        let Some(generation) = generation else {
+            return;
+        };
+        let attempts = self.retries.entry(key.clone()).or_insert(0);
+        *attempts += 1;
+        let delay = RETRY_FIRST
+            .saturating_mul(1 << (*attempts - 1).min(16))
+            .min(RETRY_MAX);
+        let requests = self.requests.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = requests.send(Request::Retry { key, generation });
+        });
+    }
+
+    async fn retry(&mut self, key: Key, generation: Digest) {
+        if !self.retries.contains_key(&key) || self.inflight.contains_key(&key) {
+            return;
+        }
+        let Some(r) = self.index.desired(&self.set, &key) else {
+            return;
+        };
+        if r.digest != generation {
+            return;
+        }
+        let r = r.clone();
+        self.schedule(&key, Job::Apply(r), Purpose::Apply, Some(generation));
+    }
+
+    /// Every current problem: files, rules, statuses, the prune guard, pull mode.
+    fn errors(&self) -> Vec<crate::manifest::Diagnostic> {
+        let mut errors: Vec<_> = self
+            .index
+            .invalid_files()
+            .filter_map(|p| self.set.files.get(p))
+            .flat_map(|f| f.diagnostics.iter().cloned())
+            .collect();
+        errors.extend(self.index.rule_errors().cloned());
+        if !self.index.has_config() {
+            errors.push(rules::missing_config());
+        }
+        errors.extend(self.book.status_errors().cloned());
+        if let Some(hold) = &self.hold {
+            if !self.held.is_empty() {
+                errors.push(crate::manifest::Diagnostic::global(prune_message(
+                    hold,
+                    self.held.len(),
+                )));
+            }
+        }
+        if let Some(pull) = self.live.pull_error.load_full() {
+            errors.push(crate::manifest::Diagnostic::global(format!(
+                "pull mode: cannot update from the remote, reconciling the last fetched commit: {pull}"
+            )));
+        }
+        errors
+    }
+
+    /// Publishes the summary and reports problems that are new.
+    async fn publish(&mut self) {
+        let errors = self.errors();
+        record::publish(
+            &self.live,
+            &self.book,
+            SummaryParts {
+                revision: self.revision.clone(),
+                files: self.set.files.len(),
+                prune_blocked: self.held.len(),
+                errors: errors.clone(),
+                last_duration_ms: self.last_duration_ms,
+            },
+        );
+        self.book
+            .report_new(&self.root, &errors, &self.store, &self.live)
+            .await;
     }
 
     /// The git revision of the manifests, once per pass; `None` outside a git working copy
-    /// (or without git), where the content digest is the revision.
-    async fn git_revision(&mut self) -> Option<String> {
+    /// (or without git), where the content digest is the revision. A full pass asks about the
+    /// whole root; other passes only about the files they read (`changed`).
+    async fn git_revision(&mut self, full: bool, changed: Vec<PathBuf>) -> Option<String> {
+        let whole = full || !self.git.known;
+        if !whole && (!self.git.work_tree || changed.is_empty()) {
+            return self.git.work_tree.then(|| self.git_string());
+        }
         let root = self.root.clone();
-        match tokio::task::spawn_blocking(move || git::revision(&root)).await {
-            Ok(Ok(revision)) => revision,
+        let asked = if whole { Vec::new() } else { changed.clone() };
+        let found = tokio::task::spawn_blocking(move || {
+            let status = git::status(&root, &asked)?;
+            let prefix = match (&status, whole) {
+                (Some(_), true) => Some(git::prefix(&root)?),
+                _ => None,
+            };
+            Ok::<_, git::GitError>((status, prefix))
+        })
+        .await;
+        let (status, prefix) = match found {
+            Ok(Ok(found)) => found,
             Ok(Err(e)) => {
-                if !self.git_warned {
-                    self.git_warned = true;
+                if !self.git.warned {
+                    self.git.warned = true;
                     tracing::warn!("{e}; manifest revisions are content digests");
                 }
-                None
+                self.git.known = true;
+                self.git.work_tree = false;
+                return None;
             }
-            Err(_) => None,
-        }
-    }
-
-    fn counts(&self) -> std::collections::BTreeMap<Kind, KindCount> {
-        let mut counts: std::collections::BTreeMap<Kind, KindCount> = Kind::ALL
-            .iter()
-            .map(|k| (*k, KindCount::default()))
-            .collect();
-        for s in self.statuses.values() {
-            let c = counts.entry(s.kind).or_default();
-            c.total += 1;
-            c.ready += usize::from(s.ready);
-        }
-        counts
-    }
-
-    fn publish_summary(&mut self, report: &Report) {
-        let mut summary = Summary::clone(&self.live.summary.load());
-        summary.last_duration_ms = report.duration_ms;
-        publish(&self.live, summary);
-    }
-
-    /// Logs problems not seen in the previous pass and raises a `system.error` event for each,
-    /// so subscribers hear of a broken manifest or a held prune once, not on every resync.
-    async fn report_new_errors(&mut self, errors: &[Diagnostic]) {
-        let mut current = HashSet::with_capacity(errors.len());
-        let mut fresh = Vec::new();
-        for d in errors {
-            let line = d.display_in(Path::new("")).to_string();
-            if !self.logged.contains(&line) {
-                tracing::warn!("{}", d.display_in(&self.root));
-                fresh.push(events::system_error(
-                    "manifests",
-                    &line,
-                    serde_json::to_value(d).unwrap_or_default(),
-                ));
-            }
-            current.insert(line);
-        }
-        self.logged = current;
-        if fresh.is_empty() {
-            return;
-        }
-        let written = async {
-            let mut tx = self.store.pool().begin().await?;
-            for event in &fresh {
-                outbox::insert(&mut tx, event).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
+            Err(_) => return None,
         };
-        match written.await {
-            Ok(()) => self.live.outbox.notify_one(),
-            Err(e) => tracing::error!("cannot record system.error events: {e}"),
+        self.git.known = true;
+        let Some(status) = status else {
+            self.git.work_tree = false;
+            return None;
+        };
+        self.git.work_tree = true;
+        if let Some(prefix) = prefix {
+            self.git.prefix = prefix;
+            self.git.dirty.clear();
+        } else {
+            for path in &changed {
+                let repo_path = format!("{}{}", self.git.prefix, path.to_string_lossy());
+                self.git.dirty.remove(&repo_path);
+            }
+        }
+        self.git.oid = status.oid;
+        self.git.dirty.extend(status.dirty);
+        Some(self.git_string())
+    }
+
+    fn git_string(&self) -> String {
+        if self.git.dirty.is_empty() {
+            self.git.oid.clone()
+        } else {
+            format!("{}{}", self.git.oid, git::DIRTY)
         }
     }
-}
-
-/// Renders and publishes a summary.
-fn publish(live: &Live, mut summary: Summary) {
-    summary.render();
-    live.summary.store(Arc::new(summary));
 }
 
 fn prune_message(hold: &Hold, n: usize) -> String {
@@ -739,143 +916,4 @@ fn prune_message(hold: &Hold, n: usize) -> String {
             path.display()
         ),
     }
-}
-
-/// Pull mode: writes a prepared edit, commits it (whatever `git.auto_commit` says) and pushes
-/// it, rebasing onto what others pushed meanwhile. When the push cannot be made the checkout
-/// is reset to where it was, so nothing changes locally.
-fn write_and_push(
-    root: &Path,
-    prepared: write::PreparedWrite,
-    git_config: GitConfig,
-    context: &WriteContext,
-    checkout: &crate::pull::Checkout,
-) -> Result<write::PreparedWrite, WriteError> {
-    let _held = checkout.lock();
-    let before = git::head(root).map_err(WriteError::Commit)?;
-    let committer = git_config.author();
-    let git_config = GitConfig {
-        auto_commit: true,
-        ..git_config
-    };
-    let prepared = write_and_commit(root, prepared, git_config, context)?;
-    let pushed = git::push(
-        root,
-        &checkout.branch,
-        crate::pull::PUSH_ATTEMPTS,
-        &committer,
-    );
-    if let Err(e) = pushed {
-        if let Err(r) = git::reset_hard(root, &before) {
-            tracing::error!("cannot reset the checkout after a failed push: {r}");
-        }
-        return Err(WriteError::Push(e));
-    }
-    Ok(prepared)
-}
-
-/// Writes a prepared edit and, with `git.auto_commit` in a git working copy, commits exactly
-/// that file. A failed commit puts the file's previous content back, so nothing changes.
-fn write_and_commit(
-    root: &Path,
-    prepared: write::PreparedWrite,
-    git_config: GitConfig,
-    context: &WriteContext,
-) -> Result<write::PreparedWrite, WriteError> {
-    let commit = git_config.auto_commit
-        && match git::is_work_tree(root) {
-            Ok(inside) => inside,
-            Err(e) => {
-                tracing::warn!("{e}; the write-back is not committed");
-                false
-            }
-        };
-    let full = root.join(&prepared.path);
-    let io_err = |source| WriteError::Io {
-        path: prepared.path.clone(),
-        source,
-    };
-    let previous = if commit {
-        match std::fs::read(&full) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err(e)),
-        }
-    } else {
-        None
-    };
-    write::commit(root, &prepared)?;
-    if commit {
-        let author = git_config.author();
-        let message = context.commit_message();
-        if let Err(e) = git::commit(
-            root,
-            std::slice::from_ref(&prepared.path),
-            &message,
-            &author,
-        ) {
-            let restored = match &previous {
-                Some(bytes) => write::atomic_write(&full, bytes),
-                None => std::fs::remove_file(&full),
-            };
-            if let Err(r) = restored {
-                tracing::error!(file = %prepared.path.display(), "cannot restore after a failed commit: {r}");
-            }
-            return Err(WriteError::Commit(e));
-        }
-    }
-    Ok(prepared)
-}
-
-/// Reads the files a pass must look at and returns those whose content changed: `Some` with
-/// the new parse, `None` for a file that is gone.
-fn read_changes(
-    root: &Path,
-    scope: &Scope,
-    known: &HashMap<PathBuf, Digest>,
-) -> io::Result<Vec<(PathBuf, Option<FileLoad>)>> {
-    let mut candidates: BTreeSet<PathBuf> = known.keys().cloned().collect();
-    match scope {
-        Scope::Full => match load::scan(root) {
-            Ok(found) => candidates.extend(found),
-            // A vanished root means every manifest is gone; the prune guard decides.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        },
-        Scope::Paths { files, dirs } => {
-            candidates.extend(files.iter().filter(|p| load::is_manifest_file(p)).cloned());
-            for dir in dirs {
-                if root.join(dir).is_dir() {
-                    candidates.extend(
-                        load::scan(&root.join(dir))?
-                            .into_iter()
-                            .map(|p| dir.join(p)),
-                    );
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for rel in candidates {
-        match load::read_file(root, &rel) {
-            Ok(Some(text)) => {
-                if known.get(&rel) != Some(&digest_bytes(text.as_bytes())) {
-                    out.push((rel.clone(), Some(load::parse_file(&rel, &text))));
-                }
-            }
-            Ok(None) => {
-                if known.contains_key(&rel) {
-                    out.push((rel, None));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let load = load::load_path(root, &rel)?;
-                if load.as_ref().map(|l| l.digest) != known.get(&rel).copied() {
-                    out.push((rel, load));
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
 }

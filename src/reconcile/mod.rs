@@ -1,18 +1,29 @@
 //! The reconciler: desired state (manifests) vs actual state (store and runtime) -> plan ->
-//! apply, level-triggered and idempotent.
+//! apply, level-triggered and idempotent, one resource at a time, as in kube-runtime.
 //!
 //! One task ([`controller`]) owns the desired state and is the only writer of manifests and
-//! live state; everything else talks to it through a [`Controller`] handle: the watcher sends
-//! "these paths may have changed", the API sends writes, the resync timer asks for a full pass.
-//! Requests are handled one at a time, so two writes never interleave and the watcher's echo
-//! of our own write finds the file unchanged and does nothing.
+//! of the state the API reads; everything else talks to it through a [`Controller`] handle:
+//! the watcher sends "these paths may have changed", the API sends writes, the resync timer
+//! asks for a full pass. Its requests are handled one at a time and are fast (two writes never
+//! interleave; the watcher's echo of our own write finds the file unchanged and does nothing).
+//! Slow work (downloads, process start-ups) runs beside it in the keyed [`scheduler`]; its
+//! results come back to the loop, which alone publishes them.
+//!
+//! A pass, step by step: [`read`] the changed files -> [`index`] the names they declare ->
+//! [`plan`] those names -> [`apply`] the steps in one short transaction -> [`record`] statuses
+//! and the summary into the [`reflector`] and live state -> hand slow work to the scheduler.
 
+pub mod apply;
 pub mod controller;
 pub mod handler;
 pub mod handlers;
+pub mod index;
 pub mod plan;
+pub mod read;
+pub mod record;
+pub mod reflector;
+pub mod scheduler;
 pub mod status;
-pub mod watcher;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -22,8 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use controller::{Report, WriteOutcome};
 
 use crate::manifest::write::{Edit, WriteError};
-use crate::manifest::{Digest, Kind, Resource};
-use status::ResourceStatus;
+use crate::manifest::Digest;
 
 /// What a reconcile pass looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +61,8 @@ pub(crate) enum Request {
     Reconcile {
         scope: Scope,
         reply: Option<oneshot::Sender<Report>>,
+        /// Reply only once the slow work this pass started has ended.
+        wait: bool,
     },
     Write {
         edit: Edit,
@@ -61,12 +73,10 @@ pub(crate) enum Request {
     ConfirmPrune {
         reply: oneshot::Sender<Report>,
     },
-    Statuses {
-        reply: oneshot::Sender<Vec<ResourceStatus>>,
-    },
-    Resources {
-        kind: Kind,
-        reply: oneshot::Sender<Vec<(Resource, Option<ResourceStatus>)>>,
+    /// Slow work of `key` failed; try it again if the spec is still `generation`.
+    Retry {
+        key: index::Key,
+        generation: Digest,
     },
 }
 
@@ -100,16 +110,32 @@ pub struct Controller {
 impl Controller {
     /// Asks for a reconcile without waiting for it (the watcher and timers use this).
     pub fn trigger(&self, scope: Scope) {
-        let _ = self.tx.send(Request::Reconcile { scope, reply: None });
+        let _ = self.tx.send(Request::Reconcile {
+            scope,
+            reply: None,
+            wait: false,
+        });
     }
 
-    /// Reconciles and waits for the result.
+    /// Reconciles and waits for the result, including the slow work the pass started
+    /// (downloads, start-ups): `POST /api/v1/reconcile` and tests use this.
     pub async fn reconcile(&self, scope: Scope) -> Result<Report, Stopped> {
+        self.reconcile_with(scope, true).await
+    }
+
+    /// Reconciles and waits for the fast part only: tokens, Config and webhooks are in force
+    /// when this returns; slow work goes on (start-up and pull mode use this).
+    pub async fn reconcile_fast(&self, scope: Scope) -> Result<Report, Stopped> {
+        self.reconcile_with(scope, false).await
+    }
+
+    async fn reconcile_with(&self, scope: Scope, wait: bool) -> Result<Report, Stopped> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Reconcile {
                 scope,
                 reply: Some(reply),
+                wait,
             })
             .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
@@ -143,27 +169,6 @@ impl Controller {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::ConfirmPrune { reply })
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
-    }
-
-    /// The declared resources of one kind (in force), with their statuses, by name.
-    pub async fn resources(
-        &self,
-        kind: Kind,
-    ) -> Result<Vec<(Resource, Option<ResourceStatus>)>, Stopped> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Resources { kind, reply })
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
-    }
-
-    /// The status of every declared resource.
-    pub async fn statuses(&self) -> Result<Vec<ResourceStatus>, Stopped> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Statuses { reply })
             .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }

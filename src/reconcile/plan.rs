@@ -53,45 +53,75 @@ pub struct Guards<'a> {
     pub prune_confirmed: bool,
 }
 
-/// Computes the plan. The Config is never deleted: without one the last applied stays.
+/// What to do about one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Desired and actual agree.
+    Nothing,
+    /// This step converges them.
+    Do(Step),
+    /// A delete the prune guard holds back.
+    Held(Step),
+}
+
+/// Decides one name: `desired` is the resource that takes part (if any), `actual` what was
+/// applied, `claimed` whether an invalid document still names it, `hold` whether deletes must
+/// wait. The Config is never deleted: without one the last applied stays.
+pub fn decide(
+    kind: Kind,
+    name: &str,
+    desired: Option<&Resource>,
+    actual: Option<&Applied>,
+    claimed: bool,
+    hold: bool,
+) -> Decision {
+    let step = |action| Step {
+        action,
+        kind,
+        name: name.to_owned(),
+    };
+    match (desired, actual) {
+        (Some(_), None) => Decision::Do(step(Action::Create)),
+        (Some(r), Some(a)) if a.digest != r.digest => Decision::Do(step(Action::Update)),
+        (Some(_), Some(_)) | (None, None) => Decision::Nothing,
+        (None, Some(_)) if kind == Kind::Config || claimed => Decision::Nothing,
+        (None, Some(_)) if hold => Decision::Held(step(Action::Delete)),
+        (None, Some(_)) => Decision::Do(step(Action::Delete)),
+    }
+}
+
+/// Computes the plan for a whole desired state (`claw diff`; the reconciler decides per name).
 pub fn plan(
     desired: &HashMap<(Kind, &str), &Resource>,
     actual: &HashMap<(Kind, String), Applied>,
     mut guards: Guards<'_>,
 ) -> Plan {
     let mut out = Plan::default();
-    for (&(kind, name), r) in desired {
-        let action = match actual.get(&(kind, name.to_owned())) {
-            None => Action::Create,
-            Some(a) if a.digest != r.digest => Action::Update,
-            Some(_) => continue,
-        };
-        out.steps.push(Step {
-            action,
-            kind,
-            name: name.to_owned(),
-        });
-    }
     if desired.is_empty() && !actual.is_empty() && !guards.prune_confirmed {
         guards.hold.get_or_insert(Hold::EverythingGone);
     }
-    for (kind, name) in actual.keys() {
-        if *kind == Kind::Config
-            || desired.contains_key(&(*kind, name.as_str()))
-            || guards.claimed.contains(&(*kind, name.as_str()))
-        {
+    let hold = guards.hold.is_some();
+    let mut take = |decision| match decision {
+        Decision::Do(step) => out.steps.push(step),
+        Decision::Held(step) => out.held.push(step),
+        Decision::Nothing => {}
+    };
+    for (&(kind, name), r) in desired {
+        take(decide(
+            kind,
+            name,
+            Some(r),
+            actual.get(&(kind, name.to_owned())),
+            false,
+            hold,
+        ));
+    }
+    for ((kind, name), a) in actual {
+        if desired.contains_key(&(*kind, name.as_str())) {
             continue;
         }
-        let step = Step {
-            action: Action::Delete,
-            kind: *kind,
-            name: name.clone(),
-        };
-        if guards.hold.is_some() {
-            out.held.push(step);
-        } else {
-            out.steps.push(step);
-        }
+        let claimed = guards.claimed.contains(&(*kind, name.as_str()));
+        take(decide(*kind, name, None, Some(a), claimed, hold));
     }
     if !out.held.is_empty() {
         out.hold = guards.hold;

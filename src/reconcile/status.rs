@@ -18,8 +18,8 @@ pub struct ResourceStatus {
     pub line: usize,
     pub ready: bool,
     /// CamelCase machine-readable cause, e.g. `Applied`, `InvalidManifest`, `ApplyFailed`.
-    pub reason: String,
-    pub message: String,
+    pub reason: &'static str,
+    pub message: Arc<str>,
     /// The manifests revision at which the current spec was applied.
     pub applied_revision: Option<Arc<str>>,
     #[serde(with = "time::serde::rfc3339")]
@@ -27,18 +27,24 @@ pub struct ResourceStatus {
     /// Reason and message of the last successful apply, restored when an invalid edit of an
     /// unchanged resource is fixed.
     #[serde(skip)]
-    pub applied_outcome: Option<(&'static str, String)>,
+    pub applied_outcome: Option<(&'static str, Arc<str>)>,
 }
 
 impl ResourceStatus {
     /// Sets the condition, moving the transition time only when readiness or reason change.
-    pub fn set(&mut self, ready: bool, reason: &str, message: String, now: OffsetDateTime) {
+    pub fn set(
+        &mut self,
+        ready: bool,
+        reason: &'static str,
+        message: impl Into<Arc<str>>,
+        now: OffsetDateTime,
+    ) {
         if self.ready != ready || self.reason != reason {
             self.last_transition_time = now;
         }
         self.ready = ready;
-        self.reason = reason.to_owned();
-        self.message = message;
+        self.reason = reason;
+        self.message = message.into();
     }
 }
 

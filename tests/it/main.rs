@@ -14,5 +14,6 @@ mod mcp;
 mod pull;
 mod reconcile;
 mod skills;
+mod slow_work;
 mod tasks;
 mod webhooks;

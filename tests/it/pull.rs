@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use claw::pull::PullOptions;
+use claw::gitops::pull::PullOptions;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::json;

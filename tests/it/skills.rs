@@ -57,6 +57,21 @@ fn problem(live: &claw::live::Live, name: &str) -> Option<String> {
         .map(|d| d.message.clone())
 }
 
+/// True once `name` is installed at `version` and its status says so (the install is slow
+/// work: the files land first, then the reconciler records the outcome).
+fn ready_at(live: &claw::live::Live, data: &Path, name: &str, version: &str) -> bool {
+    installed_version(data, name).as_deref() == Some(version)
+        && live
+            .resources
+            .status(claw::manifest::Kind::Skill, name)
+            .is_some_and(|st| st.ready && st.message.contains(version))
+}
+
+/// True once no skill is installed and no install or removal is under way.
+fn skills_dir_empty(data: &Path) -> bool {
+    std::fs::read_dir(data.join("skills")).is_ok_and(|d| d.count() == 0)
+}
+
 /// Serves `dir` over loopback HTTP; returns the base URL.
 async fn serve_dir(dir: PathBuf) -> String {
     let app = Router::new().route(
@@ -131,8 +146,8 @@ async fn registry_on_disk_installs_latest_exact_and_ranges_then_uninstalls() {
         "skills/demo.yaml",
         &skill_manifest("demo", "  version: latest\n"),
     );
-    s.wait_for("latest installed", |_| {
-        installed_version(&data, "demo").as_deref() == Some("1.10.0")
+    s.wait_for("latest installed", |live| {
+        ready_at(live, &data, "demo", "1.10.0")
     })
     .await;
     let skill = expect(s.get("/api/v1/skills/demo", &s.admin).await, StatusCode::OK).await;
@@ -155,8 +170,8 @@ async fn registry_on_disk_installs_latest_exact_and_ranges_then_uninstalls() {
         "skills/demo.yaml",
         &skill_manifest("demo", "  version: 1.0.0\n"),
     );
-    s.wait_for("1.0.0 installed", |_| {
-        installed_version(&data, "demo").as_deref() == Some("1.0.0")
+    s.wait_for("1.0.0 installed", |live| {
+        ready_at(live, &data, "demo", "1.0.0")
     })
     .await;
     assert_eq!(
@@ -167,8 +182,8 @@ async fn registry_on_disk_installs_latest_exact_and_ranges_then_uninstalls() {
         "skills/demo.yaml",
         &skill_manifest("demo", "  version: \">=1.1 <1.10\"\n"),
     );
-    s.wait_for("1.2.0 installed", |_| {
-        installed_version(&data, "demo").as_deref() == Some("1.2.0")
+    s.wait_for("1.2.0 installed", |live| {
+        ready_at(live, &data, "demo", "1.2.0")
     })
     .await;
     let list = expect(s.get("/api/v1/skills", &s.admin).await, StatusCode::OK).await;
@@ -176,9 +191,9 @@ async fn registry_on_disk_installs_latest_exact_and_ranges_then_uninstalls() {
     assert_eq!(list["items"][0]["resolved_version"], "1.2.0");
 
     std::fs::remove_file(s.path("skills/demo.yaml")).unwrap();
-    s.wait_for("uninstalled", |_| !installed.exists()).await;
     // Nothing but the skills dir is left: no staging or set-aside dirs.
-    assert_eq!(std::fs::read_dir(data.join("skills")).unwrap().count(), 0);
+    s.wait_for("uninstalled", |_| skills_dir_empty(&data)).await;
+    assert!(!installed.exists());
 
     let events = outbox(&data).await;
     let seen: Vec<(&str, &str)> = events
@@ -478,10 +493,12 @@ async fn hostile_archives_are_refused_and_write_nothing_outside() {
         installed_version(&data, "fine").is_some()
     })
     .await;
-    // Nothing escaped: the skills dir holds only the good skill, and nothing landed around it.
+    // Nothing escaped: the skills dir holds only the good skill (and, transiently, the staging
+    // dir of a refused one being retried), and nothing landed around it.
     let names: Vec<_> = std::fs::read_dir(data.join("skills"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".tmp-"))
         .collect();
     assert_eq!(names, ["fine"]);
     for root in [tmp.path(), s.data.path(), Path::new("/")] {
@@ -509,8 +526,20 @@ async fn post_and_delete_write_and_remove_the_manifest() {
     let created = expect(post(tutorial.clone()).await.unwrap(), StatusCode::CREATED).await;
     assert_eq!(created["name"], "openclaw-skill-git-helper");
     assert_eq!(created["version"], "latest");
-    assert_eq!(created["resolved_version"], "1.1.0");
-    assert_eq!(created["status"]["ready"], true, "{created}");
+    // The call answers once the manifest is written; the download and install follow.
+    assert_eq!(created["status"]["reason"], "Progressing", "{created}");
+    s.wait_for("the skill installed", |live| {
+        ready_at(live, &data, "openclaw-skill-git-helper", "1.1.0")
+    })
+    .await;
+    let shown = expect(
+        s.get("/api/v1/skills/openclaw-skill-git-helper", &s.admin)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["resolved_version"], "1.1.0");
+    assert_eq!(shown["status"]["ready"], true, "{shown}");
     let file = s.path("skills/openclaw-skill-git-helper.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
@@ -590,7 +619,8 @@ async fn post_and_delete_write_and_remove_the_manifest() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(!file.exists());
-    assert!(!data.join("skills/openclaw-skill-git-helper").exists());
+    s.wait_for("the files removed", |_| skills_dir_empty(&data))
+        .await;
     expect(
         s.get("/api/v1/skills/openclaw-skill-git-helper", &s.admin)
             .await,
@@ -638,7 +668,7 @@ async fn a_failing_skill_leaves_the_others_alone_and_disabled_uninstalls() {
     );
     s.wait_for("ghost reported, demo installed", |live| {
         problem(live, "ghost").is_some_and(|m| m.starts_with("NotFound"))
-            && installed_version(&data, "demo").is_some()
+            && ready_at(live, &data, "demo", "1.0.0")
     })
     .await;
     let demo = expect(s.get("/api/v1/skills/demo", &s.admin).await, StatusCode::OK).await;
@@ -648,8 +678,14 @@ async fn a_failing_skill_leaves_the_others_alone_and_disabled_uninstalls() {
         "skills/demo.yaml",
         &skill_manifest("demo", "  version: latest\n  enabled: false\n"),
     );
-    s.wait_for("disabled", |_| !data.join("skills/demo").exists())
-        .await;
+    s.wait_for("disabled", |live| {
+        !data.join("skills/demo").exists()
+            && live
+                .resources
+                .status(claw::manifest::Kind::Skill, "demo")
+                .is_some_and(|st| st.reason == "Disabled")
+    })
+    .await;
     let demo = expect(s.get("/api/v1/skills/demo", &s.admin).await, StatusCode::OK).await;
     assert_eq!(demo["status"]["reason"], "Disabled", "{demo}");
     s.stop().await;

@@ -1,17 +1,15 @@
 //! The McpServer handler: tells the supervisor ([`crate::mcp`]) which servers should run.
 //!
-//! `apply` resolves the secret references of `env` / `headers` (one that cannot be resolved
-//! makes the server not Ready, `SecretUnavailable`, and leaves a running version alone), starts
-//! or restarts the server, and waits a bounded time ([`SETTLE`]) for the first attempt so that
-//! the status says how it went: Ready `Connected` (with the tool count), not Ready
-//! `StartFailed` (the reconciler raises `system.error`), or Ready `Starting` when the server is
-//! slow: a reconcile must not wait on it for long. From then on the supervisor owns the server
-//! and its live state (`/api/v1/mcp-servers`); full passes (`resync`) carry that state into
-//! the resource status (not Ready while failing, Ready again once connected) and restart the
-//! server when a secret it uses changed or after a restart of claw.
-//!
-//! The supervisor is driven directly from `apply`, not staged until commit: a failed commit
-//! leaves the resource unrecorded, so the next pass applies it again and finds it running.
+//! `apply` (fast, in the transaction) resolves the secret references of `env` / `headers` (one
+//! that cannot be resolved makes the server not Ready, `SecretUnavailable`, and leaves a
+//! running version alone) and answers `Progressing`. The slow part ([`Handler::work`], run by
+//! the scheduler, side by side for every server) starts or restarts the server and waits a
+//! bounded time ([`SETTLE`]) for the first attempt so that the status says how it went: Ready
+//! `Connected` (with the tool count), not Ready `StartFailed` (the reconciler raises
+//! `system.error`), or Ready `Starting` when the server is slow. From then on the supervisor
+//! owns the server and its live state (`/api/v1/mcp-servers`); full passes (`Job::Resync`)
+//! carry that state into the resource status (not Ready while failing, Ready again once
+//! connected) and restart the server when a secret it uses changed or after a restart of claw.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -20,12 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
+use tokio_util::sync::CancellationToken;
 
 use crate::live::Live;
 use crate::manifest::kinds::{EnvValue, McpServerSpec, McpTransport};
 use crate::manifest::{Kind, Resource, Spec};
 use crate::mcp::{Desired, Launch, Phase, ServerStatus};
-use crate::reconcile::handler::{ApplyError, Handler, Outcome};
+use crate::reconcile::handler::{ApplyError, Handler, Job, Outcome, WorkResult};
+use crate::reconcile::scheduler::JobFuture;
 
 /// Longest a reconcile waits for a server's first start attempt.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -137,24 +137,20 @@ fn spec_of(r: &Resource) -> Result<&McpServerSpec, ApplyError> {
     }
 }
 
-#[async_trait]
-impl Handler for McpHandler {
-    fn kind(&self) -> Kind {
-        Kind::McpServer
-    }
-
-    async fn apply(&self, _tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+impl McpHandler {
+    /// Starts or restarts the server and waits for its first attempt to settle.
+    async fn start(&self, r: &Resource, cancel: &CancellationToken) -> WorkResult {
         let desired = self.desired(spec_of(r)?)?;
         self.live.mcp.ensure(r.name(), desired).await;
-        let status = self.live.mcp.wait_settled(r.name(), SETTLE).await;
-        self.outcome(r.name(), status)
+        let status = tokio::select! {
+            status = self.live.mcp.wait_settled(r.name(), SETTLE) => status,
+            _ = cancel.cancelled() => return Ok(None),
+        };
+        self.outcome(r.name(), status).map(Some)
     }
 
-    async fn resync(
-        &self,
-        _tx: &mut SqliteConnection,
-        r: &Resource,
-    ) -> Result<Option<Outcome>, ApplyError> {
+    /// Restarts the server if anything it uses changed; carries its live state into the status.
+    async fn resync(&self, r: &Resource, cancel: &CancellationToken) -> WorkResult {
         let desired = self.desired(spec_of(r)?)?;
         let was_unsettled = self
             .unsettled
@@ -162,19 +158,52 @@ impl Handler for McpHandler {
             .unwrap_or_else(|e| e.into_inner())
             .contains(r.name());
         if self.live.mcp.ensure(r.name(), desired).await {
-            let status = self.live.mcp.wait_settled(r.name(), SETTLE).await;
+            let status = tokio::select! {
+                status = self.live.mcp.wait_settled(r.name(), SETTLE) => status,
+                _ = cancel.cancelled() => return Ok(None),
+            };
             return self.outcome(r.name(), status).map(Some);
         }
         let outcome = self.outcome(r.name(), self.live.mcp.status(r.name()))?;
         Ok(was_unsettled.then_some(outcome))
     }
+}
 
-    async fn delete(&self, _tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
-        self.live.mcp.stop(name).await;
-        self.unsettled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+#[async_trait]
+impl Handler for McpHandler {
+    fn kind(&self) -> Kind {
+        Kind::McpServer
+    }
+
+    async fn apply(&self, _tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+        // Resolved here only to report a missing secret at once; `work` resolves it again.
+        self.desired(spec_of(r)?)?;
+        Ok(Outcome::progressing("starting the server"))
+    }
+
+    async fn delete(&self, _tx: &mut SqliteConnection, _name: &str) -> Result<(), ApplyError> {
+        // Stopping the process is slow work (`Job::Delete`).
         Ok(())
+    }
+
+    fn has_work(&self) -> bool {
+        true
+    }
+
+    fn work(self: Arc<Self>, job: Job, cancel: CancellationToken) -> Option<JobFuture<WorkResult>> {
+        Some(Box::pin(async move {
+            match job {
+                Job::Apply(r) => self.start(&r, &cancel).await,
+                Job::Resync(r) => self.resync(&r, &cancel).await,
+                Job::Delete(name) => {
+                    self.live.mcp.stop(&name).await;
+                    self.unsettled
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&name);
+                    Ok(None)
+                }
+            }
+        }))
     }
 }

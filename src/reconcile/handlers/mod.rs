@@ -12,14 +12,19 @@ use std::sync::Arc;
 use super::handler::Handler;
 use crate::live::Live;
 use crate::manifest::Kind;
+use crate::store::Store;
 
 /// The handlers of every kind, indexed by [`Kind`]; kinds without behaviour yet are accepted
 /// after validation.
-pub fn all(live: &Arc<Live>) -> Vec<Arc<dyn Handler>> {
+pub fn all(live: &Arc<Live>, store: &Store) -> Vec<Arc<dyn Handler>> {
     let config = Arc::new(config::ConfigHandler::new(live.clone()));
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
         config.clone(),
-        Arc::new(skill::SkillHandler::new(live.clone(), config)),
+        Arc::new(skill::SkillHandler::new(
+            live.clone(),
+            config,
+            store.clone(),
+        )),
         Arc::new(mcp::McpHandler::new(live.clone())),
         Arc::new(token::TokenHandler::new(live.clone())),
         Arc::new(webhook::WebhookHandler::new(live.clone())),

@@ -1,33 +1,39 @@
 //! The Skill handler: installs each Skill into `<data>/skills/<name>` and removes it when its
 //! manifest goes away (see [`crate::skills`]).
 //!
+//! Everything that touches the network or the disk is slow work ([`Handler::work`]): `apply`
+//! only answers `Progressing`, and the scheduler then resolves, downloads and installs outside
+//! any transaction, so a stalled archive host holds up nothing but this skill. A job that is
+//! cancelled (the manifest changed meanwhile) stops before it swaps anything into place.
 //! A failure makes that one skill not Ready with the reason (the reconciler raises
-//! `system.error` for it) and leaves the other skills and the installed version alone. An
-//! unchanged manifest reuses the install when the resolved archive digest is the same and the
-//! files are intact. Full passes verify installed files and reinstall on drift (`DriftRepaired`),
-//! and reinstall skills of the default registry when the Config names another (`RegistryChanged`).
-//! `skill.installed` / `skill.removed` are written to the outbox in the reconcile transaction.
+//! `system.error` for it and retries with backoff) and leaves the other skills and the
+//! installed version alone. An unchanged manifest reuses the install when the resolved archive
+//! digest is the same and the files are intact. Full passes verify installed files and
+//! reinstall on drift (`DriftRepaired`), and reinstall skills of the default registry when the
+//! Config names another (`RegistryChanged`). `skill.installed` / `skill.removed` are written
+//! to the outbox in a short transaction of their own once the files are in place.
 //!
 //! `SKILL.md` must name the skill as the Skill resource does; a mismatch is refused
 //! (`InvalidSkill`), so the directory name, the resource and the skill agree.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
+use tokio_util::sync::CancellationToken;
 
 use super::config::ConfigHandler;
 use crate::events::{self, EventType};
 use crate::live::Live;
 use crate::manifest::kinds::SkillSpec;
 use crate::manifest::{Kind, Resource, Spec};
-use crate::reconcile::handler::{ApplyError, Handler, Outcome};
+use crate::reconcile::handler::{ApplyError, Handler, Job, Outcome, WorkResult};
+use crate::reconcile::scheduler::JobFuture;
 use crate::skills::install::{Installer, Record};
 use crate::skills::registry::{self, Registry};
 use crate::skills::source::{self, Context};
 use crate::skills::SkillError;
-use crate::store::outbox;
+use crate::store::{outbox, Store};
 
 /// Converges installed skills.
 pub struct SkillHandler {
@@ -35,8 +41,7 @@ pub struct SkillHandler {
     config: Arc<ConfigHandler>,
     installer: Installer,
     http: reqwest::Client,
-    /// Events were written in this pass: wake the webhook worker after commit.
-    notify: AtomicBool,
+    store: Store,
 }
 
 impl From<SkillError> for ApplyError {
@@ -47,7 +52,7 @@ impl From<SkillError> for ApplyError {
 
 impl SkillHandler {
     /// A handler installing under `live.data`, reading the registry from `config`.
-    pub fn new(live: Arc<Live>, config: Arc<ConfigHandler>) -> Self {
+    pub fn new(live: Arc<Live>, config: Arc<ConfigHandler>, store: Store) -> Self {
         let installer = Installer::new(&live.data);
         installer.clean_leftovers();
         SkillHandler {
@@ -55,7 +60,7 @@ impl SkillHandler {
             config,
             installer,
             http: registry::http_client(),
-            notify: AtomicBool::new(false),
+            store,
         }
     }
 
@@ -66,6 +71,7 @@ impl SkillHandler {
         r: &Resource,
         spec: &SkillSpec,
         force: bool,
+        cancel: &CancellationToken,
     ) -> Result<(Record, bool), SkillError> {
         let name = r.name();
         let ctx = Context::new(
@@ -74,7 +80,10 @@ impl SkillHandler {
             self.config.current().skills.registry,
             self.http.clone(),
         );
-        let plan = source::resolve(name, spec, &ctx).await?;
+        let plan = tokio::select! {
+            plan = source::resolve(name, spec, &ctx) => plan?,
+            _ = cancel.cancelled() => return Err(cancelled()),
+        };
         if !force {
             if let Some(installed) = self.installer.installed(name) {
                 let same = installed.record.source == plan.describe()
@@ -86,7 +95,14 @@ impl SkillHandler {
             }
         }
         let staging = self.installer.staging()?;
-        let fetched = source::fetch(name, &spec.version, &plan, &staging.path, &self.http).await?;
+        let fetched = tokio::select! {
+            fetched = source::fetch(name, &spec.version, &plan, &staging.path, &self.http) => fetched?,
+            _ = cancel.cancelled() => return Err(cancelled()),
+        };
+        // A newer spec is waiting: never swap this one into place.
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         let record = Record {
             name: name.to_owned(),
             version: fetched.version.clone(),
@@ -125,15 +141,17 @@ impl SkillHandler {
             .map_err(|e| SkillError::Invalid(format!("the uninstall worker failed: {e}")))?
     }
 
-    async fn event(
-        &self,
-        tx: &mut SqliteConnection,
-        kind: EventType,
-        name: &str,
-        version: &str,
-    ) -> Result<(), ApplyError> {
-        outbox::insert(tx, &events::skill(kind, name, version)).await?;
-        self.notify.store(true, Ordering::Relaxed);
+    /// Writes a skill event in a transaction of its own and wakes the webhook worker.
+    async fn event(&self, kind: EventType, name: &str, version: &str) -> Result<(), ApplyError> {
+        let mut tx = self
+            .store
+            .pool()
+            .begin()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        outbox::insert(&mut tx, &events::skill(kind, name, version)).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.live.outbox.notify_one();
         Ok(())
     }
 
@@ -141,16 +159,16 @@ impl SkillHandler {
     /// when the installed version or content changed.
     async fn install_and_announce(
         &self,
-        tx: &mut SqliteConnection,
         r: &Resource,
         spec: &SkillSpec,
+        cancel: &CancellationToken,
     ) -> Result<Record, ApplyError> {
         let before = self.installer.installed(r.name()).map(|i| i.record);
-        let (record, changed) = self.install(r, spec, false).await?;
+        let (record, changed) = self.install(r, spec, false, cancel).await?;
         if changed
             && before.is_none_or(|b| b.digest != record.digest || b.version != record.version)
         {
-            self.event(tx, EventType::SkillInstalled, r.name(), &record.version)
+            self.event(EventType::SkillInstalled, r.name(), &record.version)
                 .await?;
         }
         Ok(record)
@@ -177,12 +195,54 @@ impl SkillHandler {
         }
     }
 
-    async fn disable(&self, tx: &mut SqliteConnection, name: &str) -> Result<Outcome, ApplyError> {
+    async fn disable(&self, name: &str) -> Result<Outcome, ApplyError> {
         if let Some(old) = self.uninstall(name).await? {
-            self.event(tx, EventType::SkillRemoved, name, &old.version)
+            self.event(EventType::SkillRemoved, name, &old.version)
                 .await?;
         }
         Ok(disabled())
+    }
+
+    /// The slow part of `apply`: install (or, when disabled, uninstall).
+    async fn converge(&self, r: &Resource, cancel: &CancellationToken) -> WorkResult {
+        let spec = spec_of(r)?;
+        if !spec.enabled {
+            return self.disable(r.name()).await.map(Some);
+        }
+        let record = self.install_and_announce(r, spec, cancel).await?;
+        Ok(Some(Outcome::applied(installed_message(&record))))
+    }
+
+    /// The slow part of a full pass: verify the installed files and repair drift.
+    async fn resync(&self, r: &Resource, cancel: &CancellationToken) -> WorkResult {
+        let spec = spec_of(r)?;
+        if !spec.enabled {
+            let present = self.installer.root().join(r.name()).exists();
+            return Ok(if present {
+                Some(self.disable(r.name()).await?)
+            } else {
+                None
+            });
+        }
+        let Some(drift) = self.verify(r.name()).await? else {
+            if self.registry_changed(r.name(), spec) {
+                let record = self.install_and_announce(r, spec, cancel).await?;
+                return Ok(Some(Outcome {
+                    reason: "RegistryChanged",
+                    message: format!(
+                        "the Config's skills.registry changed: {}",
+                        installed_message(&record)
+                    ),
+                }));
+            }
+            return Ok(None);
+        };
+        tracing::warn!(skill = %r.name(), "installed skill drifted ({drift}); reinstalling");
+        let (record, _) = self.install(r, spec, true, cancel).await?;
+        Ok(Some(Outcome {
+            reason: "DriftRepaired",
+            message: format!("{drift}; restored: {}", installed_message(&record)),
+        }))
     }
 }
 
@@ -205,71 +265,47 @@ fn spec_of(r: &Resource) -> Result<&SkillSpec, ApplyError> {
     }
 }
 
+fn cancelled() -> SkillError {
+    SkillError::Invalid("cancelled: the manifest changed while installing".into())
+}
+
 #[async_trait]
 impl Handler for SkillHandler {
     fn kind(&self) -> Kind {
         Kind::Skill
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, _tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
         let spec = spec_of(r)?;
-        if !spec.enabled {
-            return self.disable(tx, r.name()).await;
-        }
-        let record = self.install_and_announce(tx, r, spec).await?;
-        Ok(Outcome::applied(installed_message(&record)))
-    }
-
-    async fn resync(
-        &self,
-        tx: &mut SqliteConnection,
-        r: &Resource,
-    ) -> Result<Option<Outcome>, ApplyError> {
-        let spec = spec_of(r)?;
-        if !spec.enabled {
-            let present = self.installer.root().join(r.name()).exists();
-            return Ok(if present {
-                Some(self.disable(tx, r.name()).await?)
-            } else {
-                None
-            });
-        }
-        let Some(drift) = self.verify(r.name()).await? else {
-            if self.registry_changed(r.name(), spec) {
-                let record = self.install_and_announce(tx, r, spec).await?;
-                return Ok(Some(Outcome {
-                    reason: "RegistryChanged",
-                    message: format!(
-                        "the Config's skills.registry changed: {}",
-                        installed_message(&record)
-                    ),
-                }));
-            }
-            return Ok(None);
-        };
-        tracing::warn!(skill = %r.name(), "installed skill drifted ({drift}); reinstalling");
-        let (record, _) = self.install(r, spec, true).await?;
-        Ok(Some(Outcome {
-            reason: "DriftRepaired",
-            message: format!("{drift}; restored: {}", installed_message(&record)),
+        Ok(Outcome::progressing(if spec.enabled {
+            format!("resolving and installing version {}", spec.version)
+        } else {
+            "disabled: removing the installed files".into()
         }))
     }
 
-    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
-        if let Some(old) = self.uninstall(name).await? {
-            self.event(tx, EventType::SkillRemoved, name, &old.version)
-                .await?;
-        }
+    async fn delete(&self, _tx: &mut SqliteConnection, _name: &str) -> Result<(), ApplyError> {
+        // Removing the files is slow work (`Job::Delete`).
         Ok(())
     }
 
-    fn publish(&self) {
-        if self.notify.swap(false, Ordering::Relaxed) {
-            self.live.outbox.notify_one();
-        }
+    fn has_work(&self) -> bool {
+        true
     }
 
-    fn discard(&self) {
-        self.notify.store(false, Ordering::Relaxed);
+    fn work(self: Arc<Self>, job: Job, cancel: CancellationToken) -> Option<JobFuture<WorkResult>> {
+        Some(Box::pin(async move {
+            match job {
+                Job::Apply(r) => self.converge(&r, &cancel).await,
+                Job::Resync(r) => self.resync(&r, &cancel).await,
+                Job::Delete(name) => {
+                    if let Some(old) = self.uninstall(&name).await? {
+                        self.event(EventType::SkillRemoved, &name, &old.version)
+                            .await?;
+                    }
+                    Ok(None)
+                }
+            }
+        }))
     }
 }

@@ -14,8 +14,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Controller, Scope};
 use crate::manifest::load::is_manifest_file;
+use crate::reconcile::{Controller, Scope};
 
 /// Timing of the watcher.
 #[derive(Debug, Clone, Copy)]

@@ -64,6 +64,34 @@ fn run(mut cmd: Command) -> Result<Output, GitError> {
 /// manifest file exists there. `None` when `root` is not in a git working copy or HEAD has no
 /// commit yet; an error when git cannot be run.
 pub fn revision(root: &Path) -> Result<Option<String>, GitError> {
+    Ok(status(root, &[])?.map(|s| s.revision()))
+}
+
+/// What `git status` says about (part of) the manifests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The HEAD commit id.
+    pub oid: String,
+    /// Paths (relative to the top of the working copy) that make it dirty: tracked files with
+    /// changes, untracked manifest files.
+    pub dirty: Vec<String>,
+}
+
+impl Status {
+    /// The revision string: the commit id, with [`DIRTY`] when anything is dirty.
+    pub fn revision(&self) -> String {
+        if self.dirty.is_empty() {
+            self.oid.clone()
+        } else {
+            format!("{}{DIRTY}", self.oid)
+        }
+    }
+}
+
+/// `git status` of `paths` (relative to `root`; none: everything under `root`). `None` when
+/// `root` is not in a git working copy or HEAD has no commit yet. Asking for only the files
+/// that changed keeps a pass's cost independent of how many files the working copy holds.
+pub fn status(root: &Path, paths: &[PathBuf]) -> Result<Option<Status>, GitError> {
     let mut cmd = git(root);
     cmd.args([
         "status",
@@ -72,8 +100,12 @@ pub fn revision(root: &Path) -> Result<Option<String>, GitError> {
         "-z",
         "--untracked-files=all",
         "--",
-        ".",
     ]);
+    if paths.is_empty() {
+        cmd.arg(".");
+    } else {
+        cmd.args(paths);
+    }
     let output = match run(cmd) {
         Ok(output) => output,
         // Not a working copy (or a broken one): the caller falls back to a content digest.
@@ -83,25 +115,37 @@ pub fn revision(root: &Path) -> Result<Option<String>, GitError> {
     Ok(parse_status(&String::from_utf8_lossy(&output.stdout)))
 }
 
-fn parse_status(text: &str) -> Option<String> {
+/// Where `root` is inside its working copy (`git rev-parse --show-prefix`, e.g. `manifests/`).
+pub fn prefix(root: &Path) -> Result<String, GitError> {
+    let mut cmd = git(root);
+    cmd.args(["rev-parse", "--show-prefix"]);
+    let output = run(cmd)?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn parse_status(text: &str) -> Option<Status> {
     let mut oid = None;
-    let mut dirty = false;
+    let mut dirty = Vec::new();
     let mut entries = text.split('\0');
     while let Some(entry) = entries.next() {
         if let Some(id) = entry.strip_prefix("# branch.oid ") {
             oid = Some(id.to_owned());
         } else if let Some(path) = entry.strip_prefix("? ") {
-            dirty |= crate::manifest::load::is_manifest_file(Path::new(path));
-        } else if entry.starts_with("1 ") || entry.starts_with("u ") {
-            dirty = true;
+            if crate::manifest::load::is_manifest_file(Path::new(path)) {
+                dirty.push(path.to_owned());
+            }
+        } else if entry.starts_with("1 ") {
+            dirty.extend(entry.splitn(9, ' ').nth(8).map(str::to_owned));
+        } else if entry.starts_with("u ") {
+            dirty.extend(entry.splitn(11, ' ').nth(10).map(str::to_owned));
         } else if entry.starts_with("2 ") {
-            dirty = true;
+            dirty.extend(entry.splitn(10, ' ').nth(9).map(str::to_owned));
             // A rename or copy is followed by its original path.
             entries.next();
         }
     }
     let oid = oid.filter(|id| id.chars().all(|c| c.is_ascii_hexdigit()))?;
-    Some(if dirty { format!("{oid}{DIRTY}") } else { oid })
+    Some(Status { oid, dirty })
 }
 
 /// Whether `root` is inside a git working copy.
@@ -317,15 +361,21 @@ mod tests {
     fn status_parses_head_and_dirtiness() {
         let head = "# branch.oid 0123456789abcdef0123456789abcdef01234567\0# branch.head main\0";
         assert_eq!(
-            parse_status(head).as_deref(),
+            parse_status(head).map(|s| s.revision()).as_deref(),
             Some("0123456789abcdef0123456789abcdef01234567")
         );
         let untracked_other = format!("{head}? notes.txt\0");
-        assert!(!parse_status(&untracked_other).unwrap().ends_with(DIRTY));
+        assert!(!parse_status(&untracked_other)
+            .unwrap()
+            .revision()
+            .ends_with(DIRTY));
         let untracked_manifest = format!("{head}? tokens/a.yaml\0");
-        assert!(parse_status(&untracked_manifest).unwrap().ends_with(DIRTY));
+        assert_eq!(
+            parse_status(&untracked_manifest).unwrap().dirty,
+            ["tokens/a.yaml"]
+        );
         let modified = format!("{head}1 .M N... 100644 100644 100644 a b config.yaml\0");
-        assert!(parse_status(&modified).unwrap().ends_with(DIRTY));
+        assert_eq!(parse_status(&modified).unwrap().dirty, ["config.yaml"]);
         assert_eq!(parse_status("# branch.oid (initial)\0"), None);
     }
 

@@ -1,7 +1,7 @@
 //! Pull mode (`serve --git-url`), the way Flux and Argo CD work: the manifests dir is a clone
 //! under the data dir; a puller fetches and fast-forwards it on an interval and when
 //! `POST /api/v1/hooks/git` fires, then asks for a full reconcile. Write-backs commit and push
-//! from the reconciler's write path (see `reconcile::controller`), under the same [`Checkout`]
+//! from the write-back path (see `gitops::writeback`), under the same [`Checkout`]
 //! lock, so a fetch never runs in the middle of a write's commit, push and rollback.
 //!
 //! Credentials come from the user's git configuration (credential helpers, ssh agent): a URL
@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::git::{self, GitError};
+use crate::gitops::git::{self, GitError};
 use crate::live::Live;
 use crate::reconcile::{Controller, Scope};
 
@@ -218,7 +218,7 @@ pub fn spawn(
             };
             // The pass below reports it among the status errors (and logs it once).
             live.pull_error.store(failed.map(Arc::new));
-            if controller.reconcile(Scope::Full).await.is_err() {
+            if controller.reconcile_fast(Scope::Full).await.is_err() {
                 break;
             }
         }

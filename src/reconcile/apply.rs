@@ -1,0 +1,116 @@
+//! Step four of a pass, *apply*: the planned steps in one short database transaction, through
+//! the kind handlers' fast parts (see [`super::handler`]), with the `resources` rows that say
+//! what is applied. Nothing here waits on the network or a process: the handlers' slow parts
+//! run afterwards, in the scheduler.
+
+use std::sync::Arc;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::handler::{ApplyError, Handler, Outcome};
+use super::plan::{Action, Step};
+use crate::manifest::Resource;
+use crate::store::resources::{self, Applied};
+use crate::store::{Store, StoreError};
+
+/// What one step came to.
+pub struct StepResult {
+    pub step: Step,
+    pub result: Result<Outcome, ApplyError>,
+    /// What a create or update applies (the reconciler records it when the step succeeded).
+    pub applied: Option<Applied>,
+}
+
+/// Applies `steps` (each with its desired resource for create / update) in one transaction;
+/// publishes the handlers' staged changes when it commits, discards them when it does not.
+pub async fn apply(
+    store: &Store,
+    handlers: &[Arc<dyn Handler>],
+    steps: Vec<(Step, Option<&Resource>)>,
+    revision: &Arc<str>,
+    now: OffsetDateTime,
+) -> Vec<StepResult> {
+    let mut tx = match store.pool().begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            return steps
+                .into_iter()
+                .map(|(step, _)| StepResult {
+                    step,
+                    result: Err(ApplyError::new("StoreError", e.to_string())),
+                    applied: None,
+                })
+                .collect()
+        }
+    };
+    let handler = |step: &Step| {
+        handlers
+            .iter()
+            .find(|h| h.kind() == step.kind)
+            .unwrap_or(&handlers[0])
+            .clone()
+    };
+    let mut results = Vec::with_capacity(steps.len());
+    let mut rows = Vec::new();
+    for (step, desired) in &steps {
+        let h = handler(step);
+        let (result, applied) = match (step.action, desired) {
+            (Action::Delete, _) | (_, None) => {
+                let mut result = h
+                    .delete(&mut tx, &step.name)
+                    .await
+                    .map(|()| Outcome::applied("deleted"));
+                if result.is_ok() {
+                    if let Err(e) = resources::delete(&mut tx, step.kind, &step.name).await {
+                        result = Err(e.into());
+                    }
+                }
+                (result, None)
+            }
+            (Action::Create | Action::Update, Some(r)) => {
+                let result = h.apply(&mut tx, r).await;
+                if result.is_ok() {
+                    rows.push(resources::Row {
+                        kind: step.kind,
+                        name: &step.name,
+                        digest: r.digest,
+                        spec: serde_json::to_string(&r.spec).unwrap_or_default(),
+                    });
+                }
+                let applied = Applied {
+                    digest: r.digest,
+                    revision: revision.clone(),
+                };
+                (result, Some(applied))
+            }
+        };
+        results.push((result, applied));
+    }
+    let applied_at = now.format(&Rfc3339).unwrap_or_default();
+    // One multi-row statement per chunk: at start-up this is thousands of rows.
+    let recorded = resources::upsert_many(&mut tx, &rows, revision, &applied_at).await;
+    drop(rows);
+    let committed = match recorded {
+        Ok(()) => tx.commit().await.map_err(StoreError::from),
+        Err(e) => Err(e),
+    };
+    match &committed {
+        Ok(()) => handlers.iter().for_each(|h| h.publish()),
+        Err(_) => handlers.iter().for_each(|h| h.discard()),
+    }
+    steps
+        .into_iter()
+        .zip(results)
+        .map(|((step, _), (mut result, applied))| {
+            if let (Err(e), Ok(_)) = (&committed, &result) {
+                result = Err(ApplyError::new("StoreError", e.to_string()));
+            }
+            StepResult {
+                step,
+                result,
+                applied,
+            }
+        })
+        .collect()
+}
