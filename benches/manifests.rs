@@ -712,6 +712,7 @@ async fn slow_work_on(
             scope: Scope::Read,
             expires_at: None,
             description: None,
+            rate_limit: None,
         },
     )?;
     let status = |token: String| {
