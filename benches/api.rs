@@ -365,7 +365,9 @@ async fn store_tasks(data: &Path, n: usize) -> (String, time::OffsetDateTime) {
                 created_at: &r.2,
             })
             .collect();
-        insert_many(&mut conn, &batch, status).await.unwrap();
+        insert_many(&mut conn, &batch, status.parse().expect("a task status"))
+            .await
+            .unwrap();
     }
     sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
     drop(conn);

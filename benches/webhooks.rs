@@ -306,7 +306,7 @@ fn event(i: usize) -> events::Event {
         EventType::TaskCompleted,
         &format!("task_{i:08}"),
         "Summarize the latest commits on main and post the summary to #releases",
-        "completed",
+        claw::tasks::TaskStatus::Completed,
         Some(4523),
         None,
     )

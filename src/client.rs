@@ -7,6 +7,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use crate::tasks::TaskStatus;
+
 /// The default server URL.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:3000";
 
@@ -119,10 +121,7 @@ impl Client {
             let mut delay = Duration::from_millis(250);
             loop {
                 let task = self.task(id).await?;
-                if matches!(
-                    task["status"].as_str(),
-                    Some("completed" | "failed" | "cancelled")
-                ) {
+                if has_ended(&task) {
                     break;
                 }
                 tokio::time::sleep(delay).await;
@@ -178,12 +177,7 @@ impl Client {
                 let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
                 match event {
                     "output" => on_output(value["text"].as_str().unwrap_or("")),
-                    "status"
-                        if matches!(
-                            value["status"].as_str(),
-                            Some("completed" | "failed" | "cancelled")
-                        ) =>
-                    {
+                    "status" if has_ended(&value) => {
                         return Ok(());
                     }
                     _ => {}
@@ -252,6 +246,14 @@ impl Client {
             .await
             .map_err(|source| ClientError::Http { url, source })
     }
+}
+
+/// True when a task (or a status event of one) has a status it never leaves.
+fn has_ended(task: &Value) -> bool {
+    task["status"]
+        .as_str()
+        .and_then(|s| s.parse::<TaskStatus>().ok())
+        .is_some_and(TaskStatus::is_terminal)
 }
 
 async fn api_error(response: reqwest::Response) -> ClientError {

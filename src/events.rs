@@ -1,13 +1,23 @@
 //! Events: the six event types of the tutorial and their payloads, exactly as webhooks send
 //! them: `{"event", "timestamp", "data"}` as compact JSON. Events are written to the outbox
 //! (`store::outbox`) in the same transaction as the change that caused them.
+//!
+//! The event names live here once: [`EventType`] for the events themselves, [`EventFilter`]
+//! for an entry of a Webhook's `events` (an event name or `*`), and [`Subscription`] for
+//! the whole list, which the delivery fan-out matches events against.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::tasks::TaskStatus;
+
 /// The event types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventType {
     TaskCompleted,
     TaskFailed,
@@ -29,7 +39,7 @@ impl EventType {
     ];
 
     /// The wire name, e.g. `task.completed`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             EventType::TaskCompleted => "task.completed",
             EventType::TaskFailed => "task.failed",
@@ -41,13 +51,146 @@ impl EventType {
     }
 }
 
-impl std::str::FromStr for EventType {
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         EventType::ALL
             .into_iter()
             .find(|e| e.as_str() == s)
             .ok_or_else(|| format!("unknown event type \"{s}\""))
+    }
+}
+
+/// One entry of a Webhook's `events`: an event type, or `*` for every event. Serialised as
+/// its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventFilter {
+    /// Exactly this event.
+    Only(EventType),
+    /// `*`: every event.
+    All,
+}
+
+impl EventFilter {
+    /// Every entry a Webhook may list: each event type, then `*`.
+    pub const ALL: [EventFilter; 7] = [
+        EventFilter::Only(EventType::TaskCompleted),
+        EventFilter::Only(EventType::TaskFailed),
+        EventFilter::Only(EventType::TaskStarted),
+        EventFilter::Only(EventType::SkillInstalled),
+        EventFilter::Only(EventType::SkillRemoved),
+        EventFilter::Only(EventType::SystemError),
+        EventFilter::All,
+    ];
+
+    /// The name as written in a manifest, e.g. `task.completed` or `*`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventFilter::Only(e) => e.as_str(),
+            EventFilter::All => "*",
+        }
+    }
+
+    /// Whether an endpoint listing `self` receives `event`.
+    pub fn matches(self, event: EventType) -> bool {
+        match self {
+            EventFilter::All => true,
+            EventFilter::Only(e) => e == event,
+        }
+    }
+}
+
+impl From<EventType> for EventFilter {
+    fn from(e: EventType) -> Self {
+        EventFilter::Only(e)
+    }
+}
+
+impl fmt::Display for EventFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is neither an event type nor `*`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event \"{0}\": expected one of {names}", names = EventFilter::ALL.map(EventFilter::as_str).join(", "))]
+pub struct UnknownEvent(pub String);
+
+impl FromStr for EventFilter {
+    type Err = UnknownEvent;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventFilter::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| UnknownEvent(s.to_owned()))
+    }
+}
+
+impl Serialize for EventFilter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventFilter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What an endpoint subscribes to: the union of its [`EventFilter`]s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Subscription {
+    all: bool,
+    /// Bit `i` set: receives `EventType::ALL[i]`.
+    events: u8,
+}
+
+impl Subscription {
+    /// The subscription of these entries.
+    pub fn new(filters: impl IntoIterator<Item = EventFilter>) -> Subscription {
+        filters
+            .into_iter()
+            .fold(Subscription::default(), |mut sub, f| {
+                match f {
+                    EventFilter::All => sub.all = true,
+                    EventFilter::Only(e) => sub.events |= Self::bit(e),
+                }
+                sub
+            })
+    }
+
+    /// The subscription of a stored `events` list (a JSON array of names, as
+    /// `store::webhooks` keeps it). Names that are not events match nothing, as does text
+    /// that is not such an array.
+    pub fn from_json(events: &str) -> Subscription {
+        let names: Vec<String> = serde_json::from_str(events).unwrap_or_default();
+        Subscription::new(names.iter().filter_map(|n| n.parse().ok()))
+    }
+
+    fn bit(e: EventType) -> u8 {
+        let i = EventType::ALL.iter().position(|x| *x == e).unwrap_or(0);
+        1 << i
+    }
+
+    /// Whether it receives `event`.
+    pub fn matches(self, event: EventType) -> bool {
+        self.all || self.events & Self::bit(event) != 0
+    }
+
+    /// Whether it receives an event called `name`: `*` receives any name, even one this
+    /// version does not know.
+    pub fn matches_name(self, name: &str) -> bool {
+        self.all || name.parse().is_ok_and(|e| self.matches(e))
     }
 }
 
@@ -89,14 +232,14 @@ pub fn task(
     event: EventType,
     task_id: &str,
     prompt: &str,
-    status: &str,
+    status: TaskStatus,
     duration_ms: Option<i64>,
     error: Option<&str>,
 ) -> Event {
     let mut data = Map::new();
     data.insert("task_id".into(), task_id.into());
     data.insert("prompt".into(), prompt.into());
-    data.insert("status".into(), status.into());
+    data.insert("status".into(), status.as_str().into());
     if let Some(ms) = duration_ms {
         data.insert("duration_ms".into(), ms.into());
     }
@@ -129,7 +272,7 @@ mod tests {
             EventType::TaskCompleted,
             "task_abc123",
             "Summarize \"this\"\n🦀",
-            "completed",
+            TaskStatus::Completed,
             Some(4523),
             None,
         );
@@ -151,5 +294,68 @@ mod tests {
             assert_eq!(e.as_str().parse::<EventType>().unwrap(), e);
         }
         assert!("task.exploded".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn filter_names_round_trip_through_as_str_from_str_and_serde() {
+        let names: Vec<&str> = EventFilter::ALL.map(EventFilter::as_str).to_vec();
+        assert_eq!(
+            names,
+            [
+                "task.completed",
+                "task.failed",
+                "task.started",
+                "skill.installed",
+                "skill.removed",
+                "system.error",
+                "*"
+            ]
+        );
+        for f in EventFilter::ALL {
+            assert_eq!(f.as_str().parse::<EventFilter>(), Ok(f));
+            assert_eq!(f.to_string(), f.as_str());
+            assert_eq!(serde_json::json!(f), serde_json::json!(f.as_str()));
+            assert_eq!(
+                serde_json::from_value::<EventFilter>(serde_json::json!(f.as_str())).unwrap(),
+                f
+            );
+        }
+        for e in EventType::ALL {
+            assert_eq!(EventFilter::from(e).as_str(), e.as_str());
+        }
+        let e = "task.exploded".parse::<EventFilter>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown event \"task.exploded\": expected one of task.completed, task.failed, task.started, skill.installed, skill.removed, system.error, *"
+        );
+        assert!(serde_json::from_value::<EventFilter>(serde_json::json!("all")).is_err());
+    }
+
+    #[test]
+    fn filters_and_subscriptions_match_with_the_wildcard() {
+        for e in EventType::ALL {
+            assert!(EventFilter::All.matches(e));
+            for other in EventType::ALL {
+                assert_eq!(EventFilter::Only(other).matches(e), other == e);
+            }
+        }
+        let all = Subscription::from_json(r#"["*"]"#);
+        let done = Subscription::from_json(r#"["task.completed", "system.error", "bogus"]"#);
+        let none = Subscription::from_json("not json");
+        for e in EventType::ALL {
+            assert!(all.matches(e));
+            assert_eq!(
+                done.matches(e),
+                matches!(e, EventType::TaskCompleted | EventType::SystemError),
+                "{e}"
+            );
+            assert!(!none.matches(e));
+            assert_eq!(done.matches_name(e.as_str()), done.matches(e));
+        }
+        assert!(all.matches_name("webhook.test"));
+        assert!(!done.matches_name("webhook.test"));
+        assert!(!done.matches_name("bogus"));
+        let mixed = Subscription::new([EventFilter::Only(EventType::TaskFailed), EventFilter::All]);
+        assert!(EventType::ALL.into_iter().all(|e| mixed.matches(e)));
     }
 }

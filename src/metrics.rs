@@ -92,7 +92,7 @@ pub struct Metrics {
 }
 
 /// The outcomes of webhook delivery attempts, in `webhook_attempts` order.
-pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retry", "failed"];
+pub const WEBHOOK_OUTCOMES: [&str; 3] = AttemptResult::OUTCOMES;
 
 impl Metrics {
     /// Records one reconcile pass.
@@ -103,12 +103,7 @@ impl Metrics {
 
     /// Records one recorded webhook delivery attempt.
     pub fn webhook_attempt(&self, result: AttemptResult) {
-        let slot = match result {
-            AttemptResult::Delivered => 0,
-            AttemptResult::Retry { .. } => 1,
-            AttemptResult::Failed => 2,
-        };
-        self.webhook_attempts[slot].fetch_add(1, Ordering::Relaxed);
+        self.webhook_attempts[result.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// `(outcome, attempts)` for every outcome, since the process started.

@@ -111,10 +111,10 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         "gauge",
         "Webhook deliveries by outcome (pending, delivered, failed) in the store.",
     );
-    for outcome in ["pending", "delivered", "failed"] {
+    for outcome in deliveries::DeliveryStatus::ALL {
         let n = deliveries
             .iter()
-            .find(|(s, _)| s == outcome)
+            .find(|(s, _)| *s == outcome)
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "claw_webhook_deliveries{{outcome=\"{outcome}\"}} {n}");
     }

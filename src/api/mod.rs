@@ -1,4 +1,5 @@
-//! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz` and `/metrics`.
+//! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz`, `/metrics`, and the web
+//! dashboard at `/` and `/ui/...` ([`ui`]).
 //!
 //! Requests pass request id -> JSON errors (which log server errors) -> trace -> body limit
 //! (one stack around the routes) -> metrics -> (for `/api/v1`) authentication, scope and rate limit ([`auth`];
@@ -15,9 +16,12 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
 pub mod skills;
+pub mod stats;
 pub mod status;
 pub mod tasks;
+pub mod ui;
 pub mod webhooks;
+pub mod whoami;
 
 use std::sync::Arc;
 
@@ -98,6 +102,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(webhooks::router())
         .merge(skills::router())
         .merge(mcp::router())
+        .merge(stats::router())
+        .merge(whoami::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -117,6 +123,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             state.clone(),
             metrics::track,
         ))
+        // After the metrics layer: API metrics count API calls, not page loads.
+        .merge(ui::router())
         .fallback(not_found)
         .with_state(state);
     // The layers every request passes, as one stack around the routes. (`Router::layer` would

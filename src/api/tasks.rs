@@ -21,7 +21,8 @@ use super::error::{ApiError, FieldError};
 use super::resources::{query, Page};
 use super::{AppState, JsonBody};
 use crate::store::tasks::{Filter, TaskRow};
-use crate::tasks::service::{is_terminal, parse_time, Progress, TaskError, STATUSES};
+use crate::tasks::service::{parse_time, Progress, TaskError};
+use crate::tasks::TaskStatus;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -109,7 +110,7 @@ async fn result(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = state.tasks.get(&id).await?;
-    if !is_terminal(&row.status) {
+    if !row.status.is_terminal() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "task_not_finished",
@@ -157,13 +158,7 @@ async fn list(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        if !STATUSES.contains(&s) {
-            return Err(bad(format!(
-                "status \"{s}\" is not one of {}",
-                STATUSES.join(", ")
-            )));
-        }
-        statuses.push(s.to_owned());
+        statuses.push(s.parse::<TaskStatus>().map_err(|e| bad(e.to_string()))?);
     }
     let time = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
         v.map(|v| {
@@ -217,7 +212,7 @@ async fn events(
     let (row, backlog, receiver) = state.tasks.subscribe(&id).await?;
     let status = Progress::Status {
         id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         error: row.error.clone(),
         duration_ms: row.duration_ms,
     };

@@ -303,7 +303,7 @@ async fn list_deliveries(
                 "attempt_count": d.attempts,
                 "created_at": d.created_at,
                 "completed_at": d.completed_at,
-                "next_attempt_at": if d.status == "pending" { unix_ms_to_rfc3339(d.next_attempt_at) } else { None },
+                "next_attempt_at": if d.status == deliveries::DeliveryStatus::Pending { unix_ms_to_rfc3339(d.next_attempt_at) } else { None },
                 "last_status": d.last_status,
                 "last_error": d.last_error,
                 "attempts": attempts,
@@ -334,7 +334,7 @@ async fn redeliver(
     state.webhooks.wake();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": delivery_id, "status": "pending" })),
+        Json(json!({ "id": delivery_id, "status": deliveries::DeliveryStatus::Pending })),
     )
         .into_response())
 }
@@ -364,7 +364,7 @@ async fn send_test(
     state.webhooks.wake();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "delivery_id": delivery.id, "status": "pending" })),
+        Json(json!({ "delivery_id": delivery.id, "status": delivery.status })),
     )
         .into_response())
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::client::Client;
+use crate::tasks::TaskStatus;
 
 /// Flags of `claw status`.
 #[derive(Debug, clap::Args)]
@@ -80,10 +81,11 @@ fn render(base: &str, s: &Value) -> String {
         }
     }
     let t = &s["tasks"];
-    out += &format!(
-        "tasks: {} queued, {} running, {} completed, {} failed, {} cancelled\n",
-        t["queued"], t["running"], t["completed"], t["failed"], t["cancelled"]
-    );
+    let tasks: Vec<String> = TaskStatus::ALL
+        .iter()
+        .map(|s| format!("{} {s}", t[s.as_str()]))
+        .collect();
+    out += &format!("tasks: {}\n", tasks.join(", "));
     let mcp = s["mcp_servers"].as_array().map(Vec::len).unwrap_or(0);
     out += &format!("mcp servers: {mcp}\n");
     out

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use serde_json::{Map, Value};
 
 use crate::client::Client;
+use crate::tasks::TaskStatus;
 
 /// The `task` verbs.
 #[derive(Debug, clap::Subcommand)]
@@ -110,7 +111,7 @@ pub async fn run(command: Command) -> ExitCode {
         println!();
     }
     let status = result["status"].as_str().unwrap_or("");
-    if status == "completed" {
+    if status.parse() == Ok(TaskStatus::Completed) {
         let files = result["files"].as_array().cloned().unwrap_or_default();
         for f in &files {
             eprintln!(

@@ -516,84 +516,9 @@ pub struct ArchiveSource {
 // ---------------------------------------------------------------------------------------------
 // Webhook
 
-/// An event a webhook subscribes to (`*` for all).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum WebhookEvent {
-    /// `task.completed`
-    #[serde(rename = "task.completed")]
-    TaskCompleted,
-    /// `task.failed`
-    #[serde(rename = "task.failed")]
-    TaskFailed,
-    /// `task.started`
-    #[serde(rename = "task.started")]
-    TaskStarted,
-    /// `skill.installed`
-    #[serde(rename = "skill.installed")]
-    SkillInstalled,
-    /// `skill.removed`
-    #[serde(rename = "skill.removed")]
-    SkillRemoved,
-    /// `system.error`
-    #[serde(rename = "system.error")]
-    SystemError,
-    /// `*`: every event.
-    #[serde(rename = "*")]
-    All,
-}
-
-impl WebhookEvent {
-    /// Every concrete event (without the `*` wildcard).
-    pub const EVENTS: [WebhookEvent; 6] = [
-        WebhookEvent::TaskCompleted,
-        WebhookEvent::TaskFailed,
-        WebhookEvent::TaskStarted,
-        WebhookEvent::SkillInstalled,
-        WebhookEvent::SkillRemoved,
-        WebhookEvent::SystemError,
-    ];
-
-    /// The wire string, e.g. `task.completed`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            WebhookEvent::TaskCompleted => "task.completed",
-            WebhookEvent::TaskFailed => "task.failed",
-            WebhookEvent::TaskStarted => "task.started",
-            WebhookEvent::SkillInstalled => "skill.installed",
-            WebhookEvent::SkillRemoved => "skill.removed",
-            WebhookEvent::SystemError => "system.error",
-            WebhookEvent::All => "*",
-        }
-    }
-
-    /// Whether a subscription to `self` receives `event` (`*` receives everything).
-    pub fn matches(self, event: WebhookEvent) -> bool {
-        self == WebhookEvent::All || self == event
-    }
-}
-
-impl fmt::Display for WebhookEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error of parsing a [`WebhookEvent`] from an unknown event name.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event \"{0}\": expected one of task.completed, task.failed, task.started, skill.installed, skill.removed, system.error, *")]
-pub struct UnknownEvent(pub String);
-
-impl FromStr for WebhookEvent {
-    type Err = UnknownEvent;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        WebhookEvent::EVENTS
-            .into_iter()
-            .chain([WebhookEvent::All])
-            .find(|e| e.as_str() == s)
-            .ok_or_else(|| UnknownEvent(s.to_owned()))
-    }
-}
+/// The entries of a Webhook's `events` (an event name or `*`): the event vocabulary lives
+/// in `events`, where the delivery fan-out matches against the same type.
+pub use crate::events::{EventFilter, UnknownEvent};
 
 /// Spec of a `Webhook` document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -602,7 +527,7 @@ pub struct WebhookSpec {
     /// Endpoint events are POSTed to.
     pub url: String,
     /// Subscribed events.
-    pub events: Vec<WebhookEvent>,
+    pub events: Vec<EventFilter>,
     /// HMAC signing key.
     pub secret: SecretRef,
     /// Whether events are delivered.
@@ -825,6 +750,7 @@ fn default_true() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventType;
     use crate::manifest::schema::{schema, validate};
     use serde_json::{json, Value};
     use std::collections::BTreeSet;
@@ -925,7 +851,7 @@ mod tests {
         }
     }
 
-    fn webhook_example(events: Vec<WebhookEvent>, secret: SecretRef) -> WebhookSpec {
+    fn webhook_example(events: Vec<EventFilter>, secret: SecretRef) -> WebhookSpec {
         WebhookSpec {
             url: "http://localhost:4000/webhooks/openclaw".to_owned(),
             events,
@@ -1014,9 +940,9 @@ mod tests {
                 meta("ci-hook"),
                 Spec::Webhook(webhook_example(
                     vec![
-                        WebhookEvent::TaskCompleted,
-                        WebhookEvent::TaskFailed,
-                        WebhookEvent::TaskStarted,
+                        EventFilter::Only(EventType::TaskCompleted),
+                        EventFilter::Only(EventType::TaskFailed),
+                        EventFilter::Only(EventType::TaskStarted),
                     ],
                     SecretRef::Ref("ci-hook".to_owned()),
                 )),
@@ -1025,9 +951,9 @@ mod tests {
                 meta("skills-hook"),
                 Spec::Webhook(webhook_example(
                     vec![
-                        WebhookEvent::SkillInstalled,
-                        WebhookEvent::SkillRemoved,
-                        WebhookEvent::SystemError,
+                        EventFilter::Only(EventType::SkillInstalled),
+                        EventFilter::Only(EventType::SkillRemoved),
+                        EventFilter::Only(EventType::SystemError),
                     ],
                     SecretRef::FromEnv("HOOK_SECRET".to_owned()),
                 )),
@@ -1035,7 +961,7 @@ mod tests {
             (
                 meta("all-hook"),
                 Spec::Webhook(webhook_example(
-                    vec![WebhookEvent::All],
+                    vec![EventFilter::All],
                     SecretRef::FromFile("/run/secrets/hook".to_owned()),
                 )),
             ),
@@ -1433,12 +1359,22 @@ mod tests {
 
     #[test]
     fn webhook_event_strings() {
-        for e in WebhookEvent::EVENTS.into_iter().chain([WebhookEvent::All]) {
-            assert_eq!(e.as_str().parse::<WebhookEvent>(), Ok(e));
+        for e in EventFilter::ALL {
+            assert_eq!(e.as_str().parse::<EventFilter>(), Ok(e));
             assert_eq!(json!(e), json!(e.as_str()));
         }
-        assert!(WebhookEvent::All.matches(WebhookEvent::SystemError));
-        assert!(!WebhookEvent::TaskFailed.matches(WebhookEvent::TaskCompleted));
+        assert!(EventFilter::All.matches(EventType::SystemError));
+        assert!(!EventFilter::Only(EventType::TaskFailed).matches(EventType::TaskCompleted));
+        // The JSON Schema lists the same names, in the same order.
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schemas/webhook.schema.json")).unwrap();
+        let names: Vec<&str> = EventFilter::ALL.map(EventFilter::as_str).to_vec();
+        assert_eq!(
+            schema
+                .pointer("/properties/spec/properties/events/items/enum")
+                .unwrap(),
+            &json!(names)
+        );
     }
 
     #[test]

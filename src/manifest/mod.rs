@@ -3,9 +3,10 @@
 //! Data flows `yaml` (text -> JSON values with positions) -> `schema` (JSON Schema per kind)
 //! -> `kinds` (typed specs) -> `load` (files and directories into a [`ManifestSet`]) ->
 //! `rules` (cross-resource rules) -> consumers (`claw validate`, the reconciler). `write` edits
-//! one document of one file atomically, for API write-backs and `claw token`.
+//! one document of one file atomically (in place, by `edit`), for API write-backs and `claw token`.
 
 pub mod diagnostic;
+pub mod edit;
 pub mod kinds;
 pub mod load;
 pub mod rules;

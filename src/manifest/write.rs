@@ -1,8 +1,9 @@
 //! Editing manifests: one document of one file per write, checked before anything touches the
 //! disk, then written with temp file + fsync + rename so no reader ever sees a partial file.
 //!
-//! Other documents of the file are kept byte for byte; the edited document keeps its comments
-//! where their field still exists (see [`super::yaml::render_document`]). Callers serialise
+//! A merge patch is the smallest text edit of its document ([`super::edit`]): a changed field
+//! changes its line, an added field adds its lines, everything else (comments, alignment,
+//! quoting, flow or block style, other documents) stays byte for byte. Callers serialise
 //! writes: the reconciler is the one writer for a running server, `claw token` for the CLI.
 
 use std::io::{self, Write as _};
@@ -13,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::kinds::{Kind, API_VERSION};
 use super::load::{self, FileLoad};
 use super::rules::Desired;
-use super::yaml;
+use super::{edit, yaml};
 use super::{Diagnostic, Digest, ManifestSet};
 
 /// A change to one declarative resource.
@@ -164,13 +165,12 @@ pub fn prepare(
             if let Some(spec) = spec {
                 merge_patch(spec, patch);
             }
-            if value == doc.value {
-                Some(old_text.clone())
-            } else {
-                let old_slice = &old_text[doc.span.clone()];
-                let body = render(&value, Some((old_slice, doc)))?;
-                Some(yaml::replace_document(&old_text, doc, &body))
-            }
+            // The smallest text edit (SPEC §5a); unchanged text when the value is unchanged.
+            let text = edit::edit_document(&old_text, doc, &value).map_err(|e| WriteError::Io {
+                path: path.clone(),
+                source: io::Error::other(e.to_string()),
+            })?;
+            Some(text)
         }
         Edit::Delete { .. } => {
             let doc = target.ok_or_else(|| WriteError::Moved(kind, name.to_owned()))?;
@@ -307,6 +307,36 @@ mod tests {
         let mut doc = json!({"a": [1]});
         merge_patch(&mut doc, &json!({"a": {"b": 1}, "n": null}));
         assert_eq!(doc, json!({"a": {"b": 1}}));
+    }
+
+    #[test]
+    fn a_merge_patch_is_the_smallest_edit() {
+        use crate::manifest::edit::tests::numstat;
+        let dir = tempfile::tempdir().unwrap();
+        crate::manifest::scaffold::init(dir.path()).unwrap();
+        let set = ManifestSet::load(dir.path()).unwrap();
+        let before = std::fs::read_to_string(dir.path().join("configs/default.yaml")).unwrap();
+        let write = |patch: Value| {
+            let edit = Edit::MergePatch {
+                kind: Kind::Config,
+                name: "default".into(),
+                patch,
+            };
+            prepare(dir.path(), &set, &edit, None)
+                .unwrap()
+                .text
+                .unwrap()
+        };
+        let after = write(json!({"rate_limit": {"burst": 10}}));
+        assert_eq!(numstat(&before, &after), (1, 1));
+        assert_eq!(after, before.replace("    burst: 60\n", "    burst: 10\n"));
+        let after = write(json!({"tasks": {"max_turns": 5}}));
+        assert_eq!(numstat(&before, &after), (1, 0));
+        let after = write(json!({"model": {"api_key": {"fromEnv": null, "fromFile": "/k"}}}));
+        assert_eq!(
+            after,
+            before.replace("{fromEnv: ANTHROPIC_API_KEY}", "{fromFile: /k}")
+        );
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct SourceDoc {
 }
 
 impl SourceDoc {
+    /// The part of the file that holds the document's own text (see [`super::edit`]): after its
+    /// `---` line (unless that line carries content) up to the end of its chunk.
+    pub(super) fn body(&self) -> Range<usize> {
+        self.body.clone()
+    }
+
     /// Position of the node at `pointer` (RFC 6901), or of its nearest existing ancestor.
     /// Mapping entries are located at their key, sequence items at the item.
     pub fn position(&self, pointer: &str) -> Position {
@@ -854,7 +860,7 @@ impl Builder<'_> {
 }
 
 /// Byte length of the quoted scalar at the start of `s` (including both quotes).
-fn quoted_len(s: &str) -> Option<usize> {
+pub(super) fn quoted_len(s: &str) -> Option<usize> {
     let mut chars = s.char_indices();
     let (_, quote) = chars.next()?;
     while let Some((i, c)) = chars.next() {

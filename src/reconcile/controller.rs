@@ -6,36 +6,31 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, StepResult};
-use super::handler::{Handler, Job, WorkResult};
+use super::handler::{Handler, Job};
 use super::index::{Index, Key};
 use super::plan::{self, Action, Decision, Hold, Step};
 use super::read;
 use super::record::{self, Book, SummaryParts};
-use super::scheduler::{Done, Ended, Scheduler};
+use super::revision::GitView;
+use super::scheduler::{Done, Ended};
+use super::work::{Finished, Purpose, Work};
 use super::{handlers, Controller, Request, Scope, WriteContext};
-use crate::gitops::{git, pull::Checkout, writeback};
+use crate::gitops::{pull::Checkout, writeback};
 use crate::live::{ActiveConfig, Live};
 use crate::manifest::load::FileLoad;
 use crate::manifest::rules::{self, CONFIG_NAME};
 use crate::manifest::write::{self, Edit, WriteError};
-use crate::manifest::{short_digest, Digest, Kind, ManifestSet, Resource, Spec};
+use crate::manifest::{short_digest, Digest, Kind, ManifestSet, Spec};
 use crate::store::resources::{self, Applied};
 use crate::store::{self as db, Store, StoreError};
-
-/// Slow jobs running at once (downloads, start-ups), across all resources.
-const WORK_LIMIT: usize = 32;
-/// Backoff of failed slow work: the first retry after this, doubling ...
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-/// ... up to this.
-const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// What one reconcile pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,24 +87,6 @@ pub struct Options {
     pub checkout: Option<Checkout>,
 }
 
-/// Why a slow job was started, and for which spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Apply,
-    Resync,
-    Delete,
-}
-
-/// What a slow job reports back.
-type Finished = (Purpose, Option<Digest>, WorkResult);
-
-/// A `reconcile` caller waiting for the slow work of its pass.
-struct Waiter {
-    outstanding: HashSet<u64>,
-    report: Report,
-    reply: oneshot::Sender<Report>,
-}
-
 struct Reconciler {
     root: PathBuf,
     checkout: Option<Checkout>,
@@ -120,39 +97,17 @@ struct Reconciler {
     store: Store,
     live: Arc<Live>,
     book: Book,
-    scheduler: Scheduler<Key, Finished>,
-    /// The job running or waiting per resource, by id.
-    inflight: HashMap<Key, u64>,
+    work: Work,
     /// Resources whose fast apply failed: planned again on every pass until they succeed.
     failed: HashSet<Key>,
-    /// Resources whose slow work failed, with the attempts so far (for the backoff).
-    retries: HashMap<Key, u32>,
     /// Deletes the prune guard holds back.
     held: BTreeSet<Key>,
     hold: Option<Hold>,
-    waiters: Vec<Waiter>,
-    requests: mpsc::UnboundedSender<Request>,
     prune_confirmed: bool,
     initialised: bool,
     revision: String,
     last_duration_ms: u64,
     git: GitView,
-}
-
-/// What the loop knows of the manifests' git working copy, so that a pass asks git only about
-/// the files it read (a whole `git status` of a large working copy costs what the copy holds).
-#[derive(Default)]
-struct GitView {
-    /// Looked at in a full pass (start-up, resync): whether the root is in a working copy.
-    known: bool,
-    work_tree: bool,
-    /// The root's place in the working copy (`git rev-parse --show-prefix`).
-    prefix: String,
-    oid: String,
-    /// Dirty paths, relative to the top of the working copy.
-    dirty: BTreeSet<String>,
-    /// Git could not be run; said once in the log, then revisions are content digests.
-    warned: bool,
 }
 
 /// Loads actual state from the store into `live` (so tokens work before the first pass), and
@@ -181,7 +136,7 @@ pub async fn start(
         }
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (scheduler, mut done) = Scheduler::new(WORK_LIMIT);
+    let (work, mut done) = Work::new(tx.clone());
     let mut r = Reconciler {
         root: options.root,
         checkout: options.checkout,
@@ -192,14 +147,10 @@ pub async fn start(
         store,
         live,
         book: Book::default(),
-        scheduler,
-        inflight: HashMap::new(),
+        work,
         failed: HashSet::new(),
-        retries: HashMap::new(),
         held: BTreeSet::new(),
         hold: None,
-        waiters: Vec::new(),
-        requests: tx.clone(),
         prune_confirmed: options.confirm_prune,
         initialised: false,
         revision: String::new(),
@@ -225,7 +176,7 @@ pub async fn start(
                 }
             }
         }
-        r.scheduler.cancel_all();
+        r.work.cancel_all();
     });
     Ok((Controller { tx }, task))
 }
@@ -236,7 +187,7 @@ impl Reconciler {
             Request::Reconcile { scope, reply, wait } => {
                 let (report, jobs) = self.reconcile(scope).await;
                 if let Some(reply) = reply {
-                    self.reply_after(report, jobs, wait, reply);
+                    self.work.reply(report, jobs, wait, reply);
                 }
             }
             Request::Write {
@@ -250,32 +201,9 @@ impl Reconciler {
             Request::ConfirmPrune { reply } => {
                 self.prune_confirmed = true;
                 let (report, jobs) = self.reconcile(Scope::Full).await;
-                self.reply_after(report, jobs, true, reply);
+                self.work.reply(report, jobs, true, reply);
             }
             Request::Retry { key, generation } => self.retry(key, generation).await,
-        }
-    }
-
-    /// Replies now, or once the jobs the pass started have ended.
-    fn reply_after(
-        &mut self,
-        report: Report,
-        jobs: Vec<u64>,
-        wait: bool,
-        reply: oneshot::Sender<Report>,
-    ) {
-        let outstanding: HashSet<u64> = jobs
-            .into_iter()
-            .filter(|id| self.inflight.values().any(|i| i == id))
-            .collect();
-        if !wait || outstanding.is_empty() {
-            let _ = reply.send(report);
-        } else {
-            self.waiters.push(Waiter {
-                outstanding,
-                report,
-                reply,
-            });
         }
     }
 
@@ -307,7 +235,7 @@ impl Reconciler {
         })??;
         // A commit moved HEAD and may leave other tracked files dirty: ask git about the whole
         // root once (write-backs are rare; watcher passes ask only about their files).
-        self.git.known = false;
+        self.git.invalidate();
         // A rebased push brought others' commits along: look at everything then.
         let scope = match self.checkout {
             Some(_) => Scope::Full,
@@ -363,7 +291,7 @@ impl Reconciler {
             paths.push(path.clone());
             touched.extend(self.merge(path, load));
         }
-        self.revision = match self.git_revision(full, paths).await {
+        self.revision = match self.git.revision(&self.root, full, paths).await {
             Some(revision) => revision,
             None => short_digest(&self.index.revision()),
         };
@@ -422,7 +350,46 @@ impl Reconciler {
         touched.extend(self.failed.iter().cloned());
         touched.extend(self.held.iter().cloned());
 
-        // Plan.
+        let (steps, held) = self.plan(&touched);
+        let planned: HashSet<Key> = steps.iter().map(|s| (s.kind, s.name.clone())).collect();
+        let with_specs = steps
+            .into_iter()
+            .map(|step| {
+                let key = (step.kind, step.name.clone());
+                let desired = self.index.desired(&self.set, &key).map(|r| &**r);
+                (step, desired)
+            })
+            .collect();
+        let results = apply::apply(&self.store, &self.handlers, with_specs, &revision, now).await;
+
+        let mut report = Report {
+            revision: self.revision.clone(),
+            held: held.len(),
+            ..Report::default()
+        };
+        let mut jobs = self.record_results(results, &revision, now, &mut report);
+        self.record_unplanned(&touched, &planned, now);
+        if full {
+            jobs.extend(self.resync_unchanged(&planned));
+        }
+        self.record_held(held, now);
+        self.initialised = true;
+        report.errors = self.errors().len();
+        if !report.applied.is_empty() || !report.failed.is_empty() {
+            tracing::info!(
+                revision = %report.revision,
+                applied = report.applied.len(),
+                failed = report.failed.len(),
+                errors = report.errors,
+                "reconciled"
+            );
+        }
+        (report, jobs)
+    }
+
+    /// Decides each touched name: the steps to apply (creates and updates with deletes first)
+    /// and the deletes the prune guard holds back.
+    fn plan(&mut self, touched: &HashSet<Key>) -> (Vec<Step>, Vec<Step>) {
         self.hold = match self.index.unreadable() {
             Some(path) => Some(Hold::Unreadable(path.clone())),
             None if self.index.is_empty() && !self.actual.is_empty() && !self.prune_confirmed => {
@@ -430,42 +397,35 @@ impl Reconciler {
             }
             None => None,
         };
-        let mut steps = Vec::new();
-        let mut held = Vec::new();
-        for key in &touched {
-            let desired = self.index.desired(&self.set, key).map(|r| &**r);
+        let (mut steps, mut held) = (Vec::new(), Vec::new());
+        for key in touched {
             let decision = plan::decide(
                 key.0,
                 &key.1,
-                desired,
+                self.index.desired(&self.set, key).map(|r| &**r),
                 self.actual.get(key),
                 self.index.claimed(key),
                 self.hold.is_some(),
             );
             match decision {
-                Decision::Do(step) => steps.push((step, desired)),
+                Decision::Do(step) => steps.push(step),
                 Decision::Held(step) => held.push(step),
                 Decision::Nothing => {}
             }
         }
-        steps.sort_by(|a, b| {
-            (a.0.action, a.0.kind, &a.0.name).cmp(&(b.0.action, b.0.kind, &b.0.name))
-        });
+        steps.sort_by(|a, b| (a.action, a.kind, &a.name).cmp(&(b.action, b.kind, &b.name)));
         held.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        let planned: HashSet<Key> = steps
-            .iter()
-            .map(|(s, _)| (s.kind, s.name.clone()))
-            .collect();
+        (steps, held)
+    }
 
-        // Apply.
-        let results = apply::apply(&self.store, &self.handlers, steps, &revision, now).await;
-
-        // Record.
-        let mut report = Report {
-            revision: self.revision.clone(),
-            held: held.len(),
-            ..Report::default()
-        };
+    /// Records what each applied step came to, and hands slow work to the scheduler.
+    fn record_results(
+        &mut self,
+        results: Vec<StepResult>,
+        revision: &Arc<str>,
+        now: OffsetDateTime,
+        report: &mut Report,
+    ) -> Vec<u64> {
         let mut jobs = Vec::new();
         for StepResult {
             step,
@@ -478,45 +438,51 @@ impl Reconciler {
                 (Action::Delete, Ok(_)) => {
                     self.actual.remove(&key);
                     self.failed.remove(&key);
-                    self.retries.remove(&key);
+                    self.work.settled(&key);
                     self.book.remove(&self.live.resources, &key);
                     self.live.resources.set_resource(key.0, &key.1, None);
                     tracing::info!(kind = %step.kind, name = %step.name, "deleted");
-                    if let Some(id) =
-                        self.schedule(&key, Job::Delete(key.1.clone()), Purpose::Delete, None)
-                    {
-                        jobs.push(id);
-                    }
+                    let job = Job::Delete(key.1.clone());
+                    jobs.extend(self.work.schedule(
+                        &self.handlers,
+                        &key,
+                        job,
+                        Purpose::Delete,
+                        None,
+                    ));
                     report.applied.push(step);
                 }
                 (_, Ok(outcome)) => {
                     self.failed.remove(&key);
-                    self.retries.remove(&key);
+                    self.work.settled(&key);
                     if let Some(applied) = applied {
                         self.actual.insert(key.clone(), applied);
                     }
                     let ready = outcome.ready();
                     let origin = self.origin(&key);
-                    let origin_ref = origin.as_ref().map(|(f, l)| (f, *l));
-                    self.book
-                        .update(&self.live.resources, &key, origin_ref, now, |s| {
+                    self.book.update(
+                        &self.live.resources,
+                        &key,
+                        origin.as_ref().map(|(f, l)| (f, *l)),
+                        now,
+                        |s| {
                             s.applied_revision = Some(revision.clone());
                             let message: Arc<str> = outcome.message.into();
                             if ready {
                                 s.applied_outcome = Some((outcome.reason, message.clone()));
                             }
                             s.set(ready, outcome.reason, message, now);
-                        });
-                    if !ready {
-                        if let Some(r) = self.index.desired(&self.set, &key) {
-                            let r = r.clone();
-                            let digest = r.digest;
-                            if let Some(id) =
-                                self.schedule(&key, Job::Apply(r), Purpose::Apply, Some(digest))
-                            {
-                                jobs.push(id);
-                            }
-                        }
+                        },
+                    );
+                    if let (false, Some(r)) = (ready, self.index.desired(&self.set, &key)) {
+                        let (job, generation) = (Job::Apply(r.clone()), Some(r.digest));
+                        jobs.extend(self.work.schedule(
+                            &self.handlers,
+                            &key,
+                            job,
+                            Purpose::Apply,
+                            generation,
+                        ));
                     }
                     tracing::debug!(kind = %step.kind, name = %step.name, action = ?step.action, "applied");
                     report.applied.push(step);
@@ -524,11 +490,13 @@ impl Reconciler {
                 (_, Err(e)) => {
                     self.failed.insert(key.clone());
                     let origin = self.origin(&key);
-                    let origin_ref = origin.as_ref().map(|(f, l)| (f, *l));
-                    self.book
-                        .update(&self.live.resources, &key, origin_ref, now, |s| {
-                            s.set(false, e.reason, e.message.clone(), now)
-                        });
+                    self.book.update(
+                        &self.live.resources,
+                        &key,
+                        origin.as_ref().map(|(f, l)| (f, *l)),
+                        now,
+                        |s| s.set(false, e.reason, e.message.clone(), now),
+                    );
                     report.failed.push(FailedStep {
                         step,
                         reason: e.reason.to_owned(),
@@ -537,13 +505,32 @@ impl Reconciler {
                 }
             }
         }
+        jobs
+    }
 
-        // Statuses of the touched names that were not planned: file, line, validity.
-        for key in &touched {
+    /// Statuses of the touched names that needed no step: where they are declared now, and
+    /// whether their file is valid (an invalid file keeps the last good version in force).
+    fn record_unplanned(
+        &mut self,
+        touched: &HashSet<Key>,
+        planned: &HashSet<Key>,
+        now: OffsetDateTime,
+    ) {
+        for key in touched {
             let Some(r) = self.index.desired(&self.set, key) else {
+                self.live.resources.set_resource(key.0, &key.1, None);
+                if !self.actual.contains_key(key) {
+                    // Neither declared nor applied (e.g. a failed apply whose file is gone):
+                    // nothing is left to report about it.
+                    self.failed.remove(key);
+                    self.work.settled(key);
+                    self.book.remove(&self.live.resources, key);
+                }
                 continue;
             };
-            self.reflect(r);
+            self.live
+                .resources
+                .set_resource(r.kind, r.name(), Some(r.clone()));
             if planned.contains(key) {
                 continue;
             }
@@ -577,35 +564,42 @@ impl Reconciler {
                 },
             );
         }
+    }
 
-        // Full passes ask the handlers to repair drift of what did not change.
-        if full {
-            let keys: Vec<Key> = self.index.admitted().cloned().collect();
-            for key in keys {
-                if planned.contains(&key) || self.inflight.contains_key(&key) {
-                    continue;
-                }
-                let Some(r) = self.index.desired(&self.set, &key) else {
-                    continue;
-                };
-                if self.actual.get(&key).is_none_or(|a| a.digest != r.digest) {
-                    continue;
-                }
-                let (r, digest) = (r.clone(), r.digest);
-                let (job, purpose) = if self.retries.contains_key(&key) {
-                    (Job::Apply(r), Purpose::Apply)
-                } else {
-                    (Job::Resync(r), Purpose::Resync)
-                };
-                if let Some(id) = self.schedule(&key, job, purpose, Some(digest)) {
-                    jobs.push(id);
-                }
+    /// Full passes: slow work to repair drift of every applied, unchanged resource (or to try
+    /// failing work again). Returns the jobs started.
+    fn resync_unchanged(&mut self, planned: &HashSet<Key>) -> Vec<u64> {
+        let mut jobs = Vec::new();
+        let keys: Vec<Key> = self.index.admitted().cloned().collect();
+        for key in keys {
+            if planned.contains(&key) || self.work.busy(&key) {
+                continue;
             }
+            let Some(r) = self.index.desired(&self.set, &key) else {
+                continue;
+            };
+            if self.actual.get(&key).is_none_or(|a| a.digest != r.digest) {
+                continue;
+            }
+            let (r, digest) = (r.clone(), r.digest);
+            let (job, purpose) = if self.work.failing(&key) {
+                (Job::Apply(r), Purpose::Apply)
+            } else {
+                (Job::Resync(r), Purpose::Resync)
+            };
+            jobs.extend(
+                self.work
+                    .schedule(&self.handlers, &key, job, purpose, Some(digest)),
+            );
         }
+        jobs
+    }
 
-        // Held deletes.
-        let now_held: BTreeSet<Key> = held.iter().map(|s| (s.kind, s.name.clone())).collect();
-        for key in &now_held {
+    /// Marks the deletes the prune guard holds; a confirmation is good for one pass that had
+    /// something to prune.
+    fn record_held(&mut self, held: Vec<Step>, now: OffsetDateTime) {
+        self.held = held.into_iter().map(|s| (s.kind, s.name)).collect();
+        for key in &self.held {
             self.book.update(&self.live.resources, key, None, now, |s| {
                 s.set(
                     false,
@@ -615,37 +609,8 @@ impl Reconciler {
                 )
             });
         }
-        self.held = now_held;
-        if self.hold.is_none() || self.held.is_empty() {
-            // A confirmation is good for one pass that had something to prune.
-            if self.hold.is_none() {
-                self.prune_confirmed = false;
-            }
-        }
-        self.initialised = true;
-        report.errors = self.errors().len();
-        if !report.applied.is_empty() || !report.failed.is_empty() {
-            tracing::info!(
-                revision = %report.revision,
-                applied = report.applied.len(),
-                failed = report.failed.len(),
-                errors = report.errors,
-                "reconciled"
-            );
-        }
-        (report, jobs)
-    }
-
-    /// Puts the resource in force into the reflector (when it is not there already).
-    fn reflect(&self, r: &Resource) {
-        let current = self.live.resources.get(r.kind, r.name());
-        let same = current
-            .as_ref()
-            .is_some_and(|(c, _)| c.digest == r.digest && c.origin == r.origin);
-        if !same {
-            self.live
-                .resources
-                .set_resource(r.kind, r.name(), Some(Arc::new(r.clone())));
+        if self.hold.is_none() {
+            self.prune_confirmed = false;
         }
     }
 
@@ -655,51 +620,16 @@ impl Reconciler {
             .map(|r| (r.origin.file.clone(), r.origin.line))
     }
 
-    /// Hands slow work for `key` to the scheduler, if its handler has any.
-    fn schedule(
-        &mut self,
-        key: &Key,
-        job: Job,
-        purpose: Purpose,
-        generation: Option<Digest>,
-    ) -> Option<u64> {
-        let handler = self
-            .handlers
-            .iter()
-            .find(|h| h.kind() == key.0 && h.has_work())?
-            .clone();
-        let id = self.scheduler.schedule(
-            key.clone(),
-            Box::new(move |cancel| {
-                Box::pin(async move {
-                    let result = match handler.work(job, cancel) {
-                        Some(work) => work.await,
-                        None => Ok(None),
-                    };
-                    (purpose, generation, result)
-                })
-            }),
-        );
-        self.inflight.insert(key.clone(), id);
-        Some(id)
-    }
-
     /// Takes the results of slow jobs into the statuses, then publishes once.
     async fn finished(&mut self, batch: Vec<Done<Key, Finished>>) {
         let now = OffsetDateTime::now_utc();
         let mut repaired = Vec::new();
         for done in batch {
-            if self.inflight.get(&done.key) == Some(&done.id) {
-                self.inflight.remove(&done.key);
-            }
-            for w in &mut self.waiters {
-                w.outstanding.remove(&done.id);
-            }
+            self.work.ended(&done);
             let Ended::Finished((purpose, generation, result)) = done.ended else {
                 continue;
             };
             let key = done.key;
-            let current = self.index.desired(&self.set, &key).map(|r| r.digest);
             if purpose == Purpose::Delete {
                 if let Err(e) = result {
                     tracing::warn!(kind = %key.0, name = %key.1, "removing failed: {e}");
@@ -707,13 +637,17 @@ impl Reconciler {
                 continue;
             }
             // Work for a spec that is no longer the one declared is never published.
-            if current.is_none() || current != generation || !self.actual.contains_key(&key) {
+            let current = self.index.desired(&self.set, &key).map(|r| r.digest);
+            let Some(generation) = generation.filter(|g| current == Some(*g)) else {
+                continue;
+            };
+            if !self.actual.contains_key(&key) {
                 continue;
             }
             match (purpose, result) {
                 (_, Ok(None)) => {}
                 (Purpose::Apply, Ok(Some(outcome))) => {
-                    self.retries.remove(&key);
+                    self.work.settled(&key);
                     self.book
                         .update(&self.live.resources, &key, None, now, |s| {
                             let message: Arc<str> = outcome.message.into();
@@ -744,55 +678,31 @@ impl Reconciler {
                             s.set(false, e.reason, e.message.clone(), now)
                         });
                     if purpose == Purpose::Apply {
-                        self.requeue(key, generation);
+                        self.work.requeue(key, generation);
                     }
                 }
             }
         }
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if self.waiters[i].outstanding.is_empty() {
-                let mut w = self.waiters.swap_remove(i);
-                w.report.repaired.append(&mut repaired.clone());
-                w.report.errors = self.errors().len();
-                let _ = w.reply.send(w.report);
-            } else {
-                i += 1;
-            }
-        }
+        self.work.release(&repaired, self.errors().len());
         self.publish().await;
         self.live.passes.send_modify(|n| *n += 1);
     }
 
-    /// Tries failed slow work again after a backoff (1 s, doubling, at most 5 min).
-    fn requeue(&mut self, key: Key, generation: Option<Digest>) {
-        let Some(generation) = generation else {
-            return;
-        };
-        let attempts = self.retries.entry(key.clone()).or_insert(0);
-        *attempts += 1;
-        let delay = RETRY_FIRST
-            .saturating_mul(1 << (*attempts - 1).min(16))
-            .min(RETRY_MAX);
-        let requests = self.requests.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = requests.send(Request::Retry { key, generation });
-        });
-    }
-
+    /// Failed slow work's backoff has passed: try it again if the spec is still the same.
     async fn retry(&mut self, key: Key, generation: Digest) {
-        if !self.retries.contains_key(&key) || self.inflight.contains_key(&key) {
+        if !self.work.failing(&key) || self.work.busy(&key) {
             return;
         }
-        let Some(r) = self.index.desired(&self.set, &key) else {
+        let Some(r) = self
+            .index
+            .desired(&self.set, &key)
+            .filter(|r| r.digest == generation)
+        else {
             return;
         };
-        if r.digest != generation {
-            return;
-        }
-        let r = r.clone();
-        self.schedule(&key, Job::Apply(r), Purpose::Apply, Some(generation));
+        let job = Job::Apply(r.clone());
+        self.work
+            .schedule(&self.handlers, &key, job, Purpose::Apply, Some(generation));
     }
 
     /// Every current problem: files, rules, statuses, the prune guard, pull mode.
@@ -841,66 +751,6 @@ impl Reconciler {
         self.book
             .report_new(&self.root, &errors, &self.store, &self.live)
             .await;
-    }
-
-    /// The git revision of the manifests, once per pass; `None` outside a git working copy
-    /// (or without git), where the content digest is the revision. A full pass asks about the
-    /// whole root; other passes only about the files they read (`changed`).
-    async fn git_revision(&mut self, full: bool, changed: Vec<PathBuf>) -> Option<String> {
-        let whole = full || !self.git.known;
-        if !whole && (!self.git.work_tree || changed.is_empty()) {
-            return self.git.work_tree.then(|| self.git_string());
-        }
-        let root = self.root.clone();
-        let asked = if whole { Vec::new() } else { changed.clone() };
-        let found = tokio::task::spawn_blocking(move || {
-            let status = git::status(&root, &asked)?;
-            let prefix = match (&status, whole) {
-                (Some(_), true) => Some(git::prefix(&root)?),
-                _ => None,
-            };
-            Ok::<_, git::GitError>((status, prefix))
-        })
-        .await;
-        let (status, prefix) = match found {
-            Ok(Ok(found)) => found,
-            Ok(Err(e)) => {
-                if !self.git.warned {
-                    self.git.warned = true;
-                    tracing::warn!("{e}; manifest revisions are content digests");
-                }
-                self.git.known = true;
-                self.git.work_tree = false;
-                return None;
-            }
-            Err(_) => return None,
-        };
-        self.git.known = true;
-        let Some(status) = status else {
-            self.git.work_tree = false;
-            return None;
-        };
-        self.git.work_tree = true;
-        if let Some(prefix) = prefix {
-            self.git.prefix = prefix;
-            self.git.dirty.clear();
-        } else {
-            for path in &changed {
-                let repo_path = format!("{}{}", self.git.prefix, path.to_string_lossy());
-                self.git.dirty.remove(&repo_path);
-            }
-        }
-        self.git.oid = status.oid;
-        self.git.dirty.extend(status.dirty);
-        Some(self.git_string())
-    }
-
-    fn git_string(&self) -> String {
-        if self.git.dirty.is_empty() {
-            self.git.oid.clone()
-        } else {
-            format!("{}{}", self.git.oid, git::DIRTY)
-        }
     }
 }
 

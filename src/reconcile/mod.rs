@@ -22,8 +22,10 @@ pub mod plan;
 pub mod read;
 pub mod record;
 pub mod reflector;
+pub mod revision;
 pub mod scheduler;
 pub mod status;
+pub(crate) mod work;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::webhooks::EndpointRow;
 use super::{Store, StoreError};
-use crate::events::Event;
+use crate::events::{Event, Subscription};
 
 /// The `cursors` row of the fan-out.
 pub const FANOUT_CURSOR: &str = "outbox_fanout";
@@ -23,6 +23,58 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 /// How much of a response body an attempt keeps (20 KiB, cut at a character boundary).
 pub const RESPONSE_BODY_LIMIT: usize = 20 * 1024;
+
+/// Where a delivery is: `pending` (with the time of its next attempt), then `delivered` or
+/// `failed`. Stored as its name (TEXT) and shown as such by the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Every status, in the order metrics report them.
+    pub const ALL: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    /// The stored and wire name, e.g. `pending`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a delivery status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("delivery status \"{0}\" is not one of {names}", names = DeliveryStatus::ALL.map(DeliveryStatus::as_str).join(", "))]
+pub struct UnknownDeliveryStatus(pub String);
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = UnknownDeliveryStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| UnknownDeliveryStatus(s.to_owned()))
+    }
+}
+
+text_column!(DeliveryStatus);
 
 /// One delivery.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -37,8 +89,7 @@ pub struct DeliveryRow {
     pub event: String,
     /// The exact body sent.
     pub payload: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Attempts made so far.
     pub attempts: i64,
     /// When the next attempt is due (unix ms); meaningful while pending.
@@ -75,6 +126,34 @@ pub enum AttemptResult {
     Retry { at_ms: i64 },
     /// Given up (attempts exhausted, 410 Gone).
     Failed,
+}
+
+impl AttemptResult {
+    /// The outcome names (metrics), in [`AttemptResult::index`] order.
+    pub const OUTCOMES: [&'static str; 3] = ["delivered", "retry", "failed"];
+
+    /// The position of its outcome in [`AttemptResult::OUTCOMES`].
+    pub const fn index(self) -> usize {
+        match self {
+            AttemptResult::Delivered => 0,
+            AttemptResult::Retry { .. } => 1,
+            AttemptResult::Failed => 2,
+        }
+    }
+
+    /// The outcome name: `delivered`, `retry` or `failed`.
+    pub const fn outcome(self) -> &'static str {
+        Self::OUTCOMES[self.index()]
+    }
+
+    /// The status it leaves its delivery in.
+    pub const fn status(self) -> DeliveryStatus {
+        match self {
+            AttemptResult::Delivered => DeliveryStatus::Delivered,
+            AttemptResult::Retry { .. } => DeliveryStatus::Pending,
+            AttemptResult::Failed => DeliveryStatus::Failed,
+        }
+    }
 }
 
 /// One attempt to record.
@@ -185,7 +264,7 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
     .filter(|e| e.active())
     .map(|e| Subscriber {
         created: parse_time(&e.created_at),
-        wanted: e.event_names(),
+        wanted: e.subscription(),
         endpoint: e,
     })
     .collect();
@@ -199,7 +278,7 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
             wanted,
         } in &endpoints
         {
-            if !wanted.iter().any(|e| e == "*" || *e == event.event) {
+            if !wanted.matches_name(&event.event) {
                 continue;
             }
             if let (Some(ev), Some(ep)) = (event_time, created) {
@@ -239,7 +318,7 @@ async fn insert(
 ) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO deliveries (id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?8, 0, ?6, ?7)
          ON CONFLICT (endpoint, event_id) DO NOTHING",
     )
     .bind(id)
@@ -249,6 +328,7 @@ async fn insert(
     .bind(payload)
     .bind(now_ms)
     .bind(created_at)
+    .bind(DeliveryStatus::Pending)
     .execute(conn)
     .await?
     .rows_affected())
@@ -258,7 +338,7 @@ async fn insert(
 struct Subscriber {
     endpoint: EndpointRow,
     created: Option<OffsetDateTime>,
-    wanted: Vec<String>,
+    wanted: Subscription,
 }
 
 /// A delivery to insert (see [`insert_many`]).
@@ -288,7 +368,7 @@ async fn insert_many(
                 .push_bind(r.event_id)
                 .push_bind(r.event)
                 .push_bind(r.payload)
-                .push("'pending'")
+                .push_bind(DeliveryStatus::Pending)
                 .push("0")
                 .push_bind(now_ms)
                 .push_bind(created_at);
@@ -305,11 +385,12 @@ pub async fn due(store: &Store, now_ms: i64, limit: i64) -> Result<Vec<DeliveryR
     Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
         "SELECT ",
         columns!(),
-        " FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1
+        " FROM deliveries WHERE status = ?3 AND next_attempt_at <= ?1
          ORDER BY next_attempt_at, rowid LIMIT ?2"
     ))
     .bind(now_ms)
     .bind(limit)
+    .bind(DeliveryStatus::Pending)
     .fetch_all(store.pool())
     .await?)
 }
@@ -322,9 +403,10 @@ pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
 /// When the earliest pending delivery due strictly after `after_ms` is due.
 pub async fn next_due_after(store: &Store, after_ms: i64) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = ?2 AND next_attempt_at > ?1",
     )
     .bind(after_ms)
+    .bind(DeliveryStatus::Pending)
     .fetch_one(store.pool())
     .await?)
 }
@@ -363,11 +445,11 @@ pub async fn record_attempts(store: &Store, outcomes: &[AttemptOutcome]) -> Resu
             "WITH done (id, status, attempt, next_attempt_at, completed_at, last_status, last_error) AS (",
         );
         q.push_values(chunk, |mut b, (o, at)| {
-            let (status, next_attempt_at, completed_at) = match o.result {
-                AttemptResult::Delivered => ("delivered", None, Some(at.as_str())),
-                AttemptResult::Retry { at_ms } => ("pending", Some(at_ms), None),
-                AttemptResult::Failed => ("failed", None, Some(at.as_str())),
+            let (next_attempt_at, completed_at) = match o.result {
+                AttemptResult::Retry { at_ms } => (Some(at_ms), None),
+                AttemptResult::Delivered | AttemptResult::Failed => (None, Some(at.as_str())),
             };
+            let status = o.result.status();
             b.push_bind(&o.delivery_id)
                 .push_bind(status)
                 .push_bind(o.attempt)
@@ -401,12 +483,15 @@ pub async fn fail_pending(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("UPDATE deliveries SET status = 'failed', completed_at = ");
-    q.push_bind(timestamp(now_ms))
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE deliveries SET status = ");
+    q.push_bind(DeliveryStatus::Failed)
+        .push(", completed_at = ")
+        .push_bind(timestamp(now_ms))
         .push(", last_error = ")
         .push_bind(error)
-        .push(" WHERE status = 'pending' AND id IN (");
+        .push(" WHERE status = ")
+        .push_bind(DeliveryStatus::Pending)
+        .push(" AND id IN (");
     let mut ids_list = q.separated(", ");
     for id in ids {
         ids_list.push_bind(id);
@@ -526,12 +611,15 @@ pub async fn redeliver(
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, completed_at = NULL
-         WHERE endpoint = ?1 AND id = ?2 AND status IN ('delivered', 'failed')",
+        "UPDATE deliveries SET status = ?4, next_attempt_at = ?3, completed_at = NULL
+         WHERE endpoint = ?1 AND id = ?2 AND status IN (?5, ?6)",
     )
     .bind(endpoint)
     .bind(delivery_id)
     .bind(now_ms)
+    .bind(DeliveryStatus::Pending)
+    .bind(DeliveryStatus::Delivered)
+    .bind(DeliveryStatus::Failed)
     .execute(store.pool())
     .await?;
     Ok(done.rows_affected() > 0)
@@ -567,7 +655,7 @@ pub async fn enqueue(
         event_id,
         event: event.to_string(),
         payload: payload.to_string(),
-        status: "pending".to_string(),
+        status: DeliveryStatus::Pending,
         attempts: 0,
         next_attempt_at: now_ms,
         created_at,
@@ -582,7 +670,7 @@ pub async fn enqueue(
 pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
     macro_rules! old {
         () => {
-            "SELECT id FROM deliveries WHERE status IN ('delivered', 'failed')
+            "SELECT id FROM deliveries WHERE status IN (?2, ?3)
              AND completed_at IS NOT NULL AND julianday(completed_at) < julianday(?1)"
         };
     }
@@ -593,10 +681,14 @@ pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
         ")"
     ))
     .bind(older_than)
+    .bind(DeliveryStatus::Delivered)
+    .bind(DeliveryStatus::Failed)
     .execute(&mut *tx)
     .await?;
     let done = sqlx::query(concat!("DELETE FROM deliveries WHERE id IN (", old!(), ")"))
         .bind(older_than)
+        .bind(DeliveryStatus::Delivered)
+        .bind(DeliveryStatus::Failed)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -604,7 +696,7 @@ pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
 }
 
 /// Deliveries per status (`pending`, `delivered`, `failed`), for metrics.
-pub async fn count_by_status(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn count_by_status(store: &Store) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
     Ok(
         sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
             .fetch_all(store.pool())
@@ -617,8 +709,72 @@ mod tests {
     use super::*;
     use crate::events::{self, EventType};
     use crate::store::{outbox, webhooks};
+    use crate::tasks::TaskStatus;
 
     const OLD: &str = "2020-01-01T00:00:00Z";
+
+    #[test]
+    fn delivery_status_names_round_trip() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(s.as_str().parse::<DeliveryStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+            assert_eq!(serde_json::json!(s), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::from_value::<DeliveryStatus>(serde_json::json!(s.as_str())).unwrap(),
+                s
+            );
+        }
+        let names: Vec<&str> = DeliveryStatus::ALL.map(DeliveryStatus::as_str).to_vec();
+        assert_eq!(names, ["pending", "delivered", "failed"]);
+        assert_eq!(
+            "retry".parse::<DeliveryStatus>().unwrap_err().to_string(),
+            "delivery status \"retry\" is not one of pending, delivered, failed"
+        );
+    }
+
+    #[test]
+    fn attempt_outcomes_and_the_status_they_leave() {
+        let results = [
+            AttemptResult::Delivered,
+            AttemptResult::Retry { at_ms: 1 },
+            AttemptResult::Failed,
+        ];
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert_eq!(r.outcome(), AttemptResult::OUTCOMES[i]);
+        }
+        assert_eq!(AttemptResult::OUTCOMES, ["delivered", "retry", "failed"]);
+        assert_eq!(
+            results.map(AttemptResult::status),
+            [
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Pending,
+                DeliveryStatus::Failed
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn statuses_are_stored_as_their_names() {
+        let (_dir, store) = store().await;
+        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+            .await
+            .unwrap();
+        let stored: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?1")
+            .bind(&d.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, "pending");
+        sqlx::query("UPDATE deliveries SET status = 'lost' WHERE id = ?1")
+            .bind(&d.id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let e = get(&store, "a", &d.id).await.unwrap_err().to_string();
+        assert!(e.contains("delivery status \"lost\""), "{e}");
+    }
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -642,7 +798,7 @@ mod tests {
     }
 
     async fn event(store: &Store, kind: EventType) -> events::Event {
-        let e = events::task(kind, "task_1", "p", "completed", Some(1), None);
+        let e = events::task(kind, "task_1", "p", TaskStatus::Completed, Some(1), None);
         let mut conn = store.pool().acquire().await.unwrap();
         outbox::insert(&mut conn, &e).await.unwrap();
         e
@@ -679,7 +835,7 @@ mod tests {
         assert_eq!(due.len(), 3);
         assert!(due
             .iter()
-            .all(|d| d.status == "pending" && d.id.starts_with("dlv_")));
+            .all(|d| d.status == DeliveryStatus::Pending && d.id.starts_with("dlv_")));
         assert!(super::due(&store, 999, 10).await.unwrap().is_empty());
         assert_eq!(next_due(&store).await.unwrap(), Some(1_000));
         assert_eq!(next_due_after(&store, 1_000).await.unwrap(), None);
@@ -741,7 +897,7 @@ mod tests {
         assert_eq!(row.last_status, Some(500));
         assert_eq!(
             get(&store, "a", &d2.id).await.unwrap().unwrap().status,
-            "failed"
+            DeliveryStatus::Failed
         );
         assert!(get(&store, "other", &d.id).await.unwrap().is_none());
 
@@ -750,7 +906,7 @@ mod tests {
         ok.error = None;
         record_attempts(&store, &[ok]).await.unwrap();
         let row = get(&store, "a", &d.id).await.unwrap().unwrap();
-        assert_eq!(row.status, "delivered");
+        assert_eq!(row.status, DeliveryStatus::Delivered);
         assert_eq!(
             row.completed_at.as_deref(),
             Some("1970-01-01T00:00:05.000Z")

@@ -4,9 +4,45 @@
 //! what is in force before it reads a single manifest, and `claw diff` can compare without a
 //! server. One file per table family; all SQL lives in this module.
 
+/// Stores a vocabulary enum (task status, delivery status) in a TEXT column as its `as_str`
+/// name, and reads it back with its `FromStr`: the column keeps the same values as plain text,
+/// and a row with a name the enum does not know fails to decode, naming it. Defined before the
+/// table modules so they can use it.
+macro_rules! text_column {
+    ($t:ty) => {
+        impl sqlx::Type<sqlx::Sqlite> for $t {
+            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+                <str as sqlx::Type<sqlx::Sqlite>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Sqlite>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $t {
+            fn decode(
+                value: sqlx::sqlite::SqliteValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?.parse::<$t>()?)
+            }
+        }
+    };
+}
+
 pub mod deliveries;
 pub mod outbox;
 pub mod resources;
+pub mod stats;
 pub mod tasks;
 pub mod tokens;
 pub mod webhooks;

@@ -1,18 +1,21 @@
 //! The `tasks` table: the durable queue and the record of every task (status, timestamps,
 //! output, changed files, usage). Status changes that raise events write them to the outbox
-//! in the same transaction.
+//! in the same transaction. The `status` column holds [`TaskStatus`] names as TEXT.
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{outbox, Store, StoreError};
 use crate::events::Event;
+use crate::tasks::TaskStatus;
+
+text_column!(TaskStatus);
 
 /// Columns of a task, as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRow {
     pub seq: i64,
     pub id: String,
-    pub status: String,
+    pub status: TaskStatus,
     pub prompt: String,
     /// The request's `options`, JSON.
     pub options: String,
@@ -77,7 +80,7 @@ pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
     let mut tx = begin_write(store).await?;
     sqlx::query(
         "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
-         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .bind(t.id)
     .bind(t.prompt)
@@ -88,6 +91,7 @@ pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
     .bind(t.timeout_seconds)
     .bind(t.created_by)
     .bind(t.created_at)
+    .bind(TaskStatus::Queued)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -108,7 +112,7 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<TaskRow>, StoreError>
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// Any of these statuses (empty: all).
-    pub statuses: Vec<String>,
+    pub statuses: Vec<TaskStatus>,
     /// RFC 3339 UTC in the stored format (see `timestamp`), exclusive bounds.
     pub created_after: Option<String>,
     pub created_before: Option<String>,
@@ -127,18 +131,21 @@ fn phrase(q: &str) -> Option<String> {
 
 /// The prompt search indexes (migration 0004), one per status group, with the statuses each
 /// holds: a search filtered by status reads only the indexes of those statuses.
-const SEARCH_INDEXES: [(&str, &[&str]); 4] = [
-    ("tasks_fts_active", &["queued", "running"]),
-    ("tasks_fts_completed", &["completed"]),
-    ("tasks_fts_failed", &["failed"]),
-    ("tasks_fts_cancelled", &["cancelled"]),
+const SEARCH_INDEXES: [(&str, &[TaskStatus]); 4] = [
+    (
+        "tasks_fts_active",
+        &[TaskStatus::Queued, TaskStatus::Running],
+    ),
+    ("tasks_fts_completed", &[TaskStatus::Completed]),
+    ("tasks_fts_failed", &[TaskStatus::Failed]),
+    ("tasks_fts_cancelled", &[TaskStatus::Cancelled]),
 ];
 
-fn push_statuses(qb: &mut QueryBuilder<Sqlite>, statuses: &[String]) {
+fn push_statuses(qb: &mut QueryBuilder<Sqlite>, statuses: &[TaskStatus]) {
     qb.push(" AND tasks.status IN (");
     let mut sep = qb.separated(", ");
     for s in statuses {
-        sep.push_bind(s.clone());
+        sep.push_bind(*s);
     }
     qb.push(")");
 }
@@ -205,7 +212,7 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
                     if f.statuses.is_empty() {
                         return Some((*index, false));
                     }
-                    let wanted = held.iter().filter(|s| f.statuses.iter().any(|w| w == *s));
+                    let wanted = held.iter().filter(|s| f.statuses.contains(s));
                     match wanted.count() {
                         0 => None,
                         n => Some((*index, n < held.len())),
@@ -267,12 +274,14 @@ pub async fn claim_next(
 ) -> Result<Option<TaskRow>, StoreError> {
     let mut tx = begin_write(store).await?;
     let row = sqlx::query_as::<_, TaskRow>(concat!(
-        "UPDATE tasks SET status = 'running', started_at = ?1
-         WHERE seq = (SELECT seq FROM tasks WHERE status = 'queued' ORDER BY seq LIMIT 1)
+        "UPDATE tasks SET status = ?2, started_at = ?1
+         WHERE seq = (SELECT seq FROM tasks WHERE status = ?3 ORDER BY seq LIMIT 1)
          RETURNING ",
         columns!()
     ))
     .bind(now)
+    .bind(TaskStatus::Running)
+    .bind(TaskStatus::Queued)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(row) = &row {
@@ -285,7 +294,7 @@ pub async fn claim_next(
 /// How a task ended.
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
-    pub status: &'a str,
+    pub status: TaskStatus,
     pub completed_at: &'a str,
     pub duration_ms: i64,
     pub error: Option<&'a str>,
@@ -306,7 +315,7 @@ pub async fn finish(
     let done = sqlx::query(
         "UPDATE tasks SET status = ?2, completed_at = ?3, duration_ms = ?4, error = ?5, output = ?6, files = ?7,
                 input_tokens = ?8, output_tokens = ?9
-         WHERE id = ?1 AND status = 'running'",
+         WHERE id = ?1 AND status = ?10",
     )
     .bind(id)
     .bind(f.status)
@@ -317,6 +326,7 @@ pub async fn finish(
     .bind(f.files)
     .bind(f.input_tokens)
     .bind(f.output_tokens)
+    .bind(TaskStatus::Running)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -340,12 +350,14 @@ pub async fn cancel_queued(
 ) -> Result<bool, StoreError> {
     let mut tx = begin_write(store).await?;
     let done = sqlx::query(
-        "UPDATE tasks SET status = 'cancelled', completed_at = ?2, duration_ms = 0, error = ?3
-         WHERE id = ?1 AND status = 'queued'",
+        "UPDATE tasks SET status = ?4, completed_at = ?2, duration_ms = 0, error = ?3
+         WHERE id = ?1 AND status = ?5",
     )
     .bind(id)
     .bind(now)
     .bind(error)
+    .bind(TaskStatus::Cancelled)
+    .bind(TaskStatus::Queued)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -367,13 +379,15 @@ pub async fn fail_orphans(
 ) -> Result<Vec<String>, StoreError> {
     let mut tx = begin_write(store).await?;
     let rows = sqlx::query_as::<_, TaskRow>(concat!(
-        "UPDATE tasks SET status = 'failed', completed_at = ?1, error = ?2,
+        "UPDATE tasks SET status = ?3, completed_at = ?1, error = ?2,
                 duration_ms = CAST((julianday(?1) - julianday(started_at)) * 86400000 AS INTEGER)
-         WHERE status = 'running' RETURNING ",
+         WHERE status = ?4 RETURNING ",
         columns!()
     ))
     .bind(now)
     .bind(error)
+    .bind(TaskStatus::Failed)
+    .bind(TaskStatus::Running)
     .fetch_all(&mut *tx)
     .await?;
     for row in &rows {
@@ -384,7 +398,7 @@ pub async fn fail_orphans(
 }
 
 /// Number of tasks per status.
-pub async fn counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn counts(store: &Store) -> Result<Vec<(TaskStatus, i64)>, StoreError> {
     Ok(
         sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
             .fetch_all(store.pool())
@@ -396,7 +410,7 @@ pub async fn counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
 pub async fn insert_many(
     conn: &mut SqliteConnection,
     rows: &[NewTask<'_>],
-    status: &str,
+    status: TaskStatus,
 ) -> Result<(), StoreError> {
     for t in rows {
         sqlx::query(
@@ -479,7 +493,7 @@ mod tests {
     async fn search(store: &Store, q: &str, statuses: &[&str]) -> Vec<String> {
         let f = Filter {
             q: Some(q.to_owned()),
-            statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            statuses: statuses.iter().map(|s| s.parse().unwrap()).collect(),
             limit: 10,
             ..Filter::default()
         };
@@ -495,6 +509,35 @@ mod tests {
             .execute(store.pool())
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn every_status_has_exactly_one_search_index() {
+        for status in TaskStatus::ALL {
+            let holding = SEARCH_INDEXES
+                .iter()
+                .filter(|(_, held)| held.contains(&status))
+                .count();
+            assert_eq!(holding, 1, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_are_stored_as_their_names() {
+        let (_dir, store) = store_with(&["one"]).await;
+        for status in TaskStatus::ALL {
+            set_status(&store, "task_0", status.as_str()).await;
+            assert_eq!(get(&store, "task_0").await.unwrap().unwrap().status, status);
+            assert_eq!(counts(&store).await.unwrap(), [(status, 1)]);
+        }
+        let stored: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = 'task_0'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, "cancelled");
+        set_status(&store, "task_0", "lost").await;
+        let e = get(&store, "task_0").await.unwrap_err().to_string();
+        assert!(e.contains("status \"lost\" is not one of"), "{e}");
     }
 
     #[tokio::test]
@@ -582,7 +625,7 @@ mod tests {
             store_with(&["deploy one", "other", "deploy two", "deploy three"]).await;
         let f = Filter {
             q: Some("deploy".into()),
-            statuses: vec!["queued".into()],
+            statuses: vec![TaskStatus::Queued],
             created_after: Some("2025-01-01T00:00:00.000Z".into()),
             limit: 2,
             offset: 0,
@@ -595,7 +638,7 @@ mod tests {
         let f = Filter { offset: 2, ..f };
         assert_eq!(list(&store, &f).await.unwrap().0[0].id, "task_0");
         let none = Filter {
-            statuses: vec!["failed".into()],
+            statuses: vec![TaskStatus::Failed],
             q: Some("deploy".into()),
             limit: 5,
             ..Filter::default()

@@ -4,6 +4,7 @@
 use sqlx::SqliteConnection;
 
 use super::{Store, StoreError};
+use crate::events::Subscription;
 
 /// One endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -28,9 +29,14 @@ impl EndpointRow {
         serde_json::from_str(&self.events).unwrap_or_default()
     }
 
-    /// True when it wants `event` (`"*"` subscribes to all).
+    /// What it subscribes to.
+    pub fn subscription(&self) -> Subscription {
+        Subscription::from_json(&self.events)
+    }
+
+    /// True when it wants the event called `event` (`"*"` subscribes to all).
     pub fn wants(&self, event: &str) -> bool {
-        self.event_names().iter().any(|e| e == "*" || e == event)
+        self.subscription().matches_name(event)
     }
 
     /// Enabled by its manifest and not disabled by the server.

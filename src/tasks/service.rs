@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::agent::{self, RunError, RunOutput, RunRequest, Usage};
+use super::status::TaskStatus;
 use super::tools::Toolbox;
 use super::workspace::{FileChange, Snapshot};
 use crate::events::{self, EventType};
@@ -33,14 +34,6 @@ const FINISHED_CACHE: usize = 4096;
 /// Output kept in memory for subscribers who connect while a task runs.
 const MAX_BACKLOG: usize = 1024 * 1024;
 
-/// Task statuses, in the order counts are reported.
-pub const STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
-
-/// True for statuses a task never leaves.
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "cancelled")
-}
-
 /// What a subscriber of a task's progress receives.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -48,7 +41,7 @@ pub enum Progress {
     /// A status change (`event: status`).
     Status {
         id: String,
-        status: String,
+        status: TaskStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,13 +62,13 @@ impl Progress {
 
     /// True for a status a task never leaves.
     pub fn is_final(&self) -> bool {
-        matches!(self, Progress::Status { status, .. } if is_terminal(status))
+        matches!(self, Progress::Status { status, .. } if status.is_terminal())
     }
 
     fn of(row: &TaskRow) -> Progress {
         Progress::Status {
             id: row.id.clone(),
-            status: row.status.clone(),
+            status: row.status,
             error: row.error.clone(),
             duration_ms: row.duration_ms,
         }
@@ -98,7 +91,7 @@ pub enum TaskError {
     #[error("task {0} not found")]
     NotFound(String),
     #[error("task {id} is already {status}")]
-    Finished { id: String, status: String },
+    Finished { id: String, status: TaskStatus },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -118,44 +111,32 @@ struct Active {
 pub struct Counts([AtomicI64; 5]);
 
 impl Counts {
-    fn slot(&self, status: &str) -> Option<&AtomicI64> {
-        STATUSES
-            .iter()
-            .position(|s| *s == status)
-            .map(|i| &self.0[i])
+    fn add(&self, status: TaskStatus, n: i64) {
+        self.0[status.index()].fetch_add(n, Ordering::Relaxed);
     }
 
-    fn add(&self, status: &str, n: i64) {
-        if let Some(slot) = self.slot(status) {
-            slot.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    fn moved(&self, from: &str, to: &str) {
+    fn moved(&self, from: TaskStatus, to: TaskStatus) {
         self.add(from, -1);
         self.add(to, 1);
     }
 
     /// `(status, count)` for every status.
-    pub fn each(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
-        STATUSES
-            .iter()
+    pub fn each(&self) -> impl Iterator<Item = (TaskStatus, i64)> + '_ {
+        TaskStatus::ALL
+            .into_iter()
             .zip(&self.0)
-            .map(|(s, n)| (*s, n.load(Ordering::Relaxed).max(0)))
+            .map(|(s, n)| (s, n.load(Ordering::Relaxed).max(0)))
     }
 
     /// `{"queued":n,...}` for every status, as JSON text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(96);
         out.push('{');
-        for (i, s) in STATUSES.iter().enumerate() {
+        for (i, (s, n)) in self.each().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&format!(
-                "\"{s}\":{}",
-                self.0[i].load(Ordering::Relaxed).max(0)
-            ));
+            out.push_str(&format!("\"{s}\":{n}"));
         }
         out.push('}');
         out
@@ -217,7 +198,7 @@ impl TaskService {
                     EventType::TaskFailed,
                     &row.id,
                     &row.prompt,
-                    "failed",
+                    TaskStatus::Failed,
                     row.duration_ms,
                     row.error.as_deref(),
                 )
@@ -233,7 +214,7 @@ impl TaskService {
         }
         let counts = Counts::default();
         for (status, n) in rows::counts(&store).await? {
-            counts.add(&status, n);
+            counts.add(status, n);
         }
         Ok(Arc::new(TaskService {
             secrets: SecretContext {
@@ -286,7 +267,7 @@ impl TaskService {
             },
         )
         .await?;
-        self.counts.add("queued", 1);
+        self.counts.add(TaskStatus::Queued, 1);
         self.wake.notify_one();
         tracing::info!(task_id = %id, token = %created_by, "task queued");
         rows::get(&self.store, &id)
@@ -303,7 +284,7 @@ impl TaskService {
             .await?
             .map(Arc::new)
             .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
-        if is_terminal(&row.status) {
+        if row.status.is_terminal() {
             self.finished.insert(row.id.clone(), row.clone());
         }
         Ok(row)
@@ -335,7 +316,7 @@ impl TaskService {
                 return Err(TaskError::NotFound(id.to_owned()));
             }
         };
-        if is_terminal(&row.status) {
+        if row.status.is_terminal() {
             self.active().remove(id);
             return Ok((row, String::new(), None));
         }
@@ -346,25 +327,25 @@ impl TaskService {
     /// process group killed) before this returns, within a bound.
     pub async fn cancel(&self, id: &str, by: &str) -> Result<Arc<TaskRow>, TaskError> {
         let row = self.get(id).await?;
-        if is_terminal(&row.status) {
+        if row.status.is_terminal() {
             return Err(TaskError::Finished {
                 id: id.to_owned(),
-                status: row.status.clone(),
+                status: row.status,
             });
         }
         let error = format!("cancelled by token '{by}'");
-        if row.status == "queued" {
+        if row.status == TaskStatus::Queued {
             let event = events::task(
                 EventType::TaskFailed,
                 id,
                 &row.prompt,
-                "cancelled",
+                TaskStatus::Cancelled,
                 Some(0),
                 Some(&error),
             );
             if rows::cancel_queued(&self.store, id, &now(), &error, &event).await? {
                 self.live.outbox.notify_one();
-                self.counts.moved("queued", "cancelled");
+                self.counts.moved(TaskStatus::Queued, TaskStatus::Cancelled);
                 let row = self.get(id).await?;
                 if let Some(active) = self.active().remove(id) {
                     let _ = active.progress.send(Progress::of(&row));
@@ -441,7 +422,7 @@ impl TaskService {
                 EventType::TaskStarted,
                 &row.id,
                 &row.prompt,
-                "running",
+                TaskStatus::Running,
                 None,
                 None,
             )
@@ -449,7 +430,7 @@ impl TaskService {
         .await?;
         if let Some(row) = &row {
             self.live.outbox.notify_one();
-            self.counts.moved("queued", "running");
+            self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
             let mut active = self.active();
             let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
             let _ = entry.progress.send(Progress::of(row));
@@ -484,16 +465,18 @@ impl TaskService {
             )
             .await;
         let (status, error, output, usage, files) = match outcome {
-            Ok((out, files)) => ("completed", None, out.output, out.usage, files),
+            Ok((out, files)) => (TaskStatus::Completed, None, out.output, out.usage, files),
             Err((e, files)) => {
                 let (status, message, output, usage) = match e {
                     Failure::TimedOut(secs) => (
-                        "failed",
+                        TaskStatus::Failed,
                         format!("timed out after {secs} s"),
                         String::new(),
                         Usage::default(),
                     ),
-                    Failure::Setup(message) => ("failed", message, String::new(), Usage::default()),
+                    Failure::Setup(message) => {
+                        (TaskStatus::Failed, message, String::new(), Usage::default())
+                    }
                     Failure::Run(RunError::Cancelled { output, usage }) => {
                         let reason = self
                             .active()
@@ -501,14 +484,14 @@ impl TaskService {
                             .and_then(|a| a.reason.clone())
                             .unwrap_or_else(|| "cancelled".into());
                         let status = if reason.starts_with("the server shut down") {
-                            "failed"
+                            TaskStatus::Failed
                         } else {
-                            "cancelled"
+                            TaskStatus::Cancelled
                         };
                         (status, reason, output, usage)
                     }
                     Failure::Run(RunError::Config(message)) => {
-                        ("failed", message, String::new(), Usage::default())
+                        (TaskStatus::Failed, message, String::new(), Usage::default())
                     }
                     Failure::Run(RunError::Provider {
                         message,
@@ -519,13 +502,13 @@ impl TaskService {
                         message,
                         output,
                         usage,
-                    }) => ("failed", message, output, usage),
+                    }) => (TaskStatus::Failed, message, output, usage),
                 };
                 (status, Some(message), output, usage, files)
             }
         };
         let duration_ms = started.elapsed().as_millis() as i64;
-        let event_type = if status == "completed" {
+        let event_type = if status == TaskStatus::Completed {
             EventType::TaskCompleted
         } else {
             EventType::TaskFailed
@@ -565,17 +548,17 @@ impl TaskService {
         match recorded {
             Ok(true) => {
                 self.live.outbox.notify_one();
-                self.counts.moved("running", status);
+                self.counts.moved(TaskStatus::Running, status);
             }
             Ok(false) => {
                 tracing::warn!(task_id = %row.id, "task was no longer running when it finished")
             }
             Err(e) => tracing::error!(task_id = %row.id, "cannot record the end of the task: {e}"),
         }
-        tracing::info!(task_id = %row.id, status, duration_ms, "task finished");
+        tracing::info!(task_id = %row.id, status = status.as_str(), duration_ms, "task finished");
         let _ = progress.send(Progress::Status {
             id: row.id.clone(),
-            status: status.to_owned(),
+            status,
             error,
             duration_ms: Some(duration_ms),
         });

@@ -125,7 +125,7 @@ mod tests {
             crate::events::EventType::TaskCompleted,
             "task_abc123",
             "Summarize \"the latest\" git commits\nline two\ttab — naïve café 🦀 日本語 \\ back",
-            "completed",
+            crate::tasks::TaskStatus::Completed,
             Some(4523),
             None,
         );

@@ -79,7 +79,7 @@ impl Fixture {
             EventType::TaskCompleted,
             "task_abc123",
             prompt,
-            "completed",
+            crate::tasks::TaskStatus::Completed,
             Some(4523),
             None,
         );
@@ -337,7 +337,7 @@ async fn retry_after_pushes_the_next_attempt_at_least_that_far() {
     let run = f.start();
     run.recorded(1).await;
     let (row, attempts) = f.only_delivery("slow").await;
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status.as_str(), "pending");
     assert!(
         row.next_attempt_at >= T0 + 120_000,
         "{}",
@@ -426,7 +426,7 @@ async fn gone_410_fails_the_delivery_disables_the_endpoint_and_raises_system_err
     run.recorded(1).await;
 
     let (row, _) = f.only_delivery("gone").await;
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status.as_str(), "failed");
     let endpoint = webhooks::get(&f.store, "gone").await.unwrap().unwrap();
     assert!(endpoint.disabled_reason.unwrap().contains("410 Gone"));
     let events = outbox::after(&f.store, 0, 100).await.unwrap();
@@ -452,7 +452,7 @@ async fn a_redirect_is_not_followed() {
     let run = f.start();
     run.recorded(1).await;
     let (row, attempts) = f.only_delivery("moved").await;
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status.as_str(), "pending");
     assert_eq!(attempts[0].status_code, Some(302));
     let error = attempts[0].error.as_deref().unwrap();
     assert!(
@@ -499,7 +499,7 @@ async fn metadata_addresses_are_refused_literal_or_resolved_and_loopback_works()
         "{error}"
     );
     let (row, _) = f.only_delivery("named").await;
-    assert_eq!(row.status, "delivered");
+    assert_eq!(row.status.as_str(), "delivered");
     assert_eq!(
         rx.count(),
         1,
@@ -518,7 +518,7 @@ async fn deny_networks_refuses_loopback() {
     let run = f.start();
     run.recorded(1).await;
     let (row, attempts) = f.only_delivery("local").await;
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status.as_str(), "pending");
     assert_eq!(
         attempts[0].error.as_deref(),
         Some("refused by network policy: 127.0.0.1 is in deny_networks 127.0.0.0/8")
@@ -576,7 +576,7 @@ async fn a_test_event_is_sent_on_wake_and_a_removed_endpoint_fails_its_deliverie
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status.as_str(), "failed");
     assert_eq!(row.last_error.as_deref(), Some("endpoint removed/disabled"));
     run.stop().await;
 }

@@ -355,3 +355,74 @@ async fn a_write_back_that_changes_nothing_makes_no_commit() {
     assert_eq!(git(dir, &["rev-list", "--count", "HEAD"]), "1");
     assert_eq!(git(dir, &["status", "--porcelain"]), "");
 }
+
+/// SPEC §5a: a write-back is the smallest edit, so the commit's diff is the change itself.
+#[tokio::test]
+async fn a_write_back_commit_is_the_smallest_diff() {
+    let server = TestServer::start_with(auto_commit_repo).await;
+    let dir = server.manifests.path();
+    let before = std::fs::read_to_string(dir.join("configs/default.yaml")).unwrap();
+    let numstat = || git(dir, &["diff", "--numstat", "HEAD~1", "HEAD"]);
+
+    // One field changed: one line out, one line in; its aligned comment stays where it was.
+    expect(
+        server
+            .patch_config(&server.admin, json!({"tasks": {"timeout_seconds": 900}}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(numstat(), "1\t1\tconfigs/default.yaml");
+    let diff = git(dir, &["show", "--format=", "-U0", "HEAD"]);
+    assert!(
+        diff.contains("\n-    timeout_seconds: 600         # per task;")
+            && diff.contains("\n+    timeout_seconds: 900         # per task;"),
+        "{diff}"
+    );
+
+    // A field added: one line in.
+    expect(
+        server
+            .patch_config(&server.admin, json!({"tasks": {"max_turns": 20}}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(numstat(), "1\t0\tconfigs/default.yaml");
+
+    // A flow mapping stays a flow mapping on its line.
+    expect(
+        server
+            .patch_config(
+                &server.admin,
+                json!({"model": {"api_key": {"fromEnv": "OTHER_KEY"}}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(numstat(), "1\t1\tconfigs/default.yaml");
+    let after = std::fs::read_to_string(dir.join("configs/default.yaml")).unwrap();
+    assert!(
+        after.contains("\n    api_key: {fromEnv: OTHER_KEY}\n"),
+        "{after}"
+    );
+    // Everything else, comments and alignment included, byte for byte.
+    let unchanged = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                ![
+                    "timeout_seconds: 600 ",
+                    "timeout_seconds: 900 ",
+                    "api_key:",
+                    "max_turns:",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(unchanged(&after), unchanged(&before));
+    assert!(after.contains("    allow_commands: false        # offer the agent a shell tool in the working directory\n    max_turns: 20\n  rate_limit:"), "{after}");
+}

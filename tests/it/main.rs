@@ -16,4 +16,5 @@ mod reconcile;
 mod skills;
 mod slow_work;
 mod tasks;
+mod ui;
 mod webhooks;

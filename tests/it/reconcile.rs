@@ -228,3 +228,60 @@ async fn reading_manifests_does_not_make_the_server_reconcile() {
         .await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_resource_whose_file_is_removed_leaves_no_status_or_error() {
+    let s = TestServer::start().await;
+    // Two Tokens with one digest: the second cannot be applied (DuplicateDigest).
+    let token = claw::auth::token::generate();
+    s.write(
+        "tokens/first.yaml",
+        &token_manifest("first", &token, "read", ""),
+    );
+    s.write(
+        "tokens/second.yaml",
+        &token_manifest("second", &token, "read", ""),
+    );
+    let failing = |l: &claw::live::Live| {
+        l.resources
+            .status(claw::manifest::Kind::Token, "second")
+            .is_some_and(|st| st.reason == "DuplicateDigest")
+            || l.resources
+                .status(claw::manifest::Kind::Token, "first")
+                .is_some_and(|st| st.reason == "DuplicateDigest")
+    };
+    s.wait_for("the duplicate digest reported", failing).await;
+    let loser = if s
+        .live()
+        .resources
+        .status(claw::manifest::Kind::Token, "second")
+        .is_some_and(|st| st.reason == "DuplicateDigest")
+    {
+        "second"
+    } else {
+        "first"
+    };
+    std::fs::remove_file(s.path(&format!("tokens/{loser}.yaml"))).unwrap();
+    s.wait_for("the failed token forgotten", |l| {
+        l.resources
+            .status(claw::manifest::Kind::Token, loser)
+            .is_none()
+            && l.summary.load().errors.is_empty()
+    })
+    .await;
+    let all = expect(
+        s.get("/api/v1/resources?kind=Token&limit=100", &s.admin)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["name"] != loser),
+        "{all}"
+    );
+    s.stop().await;
+}
