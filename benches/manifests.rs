@@ -367,6 +367,7 @@ fn generate(root: &Path, n: usize) -> Result<Generated> {
             scope: Scope::Full,
             expires_at: None,
             description: Some("benchmark admin token"),
+            rate_limit: None,
         },
     )
     .context("creating the admin token")?;
@@ -711,6 +712,7 @@ async fn slow_work_on(
             scope: Scope::Read,
             expires_at: None,
             description: None,
+            rate_limit: None,
         },
     )?;
     let status = |token: String| {

@@ -2,7 +2,8 @@
 //!
 //! Order: refuse tokens in the query string -> bearer token -> [`TokenTable`] (401 for a
 //! missing, unknown, expired or revoked token) -> per-token rate limit (429) -> scope (403).
-//! Authenticated responses carry `X-RateLimit-Limit/Remaining/Reset`. The token is hashed and
+//! Authenticated responses carry `X-RateLimit-Limit/Remaining/Reset` (except for a token whose
+//! own `rate_limit` is `unlimited`). The token is hashed and
 //! dropped; only the token's name is ever logged.
 //!
 //! [`TokenTable`]: crate::auth::TokenTable
@@ -135,9 +136,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
     };
 
-    let config = state.live.config.load();
-    let decision = state.limiter.check(entry.hash(), &config.spec.rate_limit);
-    let mut response = if let Some(retry_after) = decision.retry_after {
+    let decision = state.limiter.check_token(
+        entry.hash(),
+        entry.rate_limit.as_ref(),
+        &state.live.config.load().spec.rate_limit,
+    );
+    let mut response = if let Some(retry_after) = decision.and_then(|d| d.retry_after) {
         ApiError::rate_limited(retry_after).into_response()
     } else {
         let needed = required_scope(req.method(), req.uri().path());
@@ -155,10 +159,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             .into_response()
         }
     };
-    let headers = response.headers_mut();
-    headers.insert(LIMIT.clone(), HeaderValue::from(decision.limit));
-    headers.insert(REMAINING.clone(), HeaderValue::from(decision.remaining));
-    headers.insert(RESET.clone(), HeaderValue::from(decision.reset));
+    // An `unlimited` token has no limit to report.
+    if let Some(decision) = decision {
+        let headers = response.headers_mut();
+        headers.insert(LIMIT.clone(), HeaderValue::from(decision.limit));
+        headers.insert(REMAINING.clone(), HeaderValue::from(decision.remaining));
+        headers.insert(RESET.clone(), HeaderValue::from(decision.reset));
+    }
     response
 }
 

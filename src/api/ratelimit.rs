@@ -1,8 +1,12 @@
 //! Per-token rate limiting (GCRA via `governor`), configured live from the Config's
 //! `rate_limit`: the limiter is rebuilt the first time a request sees new settings, so a
-//! change applies to the very next request.
+//! change applies to the very next request. A Token with its own `rate_limit` is counted by a
+//! limiter for those settings (one per distinct setting, shared by the tokens that have it,
+//! each token with its own budget); `unlimited` tokens are not counted at all.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -12,7 +16,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::Quota;
 
 use crate::auth::TokenHash;
-use crate::manifest::kinds::RateLimitConfig;
+use crate::manifest::kinds::{RateLimitConfig, TokenRateLimit};
 
 type Gcra = governor::RateLimiter<
     TokenHash,
@@ -54,9 +58,15 @@ pub struct Decision {
     pub retry_after: Option<u64>,
 }
 
+/// Distinct per-token settings kept at most; past it the map starts afresh (stale settings of
+/// edited tokens would otherwise accumulate).
+const MAX_OVERRIDES: usize = 1024;
+
 /// The per-token limiter.
 pub struct RateLimiter {
     current: ArcSwap<Limiter>,
+    /// Limiters for the settings of tokens that carry their own `rate_limit`.
+    overrides: ArcSwap<HashMap<RateLimitConfig, Arc<Limiter>>>,
 }
 
 impl RateLimiter {
@@ -64,6 +74,42 @@ impl RateLimiter {
     pub fn new(settings: &RateLimitConfig) -> RateLimiter {
         RateLimiter {
             current: ArcSwap::from_pointee(Limiter::new(settings)),
+            overrides: ArcSwap::default(),
+        }
+    }
+
+    /// Counts one request of `key`: against the token's own limit when it has one, else
+    /// against the Config's `settings`. `None` for an `unlimited` token.
+    pub fn check_token(
+        &self,
+        key: &TokenHash,
+        own: Option<&TokenRateLimit>,
+        settings: &RateLimitConfig,
+    ) -> Option<Decision> {
+        match own {
+            None => Some(self.check(key, settings)),
+            Some(TokenRateLimit::Unlimited(_)) => None,
+            Some(TokenRateLimit::Limited(own)) => {
+                let map = self.overrides.load();
+                let limiter = match map.get(own) {
+                    Some(limiter) => limiter.clone(),
+                    None => {
+                        drop(map);
+                        let limiter = Arc::new(Limiter::new(own));
+                        self.overrides.rcu(|map| {
+                            let mut next = if map.len() >= MAX_OVERRIDES {
+                                HashMap::new()
+                            } else {
+                                HashMap::clone(map)
+                            };
+                            next.entry(own.clone()).or_insert_with(|| limiter.clone());
+                            next
+                        });
+                        self.overrides.load().get(own).cloned().unwrap_or(limiter)
+                    }
+                };
+                Some(decide(&limiter, key))
+            }
         }
     }
 
@@ -75,30 +121,35 @@ impl RateLimiter {
                 .store(std::sync::Arc::new(Limiter::new(settings)));
             limiter = self.current.load();
         }
-        let burst = limiter.settings.burst;
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        match limiter.gcra.check_key(key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let refill = limiter.per_request * burst.saturating_sub(remaining);
-                Decision {
-                    limit: burst,
-                    remaining,
-                    reset: (now_unix + refill).as_secs_f64().ceil() as u64,
-                    retry_after: None,
-                }
+        decide(&limiter, key)
+    }
+}
+
+/// One request of `key` counted by `limiter`.
+fn decide(limiter: &Limiter, key: &TokenHash) -> Decision {
+    let burst = limiter.settings.burst;
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    match limiter.gcra.check_key(key) {
+        Ok(snapshot) => {
+            let remaining = snapshot.remaining_burst_capacity();
+            let refill = limiter.per_request * burst.saturating_sub(remaining);
+            Decision {
+                limit: burst,
+                remaining,
+                reset: (now_unix + refill).as_secs_f64().ceil() as u64,
+                retry_after: None,
             }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(limiter.gcra.clock().now());
-                let refill = limiter.per_request * burst;
-                Decision {
-                    limit: burst,
-                    remaining: 0,
-                    reset: (now_unix + refill).as_secs_f64().ceil() as u64,
-                    retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
-                }
+        }
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(limiter.gcra.clock().now());
+            let refill = limiter.per_request * burst;
+            Decision {
+                limit: burst,
+                remaining: 0,
+                reset: (now_unix + refill).as_secs_f64().ceil() as u64,
+                retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
             }
         }
     }
@@ -137,5 +188,32 @@ mod tests {
         assert!(limiter.check(&key, &settings(60, 1)).retry_after.is_some());
         let d = limiter.check(&key, &settings(600, 10));
         assert_eq!((d.limit, d.retry_after), (10, None));
+    }
+
+    #[test]
+    fn a_token_s_own_limit_overrides_the_config_and_unlimited_is_not_counted() {
+        use crate::manifest::kinds::UnlimitedWord;
+        let config = settings(60, 1);
+        let limiter = RateLimiter::new(&config);
+        let own = TokenRateLimit::Limited(settings(60, 3));
+        let key = [3; 32];
+        let remaining: Vec<_> = (0..4)
+            .map(|_| limiter.check_token(&key, Some(&own), &config).unwrap())
+            .map(|d| (d.remaining, d.retry_after.is_some()))
+            .collect();
+        assert_eq!(
+            remaining,
+            vec![(2, false), (1, false), (0, false), (0, true)]
+        );
+        // The Config's budget of the same token is untouched by its own limit's use.
+        assert!(limiter
+            .check_token(&key, None, &config)
+            .unwrap()
+            .retry_after
+            .is_none());
+        let unlimited = TokenRateLimit::Unlimited(UnlimitedWord::Unlimited);
+        assert!((0..10).all(|_| limiter
+            .check_token(&key, Some(&unlimited), &config)
+            .is_none()));
     }
 }

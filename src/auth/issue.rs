@@ -19,6 +19,8 @@ pub struct NewToken<'a> {
     pub scope: Scope,
     pub expires_at: Option<OffsetDateTime>,
     pub description: Option<&'a str>,
+    /// The token's own rate limit (`None`: the Config's applies).
+    pub rate_limit: Option<crate::manifest::kinds::TokenRateLimit>,
 }
 
 /// A created token: show `token` once.
@@ -49,6 +51,9 @@ pub fn create(root: &Path, new: &NewToken<'_>) -> Result<Issued, WriteError> {
     }
     if let Some(d) = new.description {
         spec["description"] = Value::String(d.to_owned());
+    }
+    if let Some(limit) = &new.rate_limit {
+        spec["rate_limit"] = serde_json::to_value(limit).unwrap_or(Value::Null);
     }
     let edit = Edit::Create {
         kind: Kind::Token,

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
+use crate::manifest::kinds::TokenRateLimit;
 use arc_swap::ArcSwap;
 
 pub use crate::manifest::kinds::Scope;
@@ -26,6 +27,8 @@ pub struct TokenEntry {
     pub scope: Scope,
     /// Unix seconds after which the token is refused.
     pub expires_at: Option<i64>,
+    /// The token's own rate limit (`None`: the Config's applies).
+    pub rate_limit: Option<TokenRateLimit>,
     hash: TokenHash,
     /// Unix seconds of the last authenticated request, 0 when never used.
     last_used: AtomicI64,
@@ -58,6 +61,8 @@ pub struct TokenRecord {
     pub hash: TokenHash,
     pub expires_at: Option<i64>,
     pub last_used: Option<i64>,
+    /// The Token's `rate_limit`, if it has its own.
+    pub rate_limit: Option<TokenRateLimit>,
 }
 
 /// Why a presented token was refused.
@@ -119,6 +124,7 @@ impl TokenTable {
                 name: name.clone(),
                 scope: record.scope,
                 expires_at: record.expires_at,
+                rate_limit: record.rate_limit,
                 hash: record.hash,
                 last_used: AtomicI64::new(last_used),
                 last_used_dirty: AtomicBool::new(false),
@@ -174,6 +180,7 @@ mod tests {
             hash: token::hash(token),
             expires_at,
             last_used: None,
+            rate_limit: None,
         }
     }
 

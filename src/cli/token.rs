@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::auth::issue::{self, NewToken};
 use crate::auth::Scope;
+use crate::manifest::kinds::{RateLimitConfig, TokenRateLimit, UnlimitedWord};
 use crate::manifest::write::WriteError;
 use crate::manifest::{Kind, ManifestSet, Spec};
 use crate::store::{self, Store};
@@ -31,6 +32,10 @@ pub enum Command {
         /// What the token is for.
         #[arg(long)]
         description: Option<String>,
+        /// The token's own rate limit, overriding the Config's: `RPM` or `RPM:BURST`
+        /// (requests per minute, burst; burst defaults to 60), or `unlimited`.
+        #[arg(long, value_parser = parse_rate_limit)]
+        rate_limit: Option<TokenRateLimit>,
         #[command(flatten)]
         manifests: super::ManifestsArg,
     },
@@ -56,6 +61,39 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
     s.parse::<Scope>().map_err(|e| e.to_string())
 }
 
+/// `unlimited`, `RPM` or `RPM:BURST`, within the schema's bounds.
+fn parse_rate_limit(s: &str) -> Result<TokenRateLimit, String> {
+    if s == "unlimited" {
+        return Ok(TokenRateLimit::Unlimited(UnlimitedWord::Unlimited));
+    }
+    let (rpm, burst) = s.split_once(':').unwrap_or((s, ""));
+    let number = |v: &str, what: &str, max: u32| match v.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected `unlimited`, `RPM` or `RPM:BURST` with {what} from 1 to {max}, got `{s}`"
+        )),
+    };
+    let mut limit = RateLimitConfig {
+        requests_per_minute: number(rpm, "requests per minute", 1_000_000)?,
+        ..RateLimitConfig::default()
+    };
+    if !burst.is_empty() {
+        limit.burst = number(burst, "burst", 100_000)?;
+    }
+    Ok(TokenRateLimit::Limited(limit))
+}
+
+/// How `token list` shows a token's rate limit.
+fn show_rate_limit(limit: Option<&TokenRateLimit>) -> String {
+    match limit {
+        None => "config".to_owned(),
+        Some(TokenRateLimit::Unlimited(_)) => "unlimited".to_owned(),
+        Some(TokenRateLimit::Limited(l)) => {
+            format!("{}/min, burst {}", l.requests_per_minute, l.burst)
+        }
+    }
+}
+
 /// Runs a `token` verb.
 pub async fn run(command: Command) -> ExitCode {
     match command {
@@ -64,6 +102,7 @@ pub async fn run(command: Command) -> ExitCode {
             scope,
             expires,
             description,
+            rate_limit,
             manifests,
         } => {
             let expires_at = match expires
@@ -81,6 +120,7 @@ pub async fn run(command: Command) -> ExitCode {
                 scope,
                 expires_at,
                 description: description.as_deref(),
+                rate_limit,
             };
             match issue::create(&manifests.manifests, &new) {
                 Ok(issued) => {
@@ -154,6 +194,7 @@ async fn list(root: &std::path::Path, data: &std::path::Path, format: super::For
             "created": fmt(&spec.created_at),
             "expires": fmt(&spec.expires_at),
             "last_used": last_used.get(r.name()),
+            "rate_limit": show_rate_limit(spec.rate_limit.as_ref()),
             "file": root.join(&r.origin.file).display().to_string(),
         }));
     }
@@ -161,18 +202,19 @@ async fn list(root: &std::path::Path, data: &std::path::Path, format: super::For
         super::Format::Json => println!("{}", serde_json::Value::Array(rows)),
         super::Format::Text => {
             println!(
-                "{:<24} {:<8} {:<21} {:<21} {:<21}",
-                "NAME", "SCOPE", "CREATED", "EXPIRES", "LAST USED"
+                "{:<24} {:<8} {:<21} {:<21} {:<21} {:<22}",
+                "NAME", "SCOPE", "CREATED", "EXPIRES", "LAST USED", "RATE LIMIT"
             );
             for row in &rows {
                 let cell = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
                 println!(
-                    "{:<24} {:<8} {:<21} {:<21} {:<21}",
+                    "{:<24} {:<8} {:<21} {:<21} {:<21} {:<22}",
                     cell("name"),
                     cell("scope"),
                     cell("created"),
                     cell("expires"),
-                    cell("last_used")
+                    cell("last_used"),
+                    cell("rate_limit")
                 );
             }
         }

@@ -255,7 +255,7 @@ impl Default for TasksConfig {
 }
 
 /// `spec.rate_limit` of the Config.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Sustained requests per minute per token.
@@ -271,6 +271,24 @@ impl Default for RateLimitConfig {
             burst: 60,
         }
     }
+}
+
+/// `spec.rate_limit` of a Token: its own limit, or none at all (for internal services and
+/// load tests).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenRateLimit {
+    /// The string `unlimited`: requests with this token are never refused for rate.
+    Unlimited(UnlimitedWord),
+    /// `{requests_per_minute, burst}` like the Config's.
+    Limited(RateLimitConfig),
+}
+
+/// The word `unlimited`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnlimitedWord {
+    #[serde(rename = "unlimited")]
+    Unlimited,
 }
 
 /// `spec.webhooks` of the Config.
@@ -430,6 +448,13 @@ pub struct TokenSpec {
     /// Human description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// This token's own rate limit, overriding the Config's `rate_limit`.
+    #[serde(
+        default,
+        rename = "rate_limit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rate_limit: Option<TokenRateLimit>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -818,6 +843,14 @@ mod tests {
             expires_at: Some(datetime!(2030-01-01 00:00:00 UTC)),
             created_at: Some(datetime!(2025-06-01 12:30:00 +02:00)),
             description: Some("CI pipeline".to_owned()),
+            rate_limit: match scope {
+                Scope::Full => None,
+                Scope::Read => Some(TokenRateLimit::Limited(RateLimitConfig {
+                    requests_per_minute: 6000,
+                    burst: 100,
+                })),
+                Scope::Execute => Some(TokenRateLimit::Unlimited(UnlimitedWord::Unlimited)),
+            },
         }
     }
 

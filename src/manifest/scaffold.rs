@@ -71,6 +71,7 @@ pub fn init(root: &Path) -> Result<Scaffold, WriteError> {
                 scope: Scope::Full,
                 expires_at: None,
                 description: Some("created by claw init"),
+                rate_limit: None,
             },
         )?;
         out.written.push(issued.path);

@@ -4,7 +4,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{Store, StoreError};
 use crate::auth::{Scope, TokenHash, TokenRecord};
-use crate::manifest::kinds::TokenSpec;
+use crate::manifest::kinds::{TokenRateLimit, TokenSpec};
 
 /// A row of the table, as `claw token list` shows it.
 #[derive(Debug, Clone)]
@@ -40,6 +40,19 @@ pub async fn list(store: &Store) -> Result<Vec<TokenRow>, StoreError> {
 
 /// Every token as a record for the in-memory table (used at start-up, before reconciling).
 pub async fn load_records(store: &Store) -> Result<Vec<TokenRecord>, StoreError> {
+    // Each token's own rate limit lives in its applied spec (the `resources` table).
+    let specs: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, spec FROM resources WHERE kind = 'Token'")
+            .fetch_all(store.pool())
+            .await?;
+    let mut limits: std::collections::HashMap<String, TokenRateLimit> = specs
+        .into_iter()
+        .filter_map(|(name, spec)| {
+            let spec: serde_json::Value = serde_json::from_str(&spec).ok()?;
+            let limit = serde_json::from_value(spec.get("rate_limit")?.clone()).ok()?;
+            Some((name, limit))
+        })
+        .collect();
     let mut out = Vec::new();
     for row in list(store).await? {
         let mut hash: TokenHash = [0; 32];
@@ -50,6 +63,7 @@ pub async fn load_records(store: &Store) -> Result<Vec<TokenRecord>, StoreError>
             continue;
         }
         out.push(TokenRecord {
+            rate_limit: limits.remove(row.name.as_str()),
             name: row.name,
             scope,
             hash,

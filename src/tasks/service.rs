@@ -640,9 +640,9 @@ impl TaskService {
                 Err(Failure::TimedOut(timeout.as_secs()))
             }
         };
-        let files = match (before, snapshot(workdir).await) {
-            (Some(before), Some(after)) => before.changes(&after),
-            _ => Vec::new(),
+        let files = match before {
+            Some(before) => changes_since(before).await,
+            None => Vec::new(),
         };
         match result {
             Ok(out) => Ok((out, files)),
@@ -679,6 +679,18 @@ async fn snapshot(dir: &Path) -> Option<Snapshot> {
             None
         }
         Err(_) => None,
+    }
+}
+
+/// What changed since `before` (a walk of metadata; see [`super::workspace`]).
+async fn changes_since(before: Snapshot) -> Vec<FileChange> {
+    match tokio::task::spawn_blocking(move || before.changes_now()).await {
+        Ok(Ok(changes)) => changes,
+        Ok(Err(e)) => {
+            tracing::warn!("cannot list the working directory: {e}");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
     }
 }
 

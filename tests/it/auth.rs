@@ -202,6 +202,103 @@ async fn rate_limit_headers_429_body_and_a_new_limit_on_the_very_next_request() 
     s.stop().await;
 }
 
+/// A Token's own `rate_limit` overrides the Config's (higher and lower), `unlimited` is never
+/// refused, and `claw token list` shows each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_token_rate_limits_override_the_config_and_unlimited_is_never_refused() {
+    let (high, low, free) = (token::generate(), token::generate(), token::generate());
+    let s = TestServer::start_with(|dir| {
+        let tokens = [
+            token_manifest(
+                "high",
+                &high,
+                "read",
+                "  rate_limit: {requests_per_minute: 6000, burst: 200}\n",
+            ),
+            token_manifest(
+                "low",
+                &low,
+                "read",
+                "  rate_limit: {requests_per_minute: 1, burst: 2}\n",
+            ),
+            token_manifest("free", &free, "read", "  rate_limit: unlimited\n"),
+        ];
+        std::fs::write(dir.join("tokens/limits.yaml"), tokens.join("---\n")).unwrap();
+    })
+    .await;
+    // The Config's default (burst 60) still applies to the admin token.
+    let admin = s.get("/api/v1/status", &s.admin).await;
+    assert_eq!(admin.headers()["x-ratelimit-limit"], "60");
+
+    let first = s.get("/api/v1/status", &high).await;
+    assert_eq!(first.headers()["x-ratelimit-limit"], "200");
+    assert_eq!(first.headers()["x-ratelimit-remaining"], "199");
+    // 100 requests: beyond the Config's burst of 60, within this token's 200.
+    for _ in 0..99 {
+        expect(s.get("/api/v1/status", &high).await, StatusCode::OK).await;
+    }
+
+    let first = s.get("/api/v1/status", &low).await;
+    assert_eq!(first.headers()["x-ratelimit-limit"], "2");
+    expect(first, StatusCode::OK).await;
+    expect(s.get("/api/v1/status", &low).await, StatusCode::OK).await;
+    let refused = s.get("/api/v1/status", &low).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    let body = expect(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["error"]["code"], "rate_limited");
+
+    // Far past any burst, including the Config's; no X-RateLimit headers: there is no limit.
+    for _ in 0..300 {
+        let r = s.get("/api/v1/status", &free).await;
+        assert!(!r.headers().contains_key("x-ratelimit-limit"));
+        expect(r, StatusCode::OK).await;
+    }
+
+    let out = s.claw(&["token", "list", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let limit_of = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["rate_limit"].clone())
+    };
+    assert_eq!(limit_of("high"), Some(json!("6000/min, burst 200")));
+    assert_eq!(limit_of("low"), Some(json!("1/min, burst 2")));
+    assert_eq!(limit_of("free"), Some(json!("unlimited")));
+    assert_eq!(limit_of("admin"), Some(json!("config")));
+    s.stop().await;
+}
+
+/// `claw token create --rate-limit` writes the token's own limit; a running server applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_create_rate_limit_flag_writes_the_limit() {
+    let s = TestServer::start().await;
+    let out = s.claw(&[
+        "token",
+        "create",
+        "--name",
+        "svc",
+        "--scope",
+        "read",
+        "--rate-limit",
+        "120:5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out)
+        .split_whitespace()
+        .find(|w| w.starts_with(token::PREFIX))
+        .expect("the token is printed")
+        .to_owned();
+    s.wait_for("the token", |live| live.tokens.len() == 2).await;
+    let r = s.get("/api/v1/status", &token).await;
+    assert_eq!(r.headers()["x-ratelimit-limit"], "5");
+    let bad = s.claw(&["token", "create", "--name", "x", "--rate-limit", "0"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_wrong_methods_and_oversized_bodies_answer_json_errors() {
     let s = TestServer::start().await;

@@ -2,6 +2,10 @@
 //! SQLite file), spoken to over HTTP; CLI verbs run as the real `claw` binary.
 
 mod auth;
+// The API bench's figures (medians, ratio of medians, wrk's report), unit-tested here.
+#[allow(dead_code)]
+#[path = "../../benches/support/stats.rs"]
+mod bench_stats;
 mod cli;
 mod config;
 mod fuzz;

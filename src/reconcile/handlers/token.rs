@@ -70,6 +70,7 @@ impl Handler for TokenHandler {
             hash,
             expires_at,
             last_used: None,
+            rate_limit: spec.rate_limit.clone(),
         });
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         Ok(match expires_at {
