@@ -110,6 +110,10 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     let store = Store::open(&options.data).await?;
     let checkout = match &options.git {
         Some(pull) => {
+            // The remote passes the egress policy like every outbound request; before the
+            // first clone there is no Config yet, so the built-in policy applies.
+            let policy = crate::egress::policy_of(&crate::manifest::kinds::ConfigSpec::default());
+            pull::check_remote(&pull.url, policy).await?;
             let (pull, data) = (pull.clone(), options.data.clone());
             let (checkout, manifests) =
                 tokio::task::spawn_blocking(move || pull::prepare(&pull, &data))

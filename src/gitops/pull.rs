@@ -59,6 +59,8 @@ pub enum PullError {
          configure a git credential helper or an ssh key instead"
     )]
     CredentialsInUrl,
+    #[error("--git-url {url}: {why}")]
+    Refused { url: String, why: String },
     #[error("--git-path {0} must be a relative path inside the repository")]
     BadPath(PathBuf),
     #[error("cannot clone {url}: {source}")]
@@ -80,6 +82,8 @@ pub enum PullError {
 pub struct Checkout {
     /// The repository's root (`<data>/git/checkout`).
     pub root: PathBuf,
+    /// The remote (`--git-url`).
+    pub url: String,
     pub branch: String,
     lock: Arc<Mutex<()>>,
 }
@@ -96,6 +100,24 @@ impl Checkout {
         git::fetch(&self.root, &self.branch)?;
         git::fast_forward(&self.root, &self.branch, committer)
     }
+}
+
+/// Checks the remote's host against the egress policy, as git is about to reach it: a literal
+/// address directly, a name by resolving it (git resolves again on its own; a name whose
+/// answer changes in between is not caught). Local paths and scp-like `host:path` URLs pass.
+pub async fn check_remote(
+    url: &str,
+    policy: Arc<crate::egress::NetworkPolicy>,
+) -> Result<(), PullError> {
+    if git::url_has_credentials(url) {
+        return Err(PullError::CredentialsInUrl);
+    }
+    let refused = |why: String| PullError::Refused {
+        url: url.to_owned(),
+        why,
+    };
+    let client = crate::egress::Client::new(policy, |b| b).map_err(refused)?;
+    client.check_resolved(url).await.map_err(|e| refused(e.0))
 }
 
 /// Clones the remote under `data` unless a clone is there already (then it points it at `url`
@@ -129,6 +151,7 @@ pub fn prepare(options: &PullOptions, data: &Path) -> Result<(Checkout, PathBuf)
     };
     let checkout = Checkout {
         root,
+        url: options.url.clone(),
         branch: options.branch.clone(),
         lock: Arc::new(Mutex::new(())),
     };
@@ -211,10 +234,14 @@ pub fn spawn(
             }
             let c = checkout.clone();
             let committer = live.config.load().spec.git.author();
-            let failed = match tokio::task::spawn_blocking(move || c.sync(&committer)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(e) => Some(format!("the pull task failed: {e}")),
+            let policy = crate::egress::policy_of(&live.config.load().spec);
+            let failed = match check_remote(&checkout.url, policy).await {
+                Err(e) => Some(e.to_string()),
+                Ok(()) => match tokio::task::spawn_blocking(move || c.sync(&committer)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(format!("the pull task failed: {e}")),
+                },
             };
             // The pass below reports it among the status errors (and logs it once).
             live.pull_error.store(failed.map(Arc::new));

@@ -308,6 +308,24 @@ async fn a_push_that_cannot_succeed_fails_the_call_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_git_url_the_egress_policy_refuses_is_never_fetched() {
+    let data = tempfile::tempdir().unwrap();
+    let mut options = crate::harness::options(data.path(), data.path());
+    // A literal address: refused before git runs, without any lookup or connection.
+    options.git = Some(PullOptions::new("http://169.254.169.254/claw.git"));
+    let err = match claw::server::start(options).await {
+        Ok(_) => panic!("started pulling from the metadata address"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("--git-url http://169.254.169.254/claw.git"),
+        "{err}"
+    );
+    assert!(err.contains("refused"), "{err}");
+    assert!(!data.path().join("git/checkout").exists());
+}
+
+#[tokio::test]
 async fn a_git_url_with_credentials_is_refused() {
     let data = tempfile::tempdir().unwrap();
     let mut options = crate::harness::options(data.path(), data.path());
