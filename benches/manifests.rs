@@ -632,25 +632,7 @@ struct SlowWork {
 }
 
 /// An MCP server over stdio that waits `argv[1]` seconds before answering `initialize`.
-const SLOW_MCP: &str = r#"
-import json, sys, time
-delay = float(sys.argv[1])
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    method = msg.get("method")
-    if method == "initialize":
-        time.sleep(delay)
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "slow", "version": "1.0.0"}}
-    elif method == "tools/list":
-        result = {"tools": []}
-    else:
-        result = {}
-    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}) + "\n")
-    sys.stdout.flush()
-"#;
+const SLOW_MCP: &str = include_str!("../tests/fixtures/slow_mcp.py");
 
 /// A small server with one skill whose archive host never answers: fast work measured beside
 /// it, then five slow MCP servers declared at once.

@@ -459,21 +459,14 @@ impl Reconciler {
                         self.actual.insert(key.clone(), applied);
                     }
                     let ready = outcome.ready();
-                    let origin = self.origin(&key);
-                    self.book.update(
-                        &self.live.resources,
-                        &key,
-                        origin.as_ref().map(|(f, l)| (f, *l)),
-                        now,
-                        |s| {
-                            s.applied_revision = Some(revision.clone());
-                            let message: Arc<str> = outcome.message.into();
-                            if ready {
-                                s.applied_outcome = Some((outcome.reason, message.clone()));
-                            }
-                            s.set(ready, outcome.reason, message, now);
-                        },
-                    );
+                    self.set_status(&key, now, |s| {
+                        s.applied_revision = Some(revision.clone());
+                        let message: Arc<str> = outcome.message.into();
+                        if ready {
+                            s.applied_outcome = Some((outcome.reason, message.clone()));
+                        }
+                        s.set(ready, outcome.reason, message, now);
+                    });
                     if let (false, Some(r)) = (ready, self.index.desired(&self.set, &key)) {
                         let (job, generation) = (Job::Apply(r.clone()), Some(r.digest));
                         jobs.extend(self.work.schedule(
@@ -489,14 +482,9 @@ impl Reconciler {
                 }
                 (_, Err(e)) => {
                     self.failed.insert(key.clone());
-                    let origin = self.origin(&key);
-                    self.book.update(
-                        &self.live.resources,
-                        &key,
-                        origin.as_ref().map(|(f, l)| (f, *l)),
-                        now,
-                        |s| s.set(false, e.reason, e.message.clone(), now),
-                    );
+                    self.set_status(&key, now, |s| {
+                        s.set(false, e.reason, e.message.clone(), now)
+                    });
                     report.failed.push(FailedStep {
                         step,
                         reason: e.reason.to_owned(),
@@ -614,10 +602,20 @@ impl Reconciler {
         }
     }
 
-    fn origin(&self, key: &Key) -> Option<(Arc<std::path::Path>, usize)> {
-        self.index
+    /// Changes the status of `key`, where its document is declared now.
+    fn set_status(
+        &mut self,
+        key: &Key,
+        now: OffsetDateTime,
+        change: impl FnOnce(&mut super::status::ResourceStatus),
+    ) {
+        let origin = self
+            .index
             .desired(&self.set, key)
-            .map(|r| (r.origin.file.clone(), r.origin.line))
+            .map(|r| (r.origin.file.clone(), r.origin.line));
+        let origin = origin.as_ref().map(|(f, l)| (f, *l));
+        self.book
+            .update(&self.live.resources, key, origin, now, change);
     }
 
     /// Takes the results of slow jobs into the statuses, then publishes once.

@@ -137,26 +137,8 @@ async fn a_stalled_download_holds_up_no_token_config_or_webhook_change() {
     s.stop().await;
 }
 
-/// An MCP server over stdio that waits `delay_s` before answering `initialize`.
-const SLOW_MCP: &str = r#"
-import json, sys, time
-delay = float(sys.argv[1])
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    method = msg.get("method")
-    if method == "initialize":
-        time.sleep(delay)
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "slow", "version": "1.0.0"}}
-    elif method == "tools/list":
-        result = {"tools": [{"name": "echo", "description": "echo", "inputSchema": {"type": "object"}}]}
-    else:
-        result = {}
-    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}) + "\n")
-    sys.stdout.flush()
-"#;
+/// An MCP server over stdio that waits `argv[1]` seconds before answering `initialize`.
+const SLOW_MCP: &str = include_str!("../fixtures/slow_mcp.py");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_slow_mcp_servers_start_side_by_side() {
