@@ -53,39 +53,52 @@ pub async fn apply(
     };
     let mut results = Vec::with_capacity(steps.len());
     let mut rows = Vec::new();
-    for (step, desired) in &steps {
+    let mut i = 0;
+    while i < steps.len() {
+        let (step, desired) = &steps[i];
         let h = handler(step);
-        let (result, applied) = match (step.action, desired) {
-            (Action::Delete, _) | (_, None) => {
-                let mut result = h
-                    .delete(&mut tx, &step.name)
-                    .await
-                    .map(|()| Outcome::applied("deleted"));
-                if result.is_ok() {
-                    if let Err(e) = resources::delete(&mut tx, step.kind, &step.name).await {
-                        result = Err(e.into());
-                    }
+        let Some(r) = (*desired).filter(|_| step.action != Action::Delete) else {
+            let mut result = h
+                .delete(&mut tx, &step.name)
+                .await
+                .map(|()| Outcome::applied("deleted"));
+            if result.is_ok() {
+                if let Err(e) = resources::delete(&mut tx, step.kind, &step.name).await {
+                    result = Err(e.into());
                 }
-                (result, None)
             }
-            (Action::Create | Action::Update, Some(r)) => {
-                let result = h.apply(&mut tx, r).await;
-                if result.is_ok() {
-                    rows.push(resources::Row {
-                        kind: step.kind,
-                        name: &step.name,
-                        digest: r.digest,
-                        spec: serde_json::to_string(&r.spec).unwrap_or_default(),
-                    });
-                }
-                let applied = Applied {
-                    digest: r.digest,
-                    revision: revision.clone(),
-                };
-                (result, Some(applied))
-            }
+            results.push((result, None));
+            i += 1;
+            continue;
         };
-        results.push((result, applied));
+        // Creates and updates of one kind go to the handler together (steps are sorted by
+        // action and kind), so it can batch its rows.
+        let mut batch = vec![r];
+        let mut end = i + 1;
+        while let Some((next, Some(d))) = steps.get(end) {
+            if next.action == Action::Delete || next.kind != step.kind {
+                break;
+            }
+            batch.push(*d);
+            end += 1;
+        }
+        let outcomes = h.apply_many(&mut tx, &batch).await;
+        for (r, result) in batch.into_iter().zip(outcomes) {
+            if result.is_ok() {
+                rows.push(resources::Row {
+                    kind: r.kind,
+                    name: r.name(),
+                    digest: r.digest,
+                    spec: serde_json::to_string(&r.spec).unwrap_or_default(),
+                });
+            }
+            let applied = Applied {
+                digest: r.digest,
+                revision: revision.clone(),
+            };
+            results.push((result, Some(applied)));
+        }
+        i = end;
     }
     let applied_at = now.format(&Rfc3339).unwrap_or_default();
     // One multi-row statement per chunk: at start-up this is thousands of rows.

@@ -114,6 +114,21 @@ pub trait Handler: Send + Sync {
         resource: &Resource,
     ) -> Result<Outcome, ApplyError>;
 
+    /// Fast part for several resources of this kind (start-up and resyncs apply thousands):
+    /// one result per resource, in order. By default one `apply` each; a kind with many
+    /// resources batches its rows.
+    async fn apply_many(
+        &self,
+        tx: &mut SqliteConnection,
+        resources: &[&Resource],
+    ) -> Vec<Result<Outcome, ApplyError>> {
+        let mut out = Vec::with_capacity(resources.len());
+        for r in resources {
+            out.push(self.apply(tx, r).await);
+        }
+        out
+    }
+
     /// Fast part: removes the rows the resource named `name` put in place.
     async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError>;
 

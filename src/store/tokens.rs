@@ -107,6 +107,37 @@ pub async fn upsert(
     Ok(())
 }
 
+/// Inserts or updates many tokens, 500 to a statement (start-up applies thousands; one
+/// statement each would cost a round trip to SQLite's worker thread each). A unique violation
+/// (a digest declared twice) fails the whole chunk, and only that statement: the caller then
+/// applies that chunk's tokens one by one to find the culprit.
+pub async fn upsert_many(
+    conn: &mut SqliteConnection,
+    rows: &[(&str, &TokenSpec)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO tokens (name, sha256, scope, created_at, expires_at, description) ",
+    );
+    qb.push_values(rows, |mut b, (name, spec)| {
+        b.push_bind(name.to_string())
+            .push_bind(spec.sha256.clone())
+            .push_bind(spec.scope.as_str())
+            .push_bind(spec.created_at.as_ref().and_then(rfc3339))
+            .push_bind(spec.expires_at.as_ref().and_then(rfc3339))
+            .push_bind(spec.description.clone());
+    });
+    qb.push(
+        " ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, scope = excluded.scope, \
+         created_at = excluded.created_at, expires_at = excluded.expires_at, \
+         description = excluded.description",
+    );
+    qb.build().execute(conn).await?;
+    Ok(())
+}
+
 /// Removes a revoked token.
 pub async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM tokens WHERE name = ?1")

@@ -285,3 +285,42 @@ async fn a_failed_resource_whose_file_is_removed_leaves_no_status_or_error() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_digest_among_many_tokens_fails_only_the_duplicate() {
+    // Applied together at start-up (tokens are written in batches): one duplicate must not
+    // fail the others.
+    let shared = claw::auth::token::generate();
+    let mut others = Vec::new();
+    let s = TestServer::start_with(|dir| {
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        for i in 0..600 {
+            let token = claw::auth::token::generate();
+            std::fs::write(
+                dir.join(format!("tokens/t{i:03}.yaml")),
+                token_manifest(&format!("t{i:03}"), &token, "read", ""),
+            )
+            .unwrap();
+            others.push(token);
+        }
+        for name in ["dup-a", "dup-b"] {
+            std::fs::write(
+                dir.join(format!("tokens/{name}.yaml")),
+                token_manifest(name, &shared, "read", ""),
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    let statuses = s.live().resources.statuses();
+    let failed: Vec<_> = statuses
+        .iter()
+        .filter(|st| st.kind == claw::manifest::Kind::Token && !st.ready)
+        .map(|st| (st.name.as_str(), st.reason))
+        .collect();
+    assert_eq!(failed, [("dup-b", "DuplicateDigest")]);
+    for token in [&others[0], &others[599], &shared] {
+        expect(s.get("/api/v1/status", token).await, StatusCode::OK).await;
+    }
+    s.stop().await;
+}

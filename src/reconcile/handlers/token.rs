@@ -10,6 +10,7 @@ use sqlx::SqliteConnection;
 
 use crate::auth::{TokenHash, TokenRecord};
 use crate::live::Live;
+use crate::manifest::kinds::TokenSpec;
 use crate::manifest::{Kind, Resource, Spec};
 use crate::reconcile::handler::{ApplyError, Handler, Outcome};
 use crate::store::{self, StoreError};
@@ -46,13 +47,40 @@ impl Handler for TokenHandler {
         Kind::Token
     }
 
+    async fn apply_many(
+        &self,
+        tx: &mut SqliteConnection,
+        resources: &[&Resource],
+    ) -> Vec<Result<Outcome, ApplyError>> {
+        let mut out = Vec::with_capacity(resources.len());
+        for chunk in resources.chunks(500) {
+            let rows: Vec<(&str, &TokenSpec)> = chunk
+                .iter()
+                .filter_map(|r| match &r.spec {
+                    Spec::Token(spec) if hash_of(spec).is_ok() => Some((r.name(), spec)),
+                    _ => None,
+                })
+                .collect();
+            let batched =
+                rows.len() == chunk.len() && store::tokens::upsert_many(tx, &rows).await.is_ok();
+            for r in chunk {
+                out.push(if batched {
+                    self.record(r)
+                } else {
+                    // Something in the chunk is wrong (a duplicate digest): one by one, so
+                    // that only the culprit fails.
+                    self.apply(tx, r).await
+                });
+            }
+        }
+        out
+    }
+
     async fn apply(&self, tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
         let Spec::Token(spec) = &r.spec else {
             return Err(ApplyError::new("WrongKind", "not a Token"));
         };
-        let mut hash: TokenHash = [0; 32];
-        hex::decode_to_slice(&spec.sha256, &mut hash)
-            .map_err(|_| ApplyError::new("InvalidDigest", "sha256 is not 64 hex digits"))?;
+        hash_of(spec)?;
         match store::tokens::upsert(tx, r.name(), spec).await {
             Ok(()) => {}
             Err(StoreError::Query(sqlx::Error::Database(e))) if e.is_unique_violation() => {
@@ -63,6 +91,39 @@ impl Handler for TokenHandler {
             }
             Err(e) => return Err(e.into()),
         }
+        self.record(r)
+    }
+
+    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
+        store::tokens::delete(tx, name).await?;
+        self.staged().removes.push(name.to_owned());
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let staged = std::mem::take(&mut *self.staged());
+        self.live.tokens.apply(staged.upserts, &staged.removes);
+    }
+
+    fn discard(&self) {
+        *self.staged() = Staged::default();
+    }
+}
+
+fn hash_of(spec: &TokenSpec) -> Result<TokenHash, ApplyError> {
+    let mut hash: TokenHash = [0; 32];
+    hex::decode_to_slice(&spec.sha256, &mut hash)
+        .map_err(|_| ApplyError::new("InvalidDigest", "sha256 is not 64 hex digits"))?;
+    Ok(hash)
+}
+
+impl TokenHandler {
+    /// Stages a token whose row is written, for the table in force after commit.
+    fn record(&self, r: &Resource) -> Result<Outcome, ApplyError> {
+        let Spec::Token(spec) = &r.spec else {
+            return Err(ApplyError::new("WrongKind", "not a Token"));
+        };
+        let hash = hash_of(spec)?;
         let expires_at = spec.expires_at.map(|t| t.unix_timestamp());
         self.staged().upserts.push(TokenRecord {
             name: r.name().to_owned(),
@@ -80,20 +141,5 @@ impl Handler for TokenHandler {
             },
             _ => Outcome::applied(format!("token accepted with scope {}", spec.scope.as_str())),
         })
-    }
-
-    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
-        store::tokens::delete(tx, name).await?;
-        self.staged().removes.push(name.to_owned());
-        Ok(())
-    }
-
-    fn publish(&self) {
-        let staged = std::mem::take(&mut *self.staged());
-        self.live.tokens.apply(staged.upserts, &staged.removes);
-    }
-
-    fn discard(&self) {
-        *self.staged() = Staged::default();
     }
 }
