@@ -300,7 +300,16 @@ impl Reconciler {
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.last_duration_ms = report.duration_ms;
         self.live.metrics.reconciled(started.elapsed());
-        self.publish().await;
+        report.errors = self.publish().await;
+        if !report.applied.is_empty() || !report.failed.is_empty() {
+            tracing::info!(
+                revision = %report.revision,
+                applied = report.applied.len(),
+                failed = report.failed.len(),
+                errors = report.errors,
+                "reconciled"
+            );
+        }
         self.live.passes.send_modify(|n| *n += 1);
         (report, jobs)
     }
@@ -374,16 +383,6 @@ impl Reconciler {
         }
         self.record_held(held, now);
         self.initialised = true;
-        report.errors = self.errors().len();
-        if !report.applied.is_empty() || !report.failed.is_empty() {
-            tracing::info!(
-                revision = %report.revision,
-                applied = report.applied.len(),
-                failed = report.failed.len(),
-                errors = report.errors,
-                "reconciled"
-            );
-        }
         (report, jobs)
     }
 
@@ -630,8 +629,8 @@ impl Reconciler {
             };
             self.work.ended(&done, repaired);
         }
-        self.work.release(self.errors().len());
-        self.publish().await;
+        let errors = self.publish().await;
+        self.work.release(errors);
         self.live.passes.send_modify(|n| *n += 1);
     }
 
@@ -742,9 +741,14 @@ impl Reconciler {
         errors
     }
 
-    /// Publishes the summary and reports problems that are new.
-    async fn publish(&mut self) {
+    /// Reports problems that are new (events first, so a reader of the summary finds them
+    /// written), then publishes the summary; returns the number of problems in force.
+    async fn publish(&mut self) -> usize {
         let errors = self.errors();
+        self.book
+            .report_new(&self.root, &errors, &self.store, &self.live)
+            .await;
+        let count = errors.len();
         record::publish(
             &self.live,
             &self.book,
@@ -752,13 +756,11 @@ impl Reconciler {
                 revision: self.revision.clone(),
                 files: self.set.files.len(),
                 prune_blocked: self.held.len(),
-                errors: errors.clone(),
+                errors,
                 last_duration_ms: self.last_duration_ms,
             },
         );
-        self.book
-            .report_new(&self.root, &errors, &self.store, &self.live)
-            .await;
+        count
     }
 }
 

@@ -106,22 +106,21 @@ fn read_some(
 ) -> io::Result<Changes> {
     let mut out = Vec::new();
     for rel in candidates {
-        let rel = rel.clone();
-        match load::read_file(root, &rel) {
+        match load::read_file(root, rel) {
             Ok(Some(text)) => {
-                if known.get(&rel) != Some(&digest_bytes(text.as_bytes())) {
-                    out.push((rel.clone(), Some(load::parse_file(&rel, &text))));
+                if known.get(rel) != Some(&digest_bytes(text.as_bytes())) {
+                    out.push((rel.clone(), Some(load::parse_file(rel, &text))));
                 }
             }
             Ok(None) => {
-                if known.contains_key(&rel) {
-                    out.push((rel, None));
+                if known.contains_key(rel) {
+                    out.push((rel.clone(), None));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let load = load::load_path(root, &rel)?;
-                if load.as_ref().map(|l| l.digest) != known.get(&rel).copied() {
-                    out.push((rel, load));
+                let load = load::load_path(root, rel)?;
+                if load.as_ref().map(|l| l.digest) != known.get(rel).copied() {
+                    out.push((rel.clone(), load));
                 }
             }
             Err(e) => return Err(e),

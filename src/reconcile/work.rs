@@ -141,7 +141,8 @@ impl Work {
         });
     }
 
-    /// Replies with `report` now, or (`wait`) once the jobs of `jobs` still in flight ended.
+    /// Replies with `report` now, or (`wait`) once every job of `jobs` has ended (each is
+    /// reported exactly once, superseded ones included, so none is waited for in vain).
     pub fn reply(
         &mut self,
         report: Report,
@@ -149,10 +150,7 @@ impl Work {
         wait: bool,
         reply: oneshot::Sender<Report>,
     ) {
-        let outstanding: HashSet<u64> = jobs
-            .into_iter()
-            .filter(|id| self.inflight.values().any(|i| i == id))
-            .collect();
+        let outstanding: HashSet<u64> = jobs.into_iter().collect();
         if !wait || outstanding.is_empty() {
             let _ = reply.send(report);
         } else {
