@@ -7,6 +7,7 @@ mod auth;
 #[path = "../../benches/support/stats.rs"]
 mod bench_stats;
 mod cli;
+mod deploy;
 mod config;
 mod fuzz;
 mod gitops;
