@@ -49,6 +49,8 @@ pub struct Live {
     pub pull_error: arc_swap::ArcSwapOption<String>,
     /// Declared resources and their statuses, as the reconciler last recorded them.
     pub resources: crate::reconcile::reflector::Reflector,
+    /// This process among the replicas (on SQLite: alone, and the leader).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl Live {
@@ -68,6 +70,7 @@ impl Live {
             mcp: Arc::new(Supervisor::default()),
             pull_error: arc_swap::ArcSwapOption::empty(),
             resources: Default::default(),
+            cluster: crate::cluster::Cluster::single(),
         })
     }
 

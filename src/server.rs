@@ -87,6 +87,8 @@ pub enum ServeError {
     Stopped(#[from] Stopped),
     #[error(transparent)]
     Pull(#[from] PullError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::JoinError),
 }
 
 /// A running server.
@@ -215,6 +217,40 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         store.clone(),
         stop.child_token(),
     ));
+    // Listening before tasks start: with replicas, this one's address is in its first
+    // heartbeat, which comes before its first claim.
+    let listener = tokio::net::TcpListener::bind(&options.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: options.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: options.listen.clone(),
+        source,
+    })?;
+    live.cluster.set_address(addr.to_string());
+    let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
+    if let Some(pool) = store.cluster_pool() {
+        tasks.extend(
+            live.cluster
+                .join(
+                    store.cluster_replica_id(),
+                    pool,
+                    live.clone(),
+                    limiter.clone(),
+                    stop.child_token(),
+                )
+                .await?,
+        );
+        if let Some(trigger) = &git_trigger {
+            tasks.push(spawn_revision_follower(
+                live.clone(),
+                trigger.clone(),
+                stop.child_token(),
+            ));
+        }
+    }
     let task_service = TaskService::open(store.clone(), live.clone(), &options.data).await?;
     tasks.push(task_service.spawn_dispatcher(stop.child_token()));
     let webhooks = Arc::new(Dispatcher::new(
@@ -225,7 +261,6 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     ));
     tasks.push(webhooks.clone().spawn(stop.child_token()));
 
-    let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
     let app = api::router(
         AppState::new(api::Shared {
             live: live.clone(),
@@ -239,16 +274,6 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         }),
         options.limits,
     );
-    let listener = tokio::net::TcpListener::bind(&options.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: options.listen.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: options.listen.clone(),
-        source,
-    })?;
     tasks.push(tokio::spawn(serve_http(
         listener,
         app,
@@ -394,6 +419,30 @@ fn warn_if_no_model_key(live: &Live) {
         provider = model.provider.as_str(),
         "{problem}; tasks will fail until the Config gives the model a key (e.g. export ANTHROPIC_API_KEY before `claw serve`)"
     );
+}
+
+/// Pull mode with replicas: another replica pushed a write-back, so fetch now.
+fn spawn_revision_follower(
+    live: Arc<Live>,
+    trigger: Arc<Trigger>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut notices = live.cluster.subscribe();
+        loop {
+            let notice = tokio::select! {
+                _ = stop.cancelled() => break,
+                notice = notices.recv() => notice,
+            };
+            match notice {
+                Ok(crate::cluster::Notice::Revision { from }) if from != live.cluster.id() => {
+                    trigger.fire()
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 fn spawn_last_used_flusher(

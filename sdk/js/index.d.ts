@@ -99,6 +99,16 @@ export interface Status {
   mcp_servers: McpServerState[];
   reconciler: Record<string, unknown>;
   tasks: Record<string, number>;
+  /** The replicas serving the deployment (one on SQLite); `leader` is true for exactly one. */
+  replicas: Replica[];
+}
+
+export interface Replica {
+  id: string;
+  address: string;
+  version: string;
+  leader: boolean;
+  last_seen: string;
 }
 
 export type TaskStatus = "queued" | "running" | "completed" | "failed" | "cancelled";

@@ -3,6 +3,10 @@
 //! change applies to the very next request. A Token with its own `rate_limit` is counted by a
 //! limiter for those settings (one per distinct setting, shared by the tokens that have it,
 //! each token with its own budget); `unlimited` tokens are not counted at all.
+//!
+//! With replicas (`crate::cluster`), [`RateLimiter::share`] turns on counting of the requests
+//! let through, which the cluster publishes, and [`RateLimiter::charge`] takes in the other
+//! replicas' counts. A single node never pays for it.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -67,7 +71,12 @@ pub struct RateLimiter {
     current: ArcSwap<Limiter>,
     /// Limiters for the settings of tokens that carry their own `rate_limit`.
     overrides: ArcSwap<HashMap<RateLimitConfig, Arc<Limiter>>>,
+    /// Replicas: requests let through since the last [`RateLimiter::take_usage`], per token
+    /// and budget (`None`: the Config's).
+    shared: std::sync::OnceLock<Usage>,
 }
+
+type Usage = std::sync::Mutex<HashMap<(TokenHash, Option<RateLimitConfig>), u32>>;
 
 impl RateLimiter {
     /// A limiter with the given settings.
@@ -75,6 +84,67 @@ impl RateLimiter {
         RateLimiter {
             current: ArcSwap::from_pointee(Limiter::new(settings)),
             overrides: ArcSwap::default(),
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Counts the requests let through from now on, for [`RateLimiter::take_usage`].
+    pub fn share(&self) {
+        let _ = self.shared.set(Default::default());
+    }
+
+    /// The requests let through since the last call, per token and budget.
+    pub fn take_usage(&self) -> Vec<(TokenHash, Option<RateLimitConfig>, u32)> {
+        let Some(shared) = self.shared.get() else {
+            return Vec::new();
+        };
+        let taken = std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner()));
+        taken.into_iter().map(|((k, own), n)| (k, own, n)).collect()
+    }
+
+    /// Takes `n` requests of `key` that other replicas let through out of this replica's
+    /// budget for the same settings (`None`: the Config's). Never refuses anything itself.
+    pub fn charge(&self, key: &TokenHash, own: Option<&RateLimitConfig>, n: u32) {
+        let limiter = match own {
+            None => self.current.load_full(),
+            Some(own) => self.override_for(own),
+        };
+        // Past a full burst the bucket is empty anyway.
+        for _ in 0..n.min(limiter.settings.burst.saturating_add(1)) {
+            if limiter.gcra.check_key(key).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn record(&self, key: &TokenHash, own: Option<&RateLimitConfig>, decision: &Decision) {
+        if decision.retry_after.is_some() {
+            return;
+        }
+        if let Some(shared) = self.shared.get() {
+            let mut usage = shared.lock().unwrap_or_else(|e| e.into_inner());
+            *usage.entry((*key, own.cloned())).or_default() += 1;
+        }
+    }
+
+    fn override_for(&self, own: &RateLimitConfig) -> Arc<Limiter> {
+        let map = self.overrides.load();
+        match map.get(own) {
+            Some(limiter) => limiter.clone(),
+            None => {
+                drop(map);
+                let limiter = Arc::new(Limiter::new(own));
+                self.overrides.rcu(|map| {
+                    let mut next = if map.len() >= MAX_OVERRIDES {
+                        HashMap::new()
+                    } else {
+                        HashMap::clone(map)
+                    };
+                    next.entry(own.clone()).or_insert_with(|| limiter.clone());
+                    next
+                });
+                self.overrides.load().get(own).cloned().unwrap_or(limiter)
+            }
         }
     }
 
@@ -87,28 +157,16 @@ impl RateLimiter {
         settings: &RateLimitConfig,
     ) -> Option<Decision> {
         match own {
-            None => Some(self.check(key, settings)),
+            None => {
+                let decision = self.check(key, settings);
+                self.record(key, None, &decision);
+                Some(decision)
+            }
             Some(TokenRateLimit::Unlimited(_)) => None,
             Some(TokenRateLimit::Limited(own)) => {
-                let map = self.overrides.load();
-                let limiter = match map.get(own) {
-                    Some(limiter) => limiter.clone(),
-                    None => {
-                        drop(map);
-                        let limiter = Arc::new(Limiter::new(own));
-                        self.overrides.rcu(|map| {
-                            let mut next = if map.len() >= MAX_OVERRIDES {
-                                HashMap::new()
-                            } else {
-                                HashMap::clone(map)
-                            };
-                            next.entry(own.clone()).or_insert_with(|| limiter.clone());
-                            next
-                        });
-                        self.overrides.load().get(own).cloned().unwrap_or(limiter)
-                    }
-                };
-                Some(decide(&limiter, key))
+                let decision = decide(&self.override_for(own), key);
+                self.record(key, Some(own), &decision);
+                Some(decision)
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `GET /api/v1/status`: health, version, uptime, MCP servers, reconciler state, task counts.
+//! `GET /api/v1/status`: health, version, uptime, MCP servers, reconciler state, task counts,
+//! replicas.
 //!
 //! A hot endpoint (dashboards poll it): the reconciler section is rendered once per reconcile
 //! pass, so a request only formats a few numbers around it.
@@ -38,6 +39,25 @@ pub struct Status {
     reconciler: Reconciler,
     /// Tasks per status.
     tasks: BTreeMap<String, u64>,
+    /// The replicas serving this deployment (one on SQLite), oldest first.
+    replicas: Vec<Replica>,
+}
+
+/// One `claw serve` process of the deployment.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Replica {
+    /// Its id (the `replica` of the tasks it runs).
+    id: String,
+    /// The address it listens on.
+    address: String,
+    #[schema(example = "0.1.0")]
+    version: String,
+    /// True for exactly one: the replica holding the single duties (outbox fan-out, pruning,
+    /// leases).
+    leader: bool,
+    /// RFC 3339: its last heartbeat.
+    last_seen: String,
 }
 
 /// The reconciler's state.
@@ -72,7 +92,7 @@ pub struct KindCount {
 
 /// System status
 ///
-/// Health, version, uptime, MCP servers, reconciler state and task counts.
+/// Health, version, uptime, MCP servers, reconciler state, task counts and replicas.
 #[utoipa::path(get, path = "/api/v1/status", operation_id = "status", tag = "system",
     responses((status = 200, description = "The server's status", body = Status)))]
 async fn status(State(state): State<AppState>) -> impl IntoResponse {
@@ -94,10 +114,11 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
         serde_json::Value::Array(statuses.iter().map(super::mcp::server_json).collect()).to_string()
     });
     let body = format!(
-        "{{\"status\":\"{health}\",\"version\":\"{}\",\"uptime_seconds\":{},\"mcp_servers\":{mcp},\"reconciler\":{reconciler},\"tasks\":{}}}",
+        "{{\"status\":\"{health}\",\"version\":\"{}\",\"uptime_seconds\":{},\"mcp_servers\":{mcp},\"reconciler\":{reconciler},\"tasks\":{},\"replicas\":{}}}",
         env!("CARGO_PKG_VERSION"),
         state.live.started.elapsed().as_secs(),
         state.tasks.counts().render(),
+        state.live.cluster.rendered(),
     );
     ([(header::CONTENT_TYPE, "application/json")], body)
 }

@@ -224,6 +224,7 @@ impl Reconciler {
         let root = self.root.clone();
         let git = self.live.config.load().spec.git.clone();
         let checkout = self.checkout.clone();
+        let pushed = checkout.is_some();
         let prepared = tokio::task::spawn_blocking(move || match checkout {
             Some(checkout) => writeback::write_and_push(&root, prepared, git, &context, &checkout),
             None => writeback::write_and_commit(&root, prepared, git, &context),
@@ -236,6 +237,13 @@ impl Reconciler {
         // A commit moved HEAD and may leave other tracked files dirty: ask git about the whole
         // root once (write-backs are rare; watcher passes ask only about their files).
         self.git.invalidate();
+        if pushed {
+            // Pull mode: the other replicas fetch the new revision now, not at their interval.
+            let cluster = &self.live.cluster;
+            cluster.publish(crate::cluster::Notice::Revision {
+                from: cluster.id().to_owned(),
+            });
+        }
         // A rebased push brought others' commits along: look at everything then.
         let scope = match self.checkout {
             Some(_) => Scope::Full,

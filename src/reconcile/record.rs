@@ -150,7 +150,8 @@ impl Book {
             current.insert(line);
         }
         self.reported = current;
-        if fresh.is_empty() {
+        // Every replica reconciles the same revision: only the leader raises the events.
+        if fresh.is_empty() || !live.cluster.is_leader() {
             return;
         }
         let written = async {

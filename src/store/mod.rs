@@ -39,6 +39,7 @@ macro_rules! text_column {
     };
 }
 
+pub mod cluster;
 pub mod deliveries;
 pub mod outbox;
 pub mod resources;

@@ -22,6 +22,7 @@ use super::agent::{self, RunError, RunOutput, RunRequest, Usage};
 use super::status::TaskStatus;
 use super::tools::Toolbox;
 use super::workspace::{FileChange, Snapshot};
+use crate::cluster::Notice;
 use crate::events::{self, EventType};
 use crate::live::Live;
 use crate::manifest::secret::SecretContext;
@@ -104,6 +105,9 @@ struct Active {
     cancel: CancellationToken,
     /// Why the task was cancelled (the caller's token name, or shutdown).
     reason: Option<String>,
+    /// It runs in this process (else the entry only relays another replica's notices to
+    /// subscribers here).
+    local: bool,
 }
 
 /// Tasks per status, kept in memory so `GET /status` costs no query.
@@ -347,6 +351,7 @@ impl TaskService {
                 self.live.outbox.notify_one();
                 self.counts.moved(TaskStatus::Queued, TaskStatus::Cancelled);
                 let row = self.get(id).await?;
+                self.publish_status(id, row.status, row.error.clone(), row.duration_ms);
                 if let Some(active) = self.active().remove(id) {
                     let _ = active.progress.send(Progress::of(&row));
                 }
@@ -356,9 +361,22 @@ impl TaskService {
         // Running (or claimed a moment ago): stop the work and wait for the runner to record it.
         let (_, _, receiver) = self.subscribe(id).await?;
         if let Some(mut receiver) = receiver {
-            if let Some(active) = self.active().get_mut(id) {
-                active.reason.get_or_insert(error);
-                active.cancel.cancel();
+            let here = match self.active().get_mut(id) {
+                Some(active) if active.local => {
+                    active.reason.get_or_insert(error.clone());
+                    active.cancel.cancel();
+                    true
+                }
+                _ => false,
+            };
+            if !here {
+                // Running on another replica (or claimed there a moment ago): it stops the
+                // task when the notice arrives, and its final status comes back the same way.
+                self.live.cluster.publish(Notice::Cancel {
+                    from: self.live.cluster.id().to_owned(),
+                    task: id.to_owned(),
+                    reason: error,
+                });
             }
             let ended = async {
                 loop {
@@ -383,6 +401,7 @@ impl TaskService {
         tokio::spawn(async move {
             let mut running = JoinSet::new();
             let mut passes = this.live.passes.subscribe();
+            let mut notices = this.live.cluster.subscribe();
             loop {
                 let limit = this.live.config.load().spec.tasks.concurrency.max(1) as usize;
                 while running.len() < limit {
@@ -404,6 +423,13 @@ impl TaskService {
                     // A reconcile may have raised the concurrency.
                     _ = passes.changed() => {}
                     Some(_) = running.join_next(), if !running.is_empty() => {}
+                    notice = notices.recv() => match notice {
+                        Ok(notice) => this.take_notice(notice),
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "task notices from other replicas were missed");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {}
+                    },
                 }
             }
             for active in this.active().values_mut() {
@@ -414,6 +440,69 @@ impl TaskService {
             }
             while running.join_next().await.is_some() {}
         })
+    }
+
+    /// Tells the other replicas (their SSE subscribers) that `id` changed status.
+    fn publish_status(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        error: Option<String>,
+        duration_ms: Option<i64>,
+    ) {
+        let cluster = &self.live.cluster;
+        if cluster.is_clustered() {
+            cluster.publish(Notice::Status {
+                from: cluster.id().to_owned(),
+                task: id.to_owned(),
+                status,
+                error,
+                duration_ms,
+            });
+        }
+    }
+
+    /// A notice from another replica: a cancel of a task running here, or progress of a task
+    /// running there for the subscribers here.
+    fn take_notice(&self, notice: Notice) {
+        let mut active = self.active();
+        match notice {
+            Notice::Cancel { task, reason, .. } => {
+                if let Some(entry) = active.get_mut(&task).filter(|e| e.local) {
+                    entry.reason.get_or_insert(reason);
+                    entry.cancel.cancel();
+                }
+            }
+            Notice::Output { task, text, .. } => {
+                if let Some(entry) = active.get(&task).filter(|e| !e.local) {
+                    let mut so_far = entry.output.lock().unwrap_or_else(|e| e.into_inner());
+                    if so_far.len() < MAX_BACKLOG {
+                        so_far.push_str(&text);
+                    }
+                    let _ = entry.progress.send(Progress::Output { text });
+                }
+            }
+            Notice::Status {
+                task,
+                status,
+                error,
+                duration_ms,
+                ..
+            } => {
+                if let Some(entry) = active.get(&task).filter(|e| !e.local) {
+                    let _ = entry.progress.send(Progress::Status {
+                        id: task.clone(),
+                        status,
+                        error,
+                        duration_ms,
+                    });
+                    if status.is_terminal() {
+                        active.remove(&task);
+                    }
+                }
+            }
+            Notice::Revision { .. } | Notice::Outbox => {}
+        }
     }
 
     async fn claim(&self) -> Result<Option<TaskRow>, StoreError> {
@@ -433,7 +522,9 @@ impl TaskService {
             self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
             let mut active = self.active();
             let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
+            entry.local = true;
             let _ = entry.progress.send(Progress::of(row));
+            self.publish_status(&row.id, TaskStatus::Running, None, None);
         }
         Ok(row)
     }
@@ -556,6 +647,7 @@ impl TaskService {
             Err(e) => tracing::error!(task_id = %row.id, "cannot record the end of the task: {e}"),
         }
         tracing::info!(task_id = %row.id, status = status.as_str(), duration_ms, "task finished");
+        self.publish_status(&row.id, status, error.clone(), Some(duration_ms));
         let _ = progress.send(Progress::Status {
             id: row.id.clone(),
             status,
@@ -612,7 +704,19 @@ impl TaskService {
             skills_dir: skills_dir.is_dir().then(|| skills_dir.clone()),
             egress: crate::egress::policy_of(spec),
         };
+        let cluster = self
+            .live
+            .cluster
+            .is_clustered()
+            .then(|| (self.live.cluster.clone(), row.id.clone()));
         let sink: agent::OutputSink = Arc::new(move |text: &str| {
+            if let Some((cluster, task)) = &cluster {
+                cluster.publish(Notice::Output {
+                    from: cluster.id().to_owned(),
+                    task: task.clone(),
+                    text: text.to_owned(),
+                });
+            }
             let mut so_far = output.lock().unwrap_or_else(|e| e.into_inner());
             // The backlog is for late subscribers only; the full output is the run's result.
             if so_far.len() < MAX_BACKLOG {
@@ -707,6 +811,7 @@ impl Active {
             output: Arc::new(Mutex::new(String::new())),
             cancel: CancellationToken::new(),
             reason: None,
+            local: false,
         }
     }
 }

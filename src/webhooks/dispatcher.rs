@@ -24,6 +24,9 @@
 //! by a 410) is failed with the error "endpoint removed/disabled" instead of waiting forever;
 //! a redelivery after the endpoint is back sends it again.
 //!
+//! With replicas (`crate::cluster`) steps 1 and the pruning are the leader's alone; every
+//! replica sends due deliveries.
+//!
 //! At-least-once: stopping (or a crash) between sending and recording leaves the delivery
 //! pending, so the next process sends the same delivery id again.
 
@@ -249,19 +252,27 @@ impl Dispatcher {
         if now >= state.next_rescan_ms {
             state.fan_out = true;
         }
+        // Single duties (SPEC §6): with replicas only the leader fans out and prunes; the
+        // others send due deliveries only.
+        let leads = self.live.cluster.is_leader();
         if state.fan_out {
-            while deliveries::fan_out_at(&self.store, FANOUT_BATCH, now).await?
-                == FANOUT_BATCH as usize
-            {}
+            if leads {
+                while deliveries::fan_out_at(&self.store, FANOUT_BATCH, now).await?
+                    == FANOUT_BATCH as usize
+                {}
+            }
             state.fan_out = false;
             state.next_rescan_ms = now + RESCAN_MS;
         }
         if now >= state.next_prune_ms {
-            let days = i64::from(self.live.config.load().spec.webhooks.retention_days.max(1));
-            let cutoff = deliveries::timestamp(now - days * DAY_MS);
-            let pruned = deliveries::prune(&self.store, &cutoff).await?;
-            if pruned > 0 {
-                tracing::info!(pruned, "pruned old webhook deliveries");
+            if leads {
+                let days =
+                    i64::from(self.live.config.load().spec.webhooks.retention_days.max(1));
+                let cutoff = deliveries::timestamp(now - days * DAY_MS);
+                let pruned = deliveries::prune(&self.store, &cutoff).await?;
+                if pruned > 0 {
+                    tracing::info!(pruned, "pruned old webhook deliveries");
+                }
             }
             state.next_prune_ms = now + PRUNE_EVERY_MS;
         }

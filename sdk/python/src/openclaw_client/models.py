@@ -83,6 +83,15 @@ class McpServerState(Model):
 
 
 @dataclass
+class Replica(Model):
+    id: str
+    address: str = ""
+    version: str = ""
+    leader: bool = False
+    last_seen: Optional[str] = None
+
+
+@dataclass
 class Status(Model):
     status: str
     version: str
@@ -90,8 +99,9 @@ class Status(Model):
     mcp_servers: List[McpServerState] = field(default_factory=list)
     reconciler: Dict[str, Any] = field(default_factory=dict)
     tasks: Dict[str, Any] = field(default_factory=dict)
+    replicas: List[Replica] = field(default_factory=list)
 
-    _nested = {"mcp_servers": _list_of(McpServerState)}
+    _nested = {"mcp_servers": _list_of(McpServerState), "replicas": _list_of(Replica)}
 
 
 @dataclass

@@ -1,0 +1,220 @@
+//! `LISTEN/NOTIFY` between replicas. Every replica listens on [`CHANNEL`] (JSON [`Notice`]s)
+//! and on [`OUTBOX_CHANNEL`] (raised by a trigger on `outbox` inserts, once per transaction,
+//! so the leader fans out events other replicas wrote at once). Notices are sent in order by
+//! one publisher task per replica, batched into one statement; a notification's payload is
+//! limited to 8000 bytes, so task output is cut into pieces below it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Cluster;
+use crate::live::Live;
+use crate::store::StoreError;
+use crate::tasks::TaskStatus;
+
+/// The channel of [`Notice`]s.
+pub const CHANNEL: &str = "claw_cluster";
+/// The channel the `outbox` trigger notifies (migration 0009).
+pub const OUTBOX_CHANNEL: &str = "claw_outbox";
+
+/// Largest output text in one notice (the payload limit is 8000 bytes, JSON escaping
+/// included; the worst case escapes a byte as six).
+const OUTPUT_PIECE: usize = 1200;
+
+/// What one replica tells the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// Stop `task` where it runs.
+    Cancel {
+        from: String,
+        task: String,
+        reason: String,
+    },
+    /// Output of a running task, for SSE subscribers elsewhere.
+    Output {
+        from: String,
+        task: String,
+        text: String,
+    },
+    /// A task's status changed.
+    Status {
+        from: String,
+        task: String,
+        status: TaskStatus,
+        error: Option<String>,
+        duration_ms: Option<i64>,
+    },
+    /// A write-back pushed a new manifest revision: fetch now.
+    Revision { from: String },
+    /// Events were written to the outbox (from the trigger; never sent as JSON).
+    Outbox,
+}
+
+/// The wire form: a sequence number makes every payload unique (PostgreSQL folds identical
+/// notifications of one transaction into one).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    seq: u64,
+    #[serde(flatten)]
+    notice: Notice,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Starts listening (the LISTEN is in place when this returns), then forwards what arrives
+/// to [`Cluster::subscribe`]rs until `stop`.
+pub(super) async fn listen(
+    cluster: Arc<Cluster>,
+    pool: PgPool,
+    live: Arc<Live>,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, StoreError> {
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen_all([CHANNEL, OUTBOX_CHANNEL]).await?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                _ = stop.cancelled() => break,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(n)) if n.channel() == OUTBOX_CHANNEL => {
+                    // The leader fans out; every replica looks for due deliveries.
+                    live.outbox.notify_one();
+                }
+                Ok(Some(n)) => match serde_json::from_str::<Wire>(n.payload()) {
+                    Ok(wire) => {
+                        let _ = cluster.notices.send(wire.notice);
+                    }
+                    Err(e) => tracing::warn!("unreadable cluster notice: {e}"),
+                },
+                Ok(None) => {
+                    // The connection was lost and is re-established by the next call;
+                    // notices sent meanwhile are lost (a running cancel waits with a bound,
+                    // the pull interval and the lease check catch up).
+                    tracing::warn!("cluster notices: connection lost, reconnecting");
+                }
+                Err(e) => {
+                    tracing::warn!("cluster notices: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Sends queued notices in order, each batch in one statement, until `stop`.
+pub(super) async fn publisher(
+    cluster: Arc<Cluster>,
+    pool: PgPool,
+    mut queue: mpsc::UnboundedReceiver<Notice>,
+    stop: CancellationToken,
+) {
+    let _ = &cluster;
+    let mut batch = Vec::new();
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => break,
+            next = queue.recv() => match next {
+                Some(n) => n,
+                None => break,
+            },
+        };
+        batch.clear();
+        push(&mut batch, first);
+        while batch.len() < 256 {
+            match queue.try_recv() {
+                Ok(n) => push(&mut batch, n),
+                Err(_) => break,
+            }
+        }
+        let mut attempt = 0;
+        while let Err(e) = send(&pool, &batch).await {
+            attempt += 1;
+            if attempt >= 3 {
+                tracing::warn!(count = batch.len(), "cannot send cluster notices: {e}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+        }
+    }
+}
+
+/// Appends `notice` in wire form, cut into pieces when it is long output.
+fn push(batch: &mut Vec<String>, notice: Notice) {
+    let mut one = |notice: Notice| {
+        let wire = Wire {
+            seq: SEQ.fetch_add(1, Ordering::Relaxed),
+            notice,
+        };
+        if let Ok(json) = serde_json::to_string(&wire) {
+            batch.push(json);
+        }
+    };
+    match notice {
+        Notice::Output { from, task, text } if text.len() > OUTPUT_PIECE => {
+            let mut rest = text.as_str();
+            while !rest.is_empty() {
+                let mut end = rest.len().min(OUTPUT_PIECE);
+                while !rest.is_char_boundary(end) {
+                    end -= 1;
+                }
+                one(Notice::Output {
+                    from: from.clone(),
+                    task: task.clone(),
+                    text: rest[..end].to_owned(),
+                });
+                rest = &rest[end..];
+            }
+        }
+        notice => one(notice),
+    }
+}
+
+async fn send(pool: &PgPool, batch: &[String]) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS u(p, i) ORDER BY i")
+        .bind(CHANNEL)
+        .bind(batch)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_output_is_cut_on_char_boundaries_below_the_payload_limit() {
+        let text = "é".repeat(5000);
+        let mut batch = Vec::new();
+        push(
+            &mut batch,
+            Notice::Output {
+                from: "r".into(),
+                task: "t".into(),
+                text: text.clone(),
+            },
+        );
+        assert!(batch.len() > 1);
+        let mut joined = String::new();
+        for json in &batch {
+            assert!(json.len() < 8000, "{}", json.len());
+            let wire: Wire = serde_json::from_str(json).unwrap();
+            match wire.notice {
+                Notice::Output { text, .. } => joined.push_str(&text),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(joined, text);
+    }
+}
