@@ -274,4 +274,34 @@ mod tests {
             .check_token(&key, Some(&unlimited), &config)
             .is_none()));
     }
+
+    #[test]
+    fn shared_usage_is_counted_only_when_shared_and_others_usage_drains_the_bucket() {
+        let config = settings(60, 10);
+        let key = [9; 32];
+        let alone = RateLimiter::new(&config);
+        alone.check_token(&key, None, &config);
+        assert!(alone.take_usage().is_empty(), "a single node counts nothing");
+
+        let a = RateLimiter::new(&config);
+        let b = RateLimiter::new(&config);
+        a.share();
+        b.share();
+        for _ in 0..6 {
+            assert!(a.check_token(&key, None, &config).unwrap().retry_after.is_none());
+        }
+        let usage = a.take_usage();
+        assert_eq!(usage, vec![(key, None, 6)]);
+        assert!(a.take_usage().is_empty(), "taken once");
+        // B takes A's six in: four left of the burst of ten, then refused.
+        for (token, own, n) in usage {
+            b.charge(&token, own.as_ref(), n);
+        }
+        let allowed = (0..10)
+            .take_while(|_| b.check_token(&key, None, &config).unwrap().retry_after.is_none())
+            .count();
+        assert_eq!(allowed, 4);
+        // Refused requests are not counted as usage.
+        assert_eq!(b.take_usage(), vec![(key, None, 4)]);
+    }
 }
