@@ -386,12 +386,14 @@ impl TaskService {
             loop {
                 let limit = this.live.config.load().spec.tasks.concurrency.max(1) as usize;
                 while running.len() < limit {
-                    match this.claim().await {
-                        Ok(Some(row)) => {
-                            let span = tracing::info_span!("task", task_id = %row.id);
-                            running.spawn(this.clone().run(row).instrument(span));
+                    match this.claim(limit - running.len()).await {
+                        Ok(rows) if rows.is_empty() => break,
+                        Ok(rows) => {
+                            for row in rows {
+                                let span = tracing::info_span!("task", task_id = %row.id);
+                                running.spawn(this.clone().run(row).instrument(span));
+                            }
                         }
-                        Ok(None) => break,
                         Err(e) => {
                             tracing::error!("cannot take the next task from the queue: {e}");
                             break;
@@ -416,8 +418,9 @@ impl TaskService {
         })
     }
 
-    async fn claim(&self) -> Result<Option<TaskRow>, StoreError> {
-        let row = rows::claim_next(&self.store, &now(), |row| {
+    /// Claims up to `n` queued tasks for this replica (see `store::tasks::claim`).
+    async fn claim(&self, n: usize) -> Result<Vec<TaskRow>, StoreError> {
+        let rows = rows::claim(&self.store, &now(), n as i64, |row| {
             events::task(
                 EventType::TaskStarted,
                 &row.id,
@@ -428,14 +431,16 @@ impl TaskService {
             )
         })
         .await?;
-        if let Some(row) = &row {
+        if !rows.is_empty() {
             self.live.outbox.notify_one();
-            self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
             let mut active = self.active();
-            let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
-            let _ = entry.progress.send(Progress::of(row));
+            for row in &rows {
+                self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
+                let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
+                let _ = entry.progress.send(Progress::of(row));
+            }
         }
-        Ok(row)
+        Ok(rows)
     }
 
     async fn run(self: Arc<Self>, row: TaskRow) {
