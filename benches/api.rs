@@ -347,8 +347,7 @@ async fn store_tasks(data: &Path, n: usize) -> (String, time::OffsetDateTime) {
             statuses[i % statuses.len()],
         ));
     }
-    let mut conn = store.pool().acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     for status in statuses.iter().collect::<std::collections::BTreeSet<_>>() {
         let batch: Vec<NewTask> = rows
             .iter()
@@ -365,12 +364,11 @@ async fn store_tasks(data: &Path, n: usize) -> (String, time::OffsetDateTime) {
                 created_at: &r.2,
             })
             .collect();
-        insert_many(&mut conn, &batch, status.parse().expect("a task status"))
+        insert_many(&mut tx, &batch, status.parse().expect("a task status"))
             .await
             .unwrap();
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
-    drop(conn);
+    tx.commit().await.unwrap();
     store.close().await;
     (rows[rows.len() / 2].0.clone(), base)
 }

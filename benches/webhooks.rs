@@ -251,10 +251,10 @@ impl Setup {
         let store = Store::open(&data).await?;
         store_secret(&data, SECRET_NAME, SECRET)?;
         let secret_ref = json!({ "ref": SECRET_NAME }).to_string();
-        let mut conn = store.pool().acquire().await?;
+        let mut tx = store.begin().await?;
         for i in 0..endpoints {
             webhooks::upsert(
-                &mut conn,
+                &mut tx,
                 &format!("hook-{i:03}"),
                 url,
                 r#"["*"]"#,
@@ -264,7 +264,7 @@ impl Setup {
             )
             .await?;
         }
-        drop(conn);
+        tx.commit().await?;
         let live = Live::new(manifests, data);
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
@@ -292,12 +292,11 @@ impl Setup {
     }
 
     async fn count(&self, status: &str) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = ?1")
-                .bind(status)
-                .fetch_one(self.store.pool())
-                .await?,
-        )
+        Ok(deliveries::count_by_status(&self.store)
+            .await?
+            .into_iter()
+            .find(|(s, _)| s.as_str() == status)
+            .map_or(0, |(_, n)| n))
     }
 }
 
@@ -355,7 +354,7 @@ async fn throughput(endpoints: usize, wanted: usize) -> Result<Throughput> {
     let events = wanted.div_ceil(endpoints);
     let total = events * endpoints;
 
-    let mut tx = setup.store.pool().begin().await?;
+    let mut tx = setup.store.begin().await?;
     for i in 0..events {
         outbox::insert(&mut tx, &event(i)).await?;
     }
@@ -402,11 +401,11 @@ async fn latency(events: usize) -> Result<Vec<f64>> {
     let mut times = Vec::with_capacity(events);
     for i in 0..events {
         let e = event(i);
-        let mut conn = setup.store.pool().acquire().await?;
+        let mut tx = setup.store.begin().await?;
         let started = Instant::now();
-        outbox::insert(&mut conn, &e).await?;
+        outbox::insert(&mut tx, &e).await?;
+        tx.commit().await?;
         setup.live.outbox.notify_one();
-        drop(conn);
         let arrived = tokio::time::timeout(EVENT_TIMEOUT, rx.arrivals.recv())
             .await
             .map_err(|_| anyhow!("latency event {i} did not arrive in {EVENT_TIMEOUT:?}"))?

@@ -39,6 +39,10 @@ pub struct ServeOptions {
     pub git: Option<PullOptions>,
     /// API write-backs may grant or widen manifest-only settings (SPEC §5a).
     pub allow_api_privileged: bool,
+    /// PostgreSQL instead of SQLite in the data dir (`postgres://…`).
+    pub database_url: Option<String>,
+    /// A file holding the key for secrets kept in the database (else `CLAW_SECRET_KEY`).
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -54,6 +58,8 @@ impl ServeOptions {
             confirm_prune: false,
             git: None,
             allow_api_privileged: false,
+            database_url: None,
+            secret_key_file: None,
         }
     }
 }
@@ -107,9 +113,32 @@ pub struct Server {
     store: Store,
 }
 
+/// The key for secrets kept in the database: from `secret_key_file`, else `CLAW_SECRET_KEY`.
+/// Required on PostgreSQL (webhook secrets live in the shared database there).
+fn secret_key(
+    options: &ServeOptions,
+    store: &Store,
+) -> Result<Option<store::secrets::SecretKey>, StoreError> {
+    use store::secrets::{SecretKey, SecretKeyError};
+    let key = match &options.secret_key_file {
+        Some(path) => Some(SecretKey::from_file(path)?),
+        None => match std::env::var("CLAW_SECRET_KEY") {
+            Ok(text) if !text.trim().is_empty() => {
+                Some(SecretKey::from_base64(&text, "CLAW_SECRET_KEY")?)
+            }
+            _ => None,
+        },
+    };
+    if key.is_none() && store.is_postgres() {
+        return Err(SecretKeyError::Missing.into());
+    }
+    Ok(key)
+}
+
 /// Starts the server and returns once it accepts connections, after the first full reconcile.
 pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
-    let store = Store::open(&options.data).await?;
+    let mut store = Store::open_with(&options.data, options.database_url.as_deref()).await?;
+    store.set_secret_key(secret_key(&options, &store)?);
     let checkout = match &options.git {
         Some(pull) => {
             // The remote passes the egress policy like every outbound request; before the
@@ -235,7 +264,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         tasks.extend(
             live.cluster
                 .join(
-                    store.cluster_replica_id(),
+                    store.replica_id(),
                     pool,
                     live.clone(),
                     limiter.clone(),

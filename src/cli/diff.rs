@@ -42,20 +42,21 @@ pub async fn run(args: Args) -> ExitCode {
         eprintln!("claw diff: the manifests are invalid ({} error(s)); `serve` would keep the last good state for them", invalid.len());
         return ExitCode::from(2);
     }
-    let actual = match Store::open_existing(&args.data.data).await {
-        Ok(Some(store)) => match resources::load_all(&store).await {
-            Ok(actual) => actual,
+    let actual =
+        match Store::open_existing(&args.data.data, args.data.database_url.as_deref()).await {
+            Ok(Some(store)) => match resources::load_all(&store).await {
+                Ok(actual) => actual,
+                Err(e) => {
+                    eprintln!("claw diff: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            Ok(None) => Default::default(),
             Err(e) => {
                 eprintln!("claw diff: {e}");
                 return ExitCode::from(2);
             }
-        },
-        Ok(None) => Default::default(),
-        Err(e) => {
-            eprintln!("claw diff: {e}");
-            return ExitCode::from(2);
-        }
-    };
+        };
     let mut guards = Guards::default();
     for (path, file) in &set.files {
         if file.unreadable && guards.hold.is_none() {

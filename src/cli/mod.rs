@@ -80,6 +80,10 @@ pub struct DataArg {
     /// The data dir (database, stored secrets).
     #[arg(long, env = "CLAW_DATA", default_value = ".claw")]
     pub data: PathBuf,
+    /// PostgreSQL instead of SQLite in the data dir: `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (any number of replicas may share it). Unset: SQLite, nothing to install.
+    #[arg(long, env = "CLAW_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// Runs the command line.

@@ -68,6 +68,10 @@ pub struct Args {
     /// `X-Hub-Signature-256` against (or set CLAW_GIT_WEBHOOK_SECRET).
     #[arg(long, requires = "git_url")]
     git_webhook_secret_file: Option<std::path::PathBuf>,
+    /// A file holding the key (32 bytes, base64) that encrypts secrets kept in the database
+    /// when --database-url is set; or set CLAW_SECRET_KEY. Every replica needs the same key.
+    #[arg(long)]
+    secret_key_file: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::Format,
@@ -77,6 +81,8 @@ pub struct Args {
 pub async fn run(args: Args) -> ExitCode {
     super::init_logging(args.log_format == super::Format::Json);
     let mut options = ServeOptions::new(args.manifests.manifests, args.data.data);
+    options.database_url = args.data.database_url;
+    options.secret_key_file = args.secret_key_file;
     options.listen = args.listen;
     options.debounce = Duration::from_millis(args.debounce_ms.max(1));
     options.resync = Duration::from_secs(args.resync_seconds.max(1));

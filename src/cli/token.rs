@@ -153,7 +153,7 @@ pub async fn run(command: Command) -> ExitCode {
             manifests,
             data,
             format,
-        } => list(&manifests.manifests, &data.data, format).await,
+        } => list(&manifests.manifests, &data, format).await,
     }
 }
 
@@ -167,7 +167,7 @@ fn fail(verb: &str, root: &std::path::Path, e: WriteError) -> ExitCode {
     ExitCode::from(1)
 }
 
-async fn list(root: &std::path::Path, data: &std::path::Path, format: super::Format) -> ExitCode {
+async fn list(root: &std::path::Path, data: &super::DataArg, format: super::Format) -> ExitCode {
     let set = match ManifestSet::load(root) {
         Ok(set) => set,
         Err(e) => {
@@ -175,15 +175,16 @@ async fn list(root: &std::path::Path, data: &std::path::Path, format: super::For
             return ExitCode::from(2);
         }
     };
-    let last_used: HashMap<String, String> = match Store::open_existing(data).await {
-        Ok(Some(store)) => store::tokens::list(&store)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|row| Some((row.name, row.last_used_at?)))
-            .collect(),
-        _ => HashMap::new(),
-    };
+    let last_used: HashMap<String, String> =
+        match Store::open_existing(&data.data, data.database_url.as_deref()).await {
+            Ok(Some(store)) => store::tokens::list(&store)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|row| Some((row.name, row.last_used_at?)))
+                .collect(),
+            _ => HashMap::new(),
+        };
     let fmt = |t: &Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
     let mut rows = Vec::new();
     for r in set.resources().filter(|r| r.kind == Kind::Token) {

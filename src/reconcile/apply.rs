@@ -31,7 +31,7 @@ pub async fn apply(
     revision: &Arc<str>,
     now: OffsetDateTime,
 ) -> Vec<StepResult> {
-    let mut tx = match store.pool().begin().await {
+    let mut tx = match store.begin().await {
         Ok(tx) => tx,
         Err(e) => {
             return steps

@@ -20,8 +20,8 @@
 
 use std::sync::Arc;
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::JobFuture;
@@ -108,18 +108,14 @@ pub trait Handler: Send + Sync {
     fn kind(&self) -> Kind;
 
     /// Fast part: records `resource` (created or changed) in the transaction.
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        resource: &Resource,
-    ) -> Result<Outcome, ApplyError>;
+    async fn apply(&self, tx: &mut Tx, resource: &Resource) -> Result<Outcome, ApplyError>;
 
     /// Fast part for several resources of this kind (start-up and resyncs apply thousands):
     /// one result per resource, in order. By default one `apply` each; a kind with many
     /// resources batches its rows.
     async fn apply_many(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut Tx,
         resources: &[&Resource],
     ) -> Vec<Result<Outcome, ApplyError>> {
         let mut out = Vec::with_capacity(resources.len());
@@ -130,7 +126,7 @@ pub trait Handler: Send + Sync {
     }
 
     /// Fast part: removes the rows the resource named `name` put in place.
-    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError>;
+    async fn delete(&self, tx: &mut Tx, name: &str) -> Result<(), ApplyError>;
 
     /// True when this kind has a slow part ([`Handler::work`]).
     fn has_work(&self) -> bool {

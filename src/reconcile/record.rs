@@ -155,7 +155,7 @@ impl Book {
             return;
         }
         let written = async {
-            let mut tx = store.pool().begin().await?;
+            let mut tx = store.begin().await?;
             for event in &fresh {
                 outbox::insert(&mut tx, event).await?;
             }

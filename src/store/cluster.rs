@@ -201,11 +201,9 @@ pub async fn notify(pool: &PgPool, channel: &str, payload: &str) -> Result<(), S
 impl super::Store {
     /// The PostgreSQL pool replicas coordinate through; `None` on SQLite (one process).
     pub fn cluster_pool(&self) -> Option<PgPool> {
-        None
-    }
-
-    /// This process's id among the replicas.
-    pub fn cluster_replica_id(&self) -> &str {
-        "local"
+        match self.db() {
+            super::Db::Postgres(pool) => Some(pool.clone()),
+            super::Db::Sqlite(_) => None,
+        }
     }
 }

@@ -7,11 +7,11 @@
 //! redeliveries, so receivers can deduplicate. The dispatcher (`webhooks::dispatcher`) is the
 //! only writer besides the API's redeliver / test-event calls.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 
 use super::webhooks::EndpointRow;
-use super::{Store, StoreError};
+use super::{Db, Store, StoreError, Tx};
 use crate::events::{Event, Subscription};
 
 /// The `cursors` row of the fan-out.
@@ -225,51 +225,62 @@ pub async fn fan_out(store: &Store, limit: i64) -> Result<usize, StoreError> {
 /// Returns the number of events read (so a caller knows whether to go on).
 pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize, StoreError> {
     // Nothing new: answer from a read, without taking the write lock.
-    let behind: bool = sqlx::query_scalar(
-        "SELECT COALESCE((SELECT MAX(seq) FROM outbox), 0) > COALESCE((SELECT value FROM cursors WHERE name = ?1), 0)",
-    )
-    .bind(FANOUT_CURSOR)
-    .fetch_one(store.pool())
-    .await?;
+    let behind: bool = with_pool!(store, pool => {
+        sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(seq) FROM outbox), 0) > COALESCE((SELECT value FROM cursors WHERE name = $1), 0)",
+        )
+        .bind(FANOUT_CURSOR)
+        .fetch_one(pool)
+        .await?
+    });
     if !behind {
         return Ok(0);
     }
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin().await?;
     // A write first, so the transaction holds the write lock from here on (reading first and
-    // writing later can fail with SQLITE_BUSY when another writer commits in between).
-    sqlx::query("INSERT INTO cursors (name, value) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING")
-        .bind(FANOUT_CURSOR)
-        .execute(&mut *tx)
+    // writing later can fail with SQLITE_BUSY when another writer commits in between); on
+    // PostgreSQL the cursor row is then locked, so two fan-outs run one after the other.
+    let read_cursor = match store.db() {
+        Db::Sqlite(_) => "SELECT value FROM cursors WHERE name = $1",
+        Db::Postgres(_) => "SELECT value FROM cursors WHERE name = $1 FOR UPDATE",
+    };
+    let (events, endpoints) = with_tx!(&mut tx, conn => {
+        sqlx::query("INSERT INTO cursors (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+            .bind(FANOUT_CURSOR)
+            .execute(&mut *conn)
+            .await?;
+        let cursor: i64 = sqlx::query_scalar(read_cursor)
+            .bind(FANOUT_CURSOR)
+            .fetch_one(&mut *conn)
+            .await?;
+        let events = sqlx::query_as::<_, super::outbox::StoredEvent>(
+            "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(cursor)
+        .bind(limit)
+        .fetch_all(&mut *conn)
         .await?;
-    let cursor: i64 = sqlx::query_scalar("SELECT value FROM cursors WHERE name = ?1")
-        .bind(FANOUT_CURSOR)
-        .fetch_one(&mut *tx)
+        let endpoints = sqlx::query_as::<_, EndpointRow>(
+            "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+                 FROM webhook_endpoints ORDER BY name",
+        )
+        .fetch_all(&mut *conn)
         .await?;
-    let events = sqlx::query_as::<_, super::outbox::StoredEvent>(
-        "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )
-    .bind(cursor)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+        (events, endpoints)
+    });
     let Some(last) = events.last().map(|e| e.seq) else {
         tx.commit().await?;
         return Ok(0);
     };
-    let endpoints: Vec<Subscriber> = sqlx::query_as::<_, EndpointRow>(
-        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
-             FROM webhook_endpoints ORDER BY name",
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .filter(|e| e.active())
-    .map(|e| Subscriber {
-        created: parse_time(&e.created_at),
-        wanted: e.subscription(),
-        endpoint: e,
-    })
-    .collect();
+    let endpoints: Vec<Subscriber> = endpoints
+        .into_iter()
+        .filter(|e| e.active())
+        .map(|e| Subscriber {
+            created: parse_time(&e.created_at),
+            wanted: e.subscription(),
+            endpoint: e,
+        })
+        .collect();
     let created_at = timestamp(now_ms);
     let mut rows: Vec<NewDelivery> = Vec::new();
     for event in &events {
@@ -298,18 +309,20 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
         }
     }
     insert_many(&mut tx, &rows, now_ms, &created_at).await?;
-    sqlx::query("UPDATE cursors SET value = ?2 WHERE name = ?1")
-        .bind(FANOUT_CURSOR)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
+    with_tx!(&mut tx, conn => {
+        sqlx::query("UPDATE cursors SET value = $2 WHERE name = $1")
+            .bind(FANOUT_CURSOR)
+            .bind(last)
+            .execute(conn)
+            .await?;
+    });
     tx.commit().await?;
     Ok(events.len())
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn insert(
-    conn: &mut SqliteConnection,
+    store: &Store,
     id: &str,
     endpoint: &str,
     event_id: &str,
@@ -318,22 +331,24 @@ async fn insert(
     now_ms: i64,
     created_at: &str,
 ) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "INSERT INTO deliveries (id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?8, 0, ?6, ?7)
-         ON CONFLICT (endpoint, event_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(endpoint)
-    .bind(event_id)
-    .bind(event)
-    .bind(payload)
-    .bind(now_ms)
-    .bind(created_at)
-    .bind(DeliveryStatus::Pending)
-    .execute(conn)
-    .await?
-    .rows_affected())
+    Ok(with_pool!(store, pool => {
+        sqlx::query(
+            "INSERT INTO deliveries (id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $8, 0, $6, $7)
+             ON CONFLICT (endpoint, event_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(endpoint)
+        .bind(event_id)
+        .bind(event)
+        .bind(payload)
+        .bind(now_ms)
+        .bind(created_at)
+        .bind(DeliveryStatus::Pending)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    }))
 }
 
 /// An active endpoint as the fan-out reads it: its creation time and event names parsed once.
@@ -355,13 +370,14 @@ struct NewDelivery<'a> {
 /// Inserts `rows` pending and due at `now_ms`, skipping (endpoint, event) pairs that exist,
 /// with one multi-row statement per [`ROWS_PER_STATEMENT`] rows.
 async fn insert_many(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     rows: &[NewDelivery<'_>],
     now_ms: i64,
     created_at: &str,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        with_tx!(&mut *tx, conn => {
+        let mut q: QueryBuilder<Engine> = QueryBuilder::new(
             "INSERT INTO deliveries (id, endpoint, event_id, event, payload, status, attempts, next_attempt_at, created_at) ",
         );
         q.push_values(chunk, |mut b, r| {
@@ -376,7 +392,8 @@ async fn insert_many(
                 .push_bind(created_at);
         });
         q.push(" ON CONFLICT (endpoint, event_id) DO NOTHING");
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(conn).await?;
+        });
     }
     Ok(())
 }
@@ -384,17 +401,91 @@ async fn insert_many(
 /// Pending deliveries due at `now_ms`, the longest-waiting first (then in fan-out order: the
 /// `deliveries_due` index gives this order, so no sort over every due row).
 pub async fn due(store: &Store, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
-    Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM deliveries WHERE status = ?3 AND next_attempt_at <= ?1
-         ORDER BY next_attempt_at, rowid LIMIT ?2"
-    ))
-    .bind(now_ms)
-    .bind(limit)
-    .bind(DeliveryStatus::Pending)
-    .fetch_all(store.pool())
-    .await?)
+    macro_rules! due {
+        ($order:literal) => {
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM deliveries WHERE status = $3 AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at, ",
+                $order,
+                " LIMIT $2"
+            )
+        };
+    }
+    Ok(with_pool!(store, pool => {
+        // SQLite's rowid and PostgreSQL's `seq` are both the fan-out order.
+        let sql = match store.db() {
+            Db::Sqlite(_) => due!("rowid"),
+            Db::Postgres(_) => due!("seq"),
+        };
+        sqlx::query_as::<_, DeliveryRow>(sql)
+            .bind(now_ms)
+            .bind(limit)
+            .bind(DeliveryStatus::Pending)
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// Claims up to `limit` due deliveries for this replica until `until_ms` and returns them in
+/// [`due`]'s order: on PostgreSQL each due delivery is taken by exactly one replica per attempt
+/// (`FOR UPDATE SKIP LOCKED`; a claim that runs out — its sender died — lets another replica
+/// retake the attempt). `skip` are ids this process already has in flight (SQLite: one process,
+/// no claim needed, so this is [`due`] without them). The flag is true when more may be due
+/// than were taken.
+pub async fn claim_due(
+    store: &Store,
+    now_ms: i64,
+    limit: usize,
+    until_ms: i64,
+    skip: &std::collections::HashSet<String>,
+) -> Result<(Vec<DeliveryRow>, bool), StoreError> {
+    match store.db() {
+        Db::Sqlite(_) => {
+            // Rows in flight are still pending and due; ask for enough to see past them.
+            let page = limit + skip.len();
+            let rows = due(store, now_ms, page as i64).await?;
+            let full_page = rows.len() == page;
+            let rows: Vec<DeliveryRow> = rows
+                .into_iter()
+                .filter(|r| !skip.contains(&r.id))
+                .take(limit)
+                .collect();
+            let more = full_page && rows.len() == limit;
+            Ok((rows, more))
+        }
+        Db::Postgres(pool) => {
+            let mut rows = sqlx::query_as::<_, ClaimedRow>(concat!(
+                "UPDATE deliveries SET claimed_by = $1, claimed_until = $2
+                 WHERE id IN (SELECT id FROM deliveries
+                              WHERE status = $3 AND next_attempt_at <= $4
+                                AND (claimed_until IS NULL OR claimed_until <= $4)
+                              ORDER BY next_attempt_at, seq LIMIT $5
+                              FOR UPDATE SKIP LOCKED)
+                 RETURNING seq, ",
+                columns!()
+            ))
+            .bind(store.replica_id())
+            .bind(until_ms)
+            .bind(DeliveryStatus::Pending)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?;
+            rows.sort_by_key(|r| (r.row.next_attempt_at, r.seq));
+            let more = rows.len() == limit;
+            Ok((rows.into_iter().map(|r| r.row).collect(), more))
+        }
+    }
+}
+
+/// A claimed delivery with its fan-out position, to sort the claim.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    seq: i64,
+    #[sqlx(flatten)]
+    row: DeliveryRow,
 }
 
 /// When the earliest pending delivery is due (unix ms).
@@ -403,14 +494,30 @@ pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
 }
 
 /// When the earliest pending delivery due strictly after `after_ms` is due.
+/// On PostgreSQL a delivery claimed by another replica counts as due when its claim runs out.
 pub async fn next_due_after(store: &Store, after_ms: i64) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = ?2 AND next_attempt_at > ?1",
-    )
-    .bind(after_ms)
-    .bind(DeliveryStatus::Pending)
-    .fetch_one(store.pool())
-    .await?)
+    Ok(match store.db() {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = $2 AND next_attempt_at > $1",
+            )
+            .bind(after_ms)
+            .bind(DeliveryStatus::Pending)
+            .fetch_one(pool)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT MIN(GREATEST(next_attempt_at, COALESCE(claimed_until, next_attempt_at)))
+                 FROM deliveries WHERE status = $2
+                   AND GREATEST(next_attempt_at, COALESCE(claimed_until, next_attempt_at)) > $1",
+            )
+            .bind(after_ms)
+            .bind(DeliveryStatus::Pending)
+            .fetch_one(pool)
+            .await?
+        }
+    })
 }
 
 /// Records a batch of attempts, and what each did to its delivery, in one transaction (one
@@ -422,11 +529,12 @@ pub async fn record_attempts(store: &Store, outcomes: &[AttemptOutcome]) -> Resu
     }
     let rows: Vec<(&AttemptOutcome, String)> =
         outcomes.iter().map(|o| (o, timestamp(o.at_ms))).collect();
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin().await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        // REPLACE: an attempt a crashed process sent but never recorded may reuse its number.
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) ",
+        with_tx!(&mut tx, conn => {
+        // Replaced: an attempt a crashed process sent but never recorded may reuse its number.
+        let mut q: QueryBuilder<Engine> = QueryBuilder::new(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) ",
         );
         q.push_values(chunk, |mut b, (o, at)| {
             let body = o
@@ -441,9 +549,14 @@ pub async fn record_attempts(store: &Store, outcomes: &[AttemptOutcome]) -> Resu
                 .push_bind(o.error.as_deref())
                 .push_bind(body);
         });
-        q.build().execute(&mut *tx).await?;
+        q.push(
+            " ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at,
+                status_code = excluded.status_code, duration_ms = excluded.duration_ms,
+                error = excluded.error, response_body = excluded.response_body",
+        );
+        q.build().execute(&mut *conn).await?;
 
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut q: QueryBuilder<Engine> = QueryBuilder::new(
             "WITH done (id, status, attempt, next_attempt_at, completed_at, last_status, last_error) AS (",
         );
         q.push_values(chunk, |mut b, (o, at)| {
@@ -462,13 +575,15 @@ pub async fn record_attempts(store: &Store, outcomes: &[AttemptOutcome]) -> Resu
         });
         q.push(
             ") UPDATE deliveries SET status = done.status,
-                 attempts = MAX(deliveries.attempts, done.attempt),
+                 attempts = CASE WHEN done.attempt > deliveries.attempts THEN done.attempt
+                                 ELSE deliveries.attempts END,
                  next_attempt_at = COALESCE(done.next_attempt_at, deliveries.next_attempt_at),
                  completed_at = done.completed_at, last_status = done.last_status,
-                 last_error = done.last_error
+                 last_error = done.last_error, claimed_by = NULL, claimed_until = NULL
              FROM done WHERE deliveries.id = done.id",
         );
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *conn).await?;
+        });
     }
     tx.commit().await?;
     Ok(())
@@ -485,7 +600,8 @@ pub async fn fail_pending(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE deliveries SET status = ");
+    with_pool!(store, pool => {
+    let mut q: QueryBuilder<Engine> = QueryBuilder::new("UPDATE deliveries SET status = ");
     q.push_bind(DeliveryStatus::Failed)
         .push(", completed_at = ")
         .push_bind(timestamp(now_ms))
@@ -499,7 +615,8 @@ pub async fn fail_pending(
         ids_list.push_bind(id);
     }
     q.push(")");
-    q.build().execute(store.pool()).await?;
+    q.build().execute(pool).await?;
+    });
     Ok(())
 }
 
@@ -514,17 +631,20 @@ pub async fn disable_endpoint(
     now: &str,
     event: &Event,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let done = sqlx::query(
-        "UPDATE webhook_endpoints SET disabled_reason = ?2, updated_at = ?3
-         WHERE name = ?1 AND disabled_reason IS NULL",
-    )
-    .bind(name)
-    .bind(reason)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
+    let mut tx = store.begin().await?;
+    let done = with_tx!(&mut tx, conn => {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_reason = $2, updated_at = $3
+             WHERE name = $1 AND disabled_reason IS NULL",
+        )
+        .bind(name)
+        .bind(reason)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    if done == 0 {
         return Ok(false);
     }
     super::outbox::insert(&mut tx, event).await?;
@@ -540,24 +660,28 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<(DeliveryRow, Vec<AttemptRow>)>, i64), StoreError> {
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE endpoint = ?1")
+    let (total, rows) = with_pool!(store, pool => {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE endpoint = $1")
+            .bind(endpoint)
+            .fetch_one(pool)
+            .await?;
+        let rows = sqlx::query_as::<_, DeliveryRow>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM deliveries WHERE endpoint = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        ))
         .bind(endpoint)
-        .fetch_one(store.pool())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
         .await?;
-    let rows = sqlx::query_as::<_, DeliveryRow>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM deliveries WHERE endpoint = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
-    ))
-    .bind(endpoint)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(store.pool())
-    .await?;
+        (total, rows)
+    });
     if rows.is_empty() {
         return Ok((Vec::new(), total));
     }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+    let attempts = with_pool!(store, pool => {
+    let mut q: QueryBuilder<Engine> = QueryBuilder::new(
         "SELECT delivery_id, attempt, at, status_code, duration_ms, error, response_body
          FROM delivery_attempts WHERE delivery_id IN (",
     );
@@ -566,10 +690,8 @@ pub async fn list(
         ids.push_bind(&r.id);
     }
     q.push(") ORDER BY delivery_id, attempt");
-    let attempts = q
-        .build_query_as::<AttemptRow>()
-        .fetch_all(store.pool())
-        .await?;
+    q.build_query_as::<AttemptRow>().fetch_all(pool).await?
+    });
     let mut by_id: std::collections::HashMap<String, Vec<AttemptRow>> =
         std::collections::HashMap::new();
     for a in attempts {
@@ -591,15 +713,17 @@ pub async fn get(
     endpoint: &str,
     delivery_id: &str,
 ) -> Result<Option<DeliveryRow>, StoreError> {
-    Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM deliveries WHERE endpoint = ?1 AND id = ?2"
-    ))
-    .bind(endpoint)
-    .bind(delivery_id)
-    .fetch_optional(store.pool())
-    .await?)
+    Ok(with_pool!(store, pool => {
+        sqlx::query_as::<_, DeliveryRow>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM deliveries WHERE endpoint = $1 AND id = $2"
+        ))
+        .bind(endpoint)
+        .bind(delivery_id)
+        .fetch_optional(pool)
+        .await?
+    }))
 }
 
 /// Makes a delivered or failed delivery pending again, due at `now_ms`: same id, its attempts
@@ -612,19 +736,23 @@ pub async fn redeliver(
     delivery_id: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE deliveries SET status = ?4, next_attempt_at = ?3, completed_at = NULL
-         WHERE endpoint = ?1 AND id = ?2 AND status IN (?5, ?6)",
-    )
-    .bind(endpoint)
-    .bind(delivery_id)
-    .bind(now_ms)
-    .bind(DeliveryStatus::Pending)
-    .bind(DeliveryStatus::Delivered)
-    .bind(DeliveryStatus::Failed)
-    .execute(store.pool())
-    .await?;
-    Ok(done.rows_affected() > 0)
+    let done = with_pool!(store, pool => {
+        sqlx::query(
+            "UPDATE deliveries SET status = $4, next_attempt_at = $3, completed_at = NULL,
+                 claimed_by = NULL, claimed_until = NULL
+             WHERE endpoint = $1 AND id = $2 AND status IN ($5, $6)",
+        )
+        .bind(endpoint)
+        .bind(delivery_id)
+        .bind(now_ms)
+        .bind(DeliveryStatus::Pending)
+        .bind(DeliveryStatus::Delivered)
+        .bind(DeliveryStatus::Failed)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(done > 0)
 }
 
 /// Queues a delivery that is not from the outbox (`POST /webhooks/:id/test` sends
@@ -639,9 +767,8 @@ pub async fn enqueue(
     let id = new_id();
     let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let created_at = timestamp(now_ms);
-    let mut conn = store.pool().acquire().await?;
     insert(
-        &mut conn,
+        store,
         &id,
         endpoint,
         &event_id,
@@ -668,49 +795,57 @@ pub async fn enqueue(
 }
 
 /// Deletes delivered and failed deliveries completed before `older_than` (RFC 3339), with
-/// their attempts. Returns the number of deliveries deleted.
+/// their attempts. Returns the number of deliveries deleted. Stored times are fixed-width
+/// UTC, so `older_than` is brought to that form and compared as text.
 pub async fn prune(store: &Store, older_than: &str) -> Result<u64, StoreError> {
     macro_rules! old {
         () => {
-            "SELECT id FROM deliveries WHERE status IN (?2, ?3)
-             AND completed_at IS NOT NULL AND julianday(completed_at) < julianday(?1)"
+            "SELECT id FROM deliveries WHERE status IN ($2, $3)
+             AND completed_at IS NOT NULL AND completed_at < $1"
         };
     }
-    let mut tx = store.pool().begin().await?;
-    sqlx::query(concat!(
-        "DELETE FROM delivery_attempts WHERE delivery_id IN (",
-        old!(),
-        ")"
-    ))
-    .bind(older_than)
-    .bind(DeliveryStatus::Delivered)
-    .bind(DeliveryStatus::Failed)
-    .execute(&mut *tx)
-    .await?;
-    let done = sqlx::query(concat!("DELETE FROM deliveries WHERE id IN (", old!(), ")"))
-        .bind(older_than)
+    let Some(cutoff) = parse_time(older_than) else {
+        return Ok(0);
+    };
+    let older_than = timestamp((cutoff.unix_timestamp_nanos() / 1_000_000) as i64);
+    let mut tx = store.begin().await?;
+    let done = with_tx!(&mut tx, conn => {
+        sqlx::query(concat!(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN (",
+            old!(),
+            ")"
+        ))
+        .bind(&older_than)
         .bind(DeliveryStatus::Delivered)
         .bind(DeliveryStatus::Failed)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
+        sqlx::query(concat!("DELETE FROM deliveries WHERE id IN (", old!(), ")"))
+            .bind(&older_than)
+            .bind(DeliveryStatus::Delivered)
+            .bind(DeliveryStatus::Failed)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+    });
     tx.commit().await?;
-    Ok(done.rows_affected())
+    Ok(done)
 }
 
 /// Deliveries per status (`pending`, `delivered`, `failed`), for metrics.
 pub async fn count_by_status(store: &Store) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
-    Ok(
+    Ok(with_pool!(store, pool => {
         sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
-            .fetch_all(store.pool())
-            .await?,
-    )
+            .fetch_all(pool)
+            .await?
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::{self, EventType};
-    use crate::store::{outbox, webhooks};
+    use crate::store::{outbox, test_sql, webhooks};
     use crate::tasks::TaskStatus;
 
     const OLD: &str = "2020-01-01T00:00:00Z";
@@ -763,17 +898,13 @@ mod tests {
         let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
             .await
             .unwrap();
-        let stored: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?1")
-            .bind(&d.id)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(stored, "pending");
-        sqlx::query("UPDATE deliveries SET status = 'lost' WHERE id = ?1")
-            .bind(&d.id)
-            .execute(store.pool())
-            .await
-            .unwrap();
+        let sql = format!("SELECT status FROM deliveries WHERE id = '{}'", d.id);
+        assert_eq!(test_sql::text(&store, &sql).await, "pending");
+        let sql = format!(
+            "UPDATE deliveries SET status = 'lost' WHERE id = '{}'",
+            d.id
+        );
+        test_sql::exec(&store, &sql).await;
         let e = get(&store, "a", &d.id).await.unwrap_err().to_string();
         assert!(e.contains("delivery status \"lost\""), "{e}");
     }
@@ -785,9 +916,9 @@ mod tests {
     }
 
     async fn endpoint(store: &Store, name: &str, events: &str, enabled: bool, created: &str) {
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
         webhooks::upsert(
-            &mut conn,
+            &mut tx,
             name,
             "http://127.0.0.1:9/hook",
             events,
@@ -797,20 +928,19 @@ mod tests {
         )
         .await
         .unwrap();
+        tx.commit().await.unwrap();
     }
 
     async fn event(store: &Store, kind: EventType) -> events::Event {
         let e = events::task(kind, "task_1", "p", TaskStatus::Completed, Some(1), None);
-        let mut conn = store.pool().acquire().await.unwrap();
-        outbox::insert(&mut conn, &e).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        outbox::insert(&mut tx, &e).await.unwrap();
+        tx.commit().await.unwrap();
         e
     }
 
     async fn count(store: &Store) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
+        test_sql::int(store, "SELECT COUNT(*) FROM deliveries").await
     }
 
     #[tokio::test]
@@ -826,10 +956,7 @@ mod tests {
         assert_eq!(count(&store).await, 3);
         assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 0);
         // Even from the start again, the unique (endpoint, event) inserts nothing new.
-        sqlx::query("UPDATE cursors SET value = 0")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        test_sql::exec(&store, "UPDATE cursors SET value = 0").await;
         assert_eq!(fan_out(&store, 100).await.unwrap(), 2);
         assert_eq!(count(&store).await, 3);
 
@@ -957,10 +1084,7 @@ mod tests {
         assert_eq!(prune(&store, "1970-01-01T00:00:01Z").await.unwrap(), 0);
         assert_eq!(prune(&store, "1970-01-01T00:00:06+00:00").await.unwrap(), 1);
         assert_eq!(count(&store).await, 0);
-        let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let attempts = test_sql::int(&store, "SELECT COUNT(*) FROM delivery_attempts").await;
         assert_eq!(attempts, 0);
     }
 

@@ -1,57 +1,125 @@
-//! The embedded database: sqlx on SQLite in the data dir (WAL, migrations, busy timeout).
+//! The database: sqlx on SQLite in the data dir (the default: WAL, migrations, busy timeout)
+//! or on PostgreSQL (`--database-url postgres://…`, shared by any number of replicas).
 //!
 //! It holds actual state — what the reconciler has applied — so that a restarted server knows
 //! what is in force before it reads a single manifest, and `claw diff` can compare without a
 //! server. One file per table family; all SQL lives in this module.
+//!
+//! One SQL text serves both engines wherever the SQL is portable: [`Store`] holds a [`Db`],
+//! and a table module runs its statement through [`with_pool!`] (or [`with_tx!`] inside a
+//! transaction), which expands the statement once per engine — no `Any` driver, no boxing.
+//! Portable means `$N` placeholders, `ON CONFLICT`, `RETURNING`, `TRUE`/`FALSE`, times computed
+//! in Rust and stored as fixed-width RFC 3339 TEXT. Where the dialects differ (prompt search,
+//! claims with `FOR UPDATE SKIP LOCKED`) a module matches on the engine itself.
 
 /// Stores a vocabulary enum (task status, delivery status) in a TEXT column as its `as_str`
 /// name, and reads it back with its `FromStr`: the column keeps the same values as plain text,
-/// and a row with a name the enum does not know fails to decode, naming it. Defined before the
-/// table modules so they can use it.
+/// and a row with a name the enum does not know fails to decode, naming it. Implemented for
+/// both engines. Defined before the table modules so they can use it.
 macro_rules! text_column {
     ($t:ty) => {
-        impl sqlx::Type<sqlx::Sqlite> for $t {
-            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-                <str as sqlx::Type<sqlx::Sqlite>>::type_info()
+        text_column!(
+            $t,
+            sqlx::Sqlite,
+            sqlx::sqlite::SqliteTypeInfo,
+            sqlx::sqlite::SqliteValueRef<'r>
+        );
+        text_column!(
+            $t,
+            sqlx::Postgres,
+            sqlx::postgres::PgTypeInfo,
+            sqlx::postgres::PgValueRef<'r>
+        );
+    };
+    ($t:ty, $db:ty, $info:ty, $value:ty) => {
+        impl sqlx::Type<$db> for $t {
+            fn type_info() -> $info {
+                <str as sqlx::Type<$db>>::type_info()
             }
 
-            fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
-                <&str as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+            fn compatible(ty: &$info) -> bool {
+                <&str as sqlx::Type<$db>>::compatible(ty)
             }
         }
 
-        impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for $t {
+        impl<'q> sqlx::Encode<'q, $db> for $t {
             fn encode_by_ref(
                 &self,
-                buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer,
+                buf: &mut <$db as sqlx::Database>::ArgumentBuffer,
             ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&str as sqlx::Encode<'q, sqlx::Sqlite>>::encode(self.as_str(), buf)
+                <&str as sqlx::Encode<'q, $db>>::encode(self.as_str(), buf)
             }
         }
 
-        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $t {
-            fn decode(
-                value: sqlx::sqlite::SqliteValueRef<'r>,
-            ) -> Result<Self, sqlx::error::BoxDynError> {
-                Ok(<&str as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?.parse::<$t>()?)
+        impl<'r> sqlx::Decode<'r, $db> for $t {
+            fn decode(value: $value) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as sqlx::Decode<'r, $db>>::decode(value)?.parse::<$t>()?)
             }
         }
     };
 }
 
+/// Runs `$body` once per engine with `$pool` bound to the store's pool (`&SqlitePool` or
+/// `&PgPool`) and the type `Engine` naming the engine (`sqlx::Sqlite` / `sqlx::Postgres`, for
+/// a `QueryBuilder::<Engine>`). The body is compiled for both; only the store's engine runs.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.db() {
+            $crate::store::Db::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type Engine = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => {
+                #[allow(dead_code)]
+                type Engine = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use with_pool;
+
+/// [`with_pool!`] for a transaction: `$conn` is the engine's connection (`&mut
+/// SqliteConnection` / `&mut PgConnection`) inside the [`Tx`] `$tx` (a `&mut Tx`).
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                #[allow(dead_code)]
+                type Engine = sqlx::Sqlite;
+                let $conn: &mut sqlx::SqliteConnection = &mut *t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                #[allow(dead_code)]
+                type Engine = sqlx::Postgres;
+                let $conn: &mut sqlx::PgConnection = &mut *t;
+                $body
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use with_tx;
+
 pub mod cluster;
 pub mod deliveries;
 pub mod outbox;
 pub mod resources;
+pub mod secrets;
 pub mod stats;
 pub mod tasks;
 pub mod tokens;
 pub mod webhooks;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -62,29 +130,119 @@ pub const DB_FILE: &str = "claw.db";
 /// How much of the database file reads map (bytes); SQLite caps it at the file's size.
 const MMAP_SIZE: &str = "268435456";
 
-/// Errors of the store, naming the database file.
+/// Connections per replica to PostgreSQL.
+const PG_MAX_CONNECTIONS: u32 = 10;
+
+/// Errors of the store, naming the database (its file, or its URL without the password).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
+    #[error("database {target}: {source}")]
     Open {
-        path: PathBuf,
+        target: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("database {path}: migration failed: {source}")]
+    #[error("database {target}: migration failed: {source}")]
     Migrate {
-        path: PathBuf,
+        target: String,
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error("database URL {url}: {reason}")]
+    Url { url: String, reason: String },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretKeyError),
+}
+
+/// The engine and its pool.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A write transaction on either engine (see [`with_tx!`]); dropped without
+/// [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
 }
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
+    /// This process's id among the replicas sharing the database (hostname-pid-random).
+    replica_id: Arc<str>,
+    /// The key that opens secrets kept in the database, if one was given.
+    secret_key: Option<Arc<secrets::SecretKey>>,
+}
+
+/// Where the database is: the SQLite file in the data dir (the default), or a PostgreSQL URL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with its password replaced by `***`, for errors and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut redacted = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{userinfo}@{host}"),
+        },
+        None => format!("{scheme}://{authority}"),
+    };
+    // A password may also come as a query parameter.
+    let mut first = true;
+    if let Some((path, query)) = tail.split_once('?') {
+        redacted.push_str(path);
+        for pair in query.split('&') {
+            redacted.push(if first { '?' } else { '&' });
+            first = false;
+            match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => {
+                    redacted.push_str(k);
+                    redacted.push_str("=***");
+                }
+                _ => redacted.push_str(pair),
+            }
+        }
+    } else {
+        redacted.push_str(tail);
+    }
+    redacted
+}
+
+/// A random id for this process among replicas: `hostname-pid-random`.
+fn new_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "claw".to_owned());
+    let random: u32 = rand::random();
+    format!("{host}-{}-{random:08x}", std::process::id())
 }
 
 impl Store {
@@ -92,7 +250,7 @@ impl Store {
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
-            path: path.clone(),
+            target: path.display().to_string(),
             source: sqlx::Error::Io(e),
         })?;
         // The data dir holds stored secrets and task records: owner only.
@@ -101,23 +259,47 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
         }
-        let store = Self::connect(&path, true).await?;
+        let store = Self::connect_sqlite(&path, true).await?;
         restrict_db_files(&path);
         Ok(store)
     }
 
-    /// Opens an existing database read-only, for CLI verbs; `None` when there is none yet.
-    pub async fn open_existing(data_dir: &Path) -> Result<Option<Store>, StoreError> {
+    /// Opens the database `url` names (PostgreSQL), or without one the SQLite database in
+    /// `data_dir`, and runs pending migrations.
+    pub async fn open_with(data_dir: &Path, url: Option<&str>) -> Result<Store, StoreError> {
+        match url {
+            None => Self::open(data_dir).await,
+            Some(url) => Self::connect_postgres(url, true).await,
+        }
+    }
+
+    /// Opens an existing database for CLI verbs (SQLite read-only); `None` when there is no
+    /// SQLite database yet.
+    pub async fn open_existing(
+        data_dir: &Path,
+        url: Option<&str>,
+    ) -> Result<Option<Store>, StoreError> {
+        if let Some(url) = url {
+            return Self::connect_postgres(url, false).await.map(Some);
+        }
         let path = data_dir.join(DB_FILE);
         if !path.exists() {
             return Ok(None);
         }
-        Self::connect(&path, false).await.map(Some)
+        Self::connect_sqlite(&path, false).await.map(Some)
     }
 
-    async fn connect(path: &Path, writable: bool) -> Result<Store, StoreError> {
+    fn with_db(db: Db) -> Store {
+        Store {
+            db,
+            replica_id: Arc::from(new_replica_id()),
+            secret_key: None,
+        }
+    }
+
+    async fn connect_sqlite(path: &Path, writable: bool) -> Result<Store, StoreError> {
         let err = |source| StoreError::Open {
-            path: path.to_path_buf(),
+            target: path.display().to_string(),
             source,
         };
         let options = SqliteConnectOptions::from_str("sqlite:")
@@ -140,25 +322,104 @@ impl Store {
             .await
             .map_err(err)?;
         if writable {
-            sqlx::migrate!("./migrations")
+            sqlx::migrate!("./migrations/sqlite")
                 .run(&pool)
                 .await
                 .map_err(|source| StoreError::Migrate {
-                    path: path.to_path_buf(),
+                    target: path.display().to_string(),
                     source,
                 })?;
         }
-        Ok(Store { pool })
+        Ok(Self::with_db(Db::Sqlite(pool)))
     }
 
-    /// The connection pool, for the table modules.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    async fn connect_postgres(url: &str, migrate: bool) -> Result<Store, StoreError> {
+        let target = redact_url(url);
+        if !is_postgres_url(url) {
+            return Err(StoreError::Url {
+                url: target,
+                reason: "not a PostgreSQL URL; give postgres://USER:PASSWORD@HOST:PORT/DATABASE \
+                         (or leave --database-url unset for SQLite in the data dir)"
+                    .into(),
+            });
+        }
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
+            url: target.clone(),
+            reason: e.to_string().replace(url, &target),
+        })?;
+        let err = |source| StoreError::Open {
+            target: target.clone(),
+            source,
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        if migrate {
+            // sqlx holds an advisory lock while it migrates: replicas starting together
+            // migrate once.
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    target: target.clone(),
+                    source,
+                })?;
+        }
+        Ok(Self::with_db(Db::Postgres(pool)))
+    }
+
+    /// The engine and its pool, for the table modules (see [`with_pool!`]).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// True on PostgreSQL: other replicas may share the database, so work is claimed.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// This process's id among the replicas sharing the database (`hostname-pid-random`); the
+    /// `replica` a claimed task records.
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
+    /// The key that opens secrets kept in the database, if one was given.
+    pub fn secret_key(&self) -> Option<&secrets::SecretKey> {
+        self.secret_key.as_deref()
+    }
+
+    /// Gives the store the key for secrets kept in the database.
+    pub fn set_secret_key(&mut self, key: Option<secrets::SecretKey>) {
+        self.secret_key = key.map(Arc::new);
+    }
+
+    /// Begins a transaction (deferred on SQLite).
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Begins a transaction that holds SQLite's write lock from its `BEGIN` (`BEGIN
+    /// IMMEDIATE`; see `tasks`); a plain transaction on PostgreSQL.
+    pub async fn begin_write(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
     }
 
     /// Waits for open connections to finish and closes them.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.db {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -173,5 +434,45 @@ fn restrict_db_files(path: &Path) {
             file.push(suffix);
             let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
         }
+    }
+}
+
+/// Raw statements for tests, on either engine.
+#[cfg(test)]
+pub(crate) mod test_sql {
+    use super::Store;
+
+    /// Runs `sql`; the number of rows it changed.
+    pub async fn exec(store: &Store, sql: &str) -> u64 {
+        with_pool!(store, pool => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(pool).await.unwrap().rows_affected())
+    }
+
+    /// The one integer `sql` answers.
+    pub async fn int(store: &Store, sql: &str) -> i64 {
+        with_pool!(store, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap())
+    }
+
+    /// The one text `sql` answers.
+    pub async fn text(store: &Store, sql: &str) -> String {
+        with_pool!(store, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact_url("postgres://claw:s3cret@db:5432/claw"),
+            "postgres://claw:***@db:5432/claw"
+        );
+        assert_eq!(
+            redact_url("postgres://db/claw?user=u&password=p&sslmode=require"),
+            "postgres://db/claw?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u@db/claw"), "postgres://u@db/claw");
+        assert_eq!(redact_url("postgresql://db"), "postgresql://db");
     }
 }

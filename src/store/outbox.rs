@@ -1,20 +1,20 @@
 //! The `outbox` table: events waiting to be delivered, written in the transaction of the
 //! change that caused them.
 
-use sqlx::SqliteConnection;
-
-use super::StoreError;
+use super::{StoreError, Tx};
 use crate::events::Event;
 
 /// Appends an event.
-pub async fn insert(conn: &mut SqliteConnection, event: &Event) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (id, event, payload, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .bind(&event.id)
-        .bind(event.event.as_str())
-        .bind(&event.payload)
-        .bind(&event.created_at)
-        .execute(conn)
-        .await?;
+pub async fn insert(tx: &mut Tx, event: &Event) -> Result<(), StoreError> {
+    with_tx!(tx, conn => {
+        sqlx::query("INSERT INTO outbox (id, event, payload, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&event.id)
+            .bind(event.event.as_str())
+            .bind(&event.payload)
+            .bind(&event.created_at)
+            .execute(conn)
+            .await?;
+    });
     Ok(())
 }
 
@@ -34,11 +34,13 @@ pub async fn after(
     seq: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    Ok(sqlx::query_as::<_, StoredEvent>(
-        "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )
-    .bind(seq)
-    .bind(limit)
-    .fetch_all(store.pool())
-    .await?)
+    Ok(with_pool!(store, pool => {
+        sqlx::query_as::<_, StoredEvent>(
+            "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    }))
 }

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{Row as _, SqliteConnection};
-
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 use crate::manifest::{Digest, Kind};
 
 /// What is applied for one resource, as the reconciler keeps it in memory (the applied spec
@@ -19,41 +17,40 @@ pub struct Applied {
 
 /// Every applied resource, keyed by kind and name.
 pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, String), Applied>, StoreError> {
-    let rows = sqlx::query("SELECT kind, name, digest, applied_revision FROM resources")
-        .fetch_all(store.pool())
-        .await?;
+    let rows: Vec<(String, String, String, String)> = with_pool!(store, pool => {
+        sqlx::query_as("SELECT kind, name, digest, applied_revision FROM resources")
+            .fetch_all(pool)
+            .await?
+    });
     let mut out = HashMap::with_capacity(rows.len());
     let mut revisions: HashMap<String, Arc<str>> = HashMap::new();
-    for row in rows {
-        let kind: String = row.try_get(0)?;
+    for (kind, name, digest_hex, revision) in rows {
         // A kind this build does not know (a newer server wrote it) is left alone.
         let Ok(kind) = kind.parse::<Kind>() else {
             continue;
         };
-        let digest_hex: String = row.try_get(2)?;
         let mut digest = [0u8; 32];
         if hex::decode_to_slice(&digest_hex, &mut digest).is_err() {
             continue;
         }
-        let revision: String = row.try_get(3)?;
         let revision = revisions
             .entry(revision)
             .or_insert_with_key(|r| Arc::from(r.as_str()))
             .clone();
-        out.insert((kind, row.try_get(1)?), Applied { digest, revision });
+        out.insert((kind, name), Applied { digest, revision });
     }
     Ok(out)
 }
 
 /// The applied spec (JSON) of one resource.
 pub async fn spec_of(store: &Store, kind: Kind, name: &str) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT spec FROM resources WHERE kind = ?1 AND name = ?2")
+    Ok(with_pool!(store, pool => {
+        sqlx::query_scalar("SELECT spec FROM resources WHERE kind = $1 AND name = $2")
             .bind(kind.as_str())
             .bind(name)
-            .fetch_optional(store.pool())
-            .await?,
-    )
+            .fetch_optional(pool)
+            .await?
+    }))
 }
 
 /// A resource to record as applied.
@@ -68,14 +65,15 @@ pub struct Row<'a> {
 
 /// Records that resources were applied at `revision`, many rows per statement.
 pub async fn upsert_many(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     rows: &[Row<'_>],
     revision: &str,
     applied_at: &str,
 ) -> Result<(), StoreError> {
-    // Six parameters a row; SQLite allows 32,766 per statement.
+    // Six parameters a row; SQLite allows 32,766 per statement, PostgreSQL 65,535.
     for chunk in rows.chunks(500) {
-        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        with_tx!(&mut *tx, conn => {
+        let mut qb = sqlx::QueryBuilder::<Engine>::new(
             "INSERT INTO resources (kind, name, digest, spec, applied_revision, applied_at) ",
         );
         qb.push_values(chunk, |mut b, row| {
@@ -90,17 +88,20 @@ pub async fn upsert_many(
             " ON CONFLICT (kind, name) DO UPDATE SET digest = excluded.digest, spec = excluded.spec, \
              applied_revision = excluded.applied_revision, applied_at = excluded.applied_at",
         );
-        qb.build().execute(&mut *conn).await?;
+        qb.build().execute(conn).await?;
+        });
     }
     Ok(())
 }
 
 /// Forgets a deleted resource.
-pub async fn delete(conn: &mut SqliteConnection, kind: Kind, name: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM resources WHERE kind = ?1 AND name = ?2")
-        .bind(kind.as_str())
-        .bind(name)
-        .execute(conn)
-        .await?;
+pub async fn delete(tx: &mut Tx, kind: Kind, name: &str) -> Result<(), StoreError> {
+    with_tx!(tx, conn => {
+        sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2")
+            .bind(kind.as_str())
+            .bind(name)
+            .execute(conn)
+            .await?;
+    });
     Ok(())
 }

@@ -5,8 +5,6 @@
 //! characters are the hour and a text comparison is a time comparison; both queries read a
 //! range of an index (`tasks_completed_at`, `delivery_attempts_at`), never the whole table.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// One (hour, label) count; `hour` is `YYYY-MM-DDTHH` (UTC).
@@ -20,49 +18,48 @@ pub struct HourCount {
 /// Tasks that finished (`completed_at` set) at or after `since` (a stored timestamp), per hour
 /// and final status.
 pub async fn tasks_finished(store: &Store, since: &str) -> Result<Vec<HourCount>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT substr(completed_at, 1, 13) AS hour, status, COUNT(*) FROM tasks
-         WHERE completed_at >= ?1 GROUP BY hour, status ORDER BY hour, status",
-    )
-    .bind(since)
-    .fetch_all(store.pool())
-    .await?;
-    collect(rows)
+    let rows = with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT substr(completed_at, 1, 13) AS hour, status, COUNT(*) FROM tasks
+             WHERE completed_at >= $1 GROUP BY hour, status ORDER BY hour, status",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(collect(rows))
 }
 
 /// Webhook delivery attempts made at or after `since`, per hour and outcome: `succeeded`
 /// (a 2xx answer), `failed` (any other answer) or `error` (no answer: refused, timed out,
 /// blocked by the network policy).
 pub async fn delivery_attempts(store: &Store, since: &str) -> Result<Vec<HourCount>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT substr(at, 1, 13) AS hour,
-                CASE WHEN status_code IS NULL THEN 'error'
-                     WHEN status_code BETWEEN 200 AND 299 THEN 'succeeded'
-                     ELSE 'failed' END AS outcome,
-                COUNT(*)
-         FROM delivery_attempts WHERE at >= ?1 GROUP BY hour, outcome ORDER BY hour, outcome",
-    )
-    .bind(since)
-    .fetch_all(store.pool())
-    .await?;
-    collect(rows)
+    let rows = with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT substr(at, 1, 13) AS hour,
+                    CASE WHEN status_code IS NULL THEN 'error'
+                         WHEN status_code BETWEEN 200 AND 299 THEN 'succeeded'
+                         ELSE 'failed' END AS outcome,
+                    COUNT(*)
+             FROM delivery_attempts WHERE at >= $1 GROUP BY hour, outcome ORDER BY hour, outcome",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(collect(rows))
 }
 
-fn collect(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<HourCount>, StoreError> {
-    rows.iter()
-        .map(|r| {
-            Ok(HourCount {
-                hour: r.try_get(0)?,
-                label: r.try_get(1)?,
-                count: r.try_get(2)?,
-            })
-        })
+fn collect(rows: Vec<(String, String, i64)>) -> Vec<HourCount> {
+    rows.into_iter()
+        .map(|(hour, label, count)| HourCount { hour, label, count })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_sql;
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -71,17 +68,13 @@ mod tests {
     }
 
     async fn task(store: &Store, id: &str, status: &str, completed_at: Option<&str>) {
-        sqlx::query(
+        let completed_at = completed_at.map_or("NULL".to_owned(), |t| format!("'{t}'"));
+        let sql = format!(
             "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, timeout_seconds,
                                 created_by, created_at, completed_at)
-             VALUES (?1, ?2, 'p', '{}', 'm', 1, 60, 'admin', '2026-12-01T00:00:00.000Z', ?3)",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(completed_at)
-        .execute(store.pool())
-        .await
-        .unwrap();
+             VALUES ('{id}', '{status}', 'p', '{{}}', 'm', 1, 60, 'admin', '2026-12-01T00:00:00.000Z', {completed_at})"
+        );
+        test_sql::exec(store, &sql).await;
     }
 
     #[tokio::test]
@@ -124,16 +117,12 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            sqlx::query(
+            let code = code.map_or("NULL".to_owned(), |c: i64| c.to_string());
+            let sql = format!(
                 "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms)
-                 VALUES (?1, 1, ?2, ?3, 5)",
-            )
-            .bind(format!("dlv_{i}"))
-            .bind(at)
-            .bind(code)
-            .execute(s.pool())
-            .await
-            .unwrap();
+                 VALUES ('dlv_{i}', 1, '{at}', {code}, 5)"
+            );
+            test_sql::exec(&s, &sql).await;
         }
         let got = delivery_attempts(&s, "2026-12-01T09:00:00.000Z")
             .await

@@ -2,9 +2,9 @@
 //! output, changed files, usage). Status changes that raise events write them to the outbox
 //! in the same transaction. The `status` column holds [`TaskStatus`] names as TEXT.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 
-use super::{outbox, Store, StoreError};
+use super::{outbox, Db, Store, StoreError, Tx};
 use crate::events::Event;
 use crate::tasks::TaskStatus;
 
@@ -71,41 +71,26 @@ pub struct NewTask<'a> {
 /// statement asks for the write lock; a deferred transaction would then have to upgrade a read
 /// to a write, which SQLite refuses at once with "database is locked" when another connection
 /// is writing (the busy timeout does not apply), and a finished task would stay `running`.
-async fn begin_write(store: &Store) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-    Ok(store.pool().begin_with("BEGIN IMMEDIATE").await?)
+async fn begin_write(store: &Store) -> Result<Tx, StoreError> {
+    store.begin_write().await
 }
 
 /// Enqueues a task.
 pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
     let mut tx = begin_write(store).await?;
-    sqlx::query(
-        "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
-         VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(t.id)
-    .bind(t.prompt)
-    .bind(t.options)
-    .bind(t.model)
-    .bind(t.max_tokens)
-    .bind(t.working_directory)
-    .bind(t.timeout_seconds)
-    .bind(t.created_by)
-    .bind(t.created_at)
-    .bind(TaskStatus::Queued)
-    .execute(&mut *tx)
-    .await?;
+    insert_many(&mut tx, std::slice::from_ref(t), TaskStatus::Queued).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// One task by id.
 pub async fn get(store: &Store, id: &str) -> Result<Option<TaskRow>, StoreError> {
-    Ok(
-        sqlx::query_as::<_, TaskRow>(concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?1"))
+    Ok(with_pool!(store, pool => {
+        sqlx::query_as::<_, TaskRow>(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
             .bind(id)
-            .fetch_optional(store.pool())
-            .await?,
-    )
+            .fetch_optional(pool)
+            .await?
+    }))
 }
 
 /// What `GET /tasks` filters by.
@@ -141,7 +126,11 @@ const SEARCH_INDEXES: [(&str, &[TaskStatus]); 4] = [
     ("tasks_fts_cancelled", &[TaskStatus::Cancelled]),
 ];
 
-fn push_statuses(qb: &mut QueryBuilder<Sqlite>, statuses: &[TaskStatus]) {
+fn push_statuses<DB>(qb: &mut QueryBuilder<DB>, statuses: &[TaskStatus])
+where
+    DB: sqlx::Database,
+    TaskStatus: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     qb.push(" AND tasks.status IN (");
     let mut sep = qb.separated(", ");
     for s in statuses {
@@ -150,7 +139,11 @@ fn push_statuses(qb: &mut QueryBuilder<Sqlite>, statuses: &[TaskStatus]) {
     qb.push(")");
 }
 
-fn push_dates(qb: &mut QueryBuilder<Sqlite>, f: &Filter) {
+fn push_dates<DB>(qb: &mut QueryBuilder<DB>, f: &Filter)
+where
+    DB: sqlx::Database,
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     if let Some(after) = &f.created_after {
         qb.push(" AND tasks.created_at > ").push_bind(after.clone());
     }
@@ -200,10 +193,61 @@ fn push_search_arm(
     push_dates(qb, f);
 }
 
+/// The `ILIKE` pattern for `q`: any substring, with `%`, `_` and `\\` taken literally.
+fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// PostgreSQL's `WHERE`: the prompt search is `ILIKE` (case-insensitive substring, answered
+/// by the `pg_trgm` GIN index from three characters on), the other filters on the row.
+fn push_where_pg(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
+    qb.push(" WHERE TRUE");
+    if let Some(q) = &f.q {
+        qb.push(" AND tasks.prompt ILIKE ")
+            .push_bind(like_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if !f.statuses.is_empty() {
+        push_statuses(qb, &f.statuses);
+    }
+    push_dates(qb, f);
+}
+
 /// A page of tasks, newest first, and how many match in all. The count and the page run at
-/// once, on two pooled connections. A search is answered by the trigram indexes of the
-/// statuses asked for, each yielding its matches newest first; the page merges them.
+/// once, on two pooled connections. On SQLite a search is answered by the trigram indexes of
+/// the statuses asked for, each yielding its matches newest first; the page merges them. On
+/// PostgreSQL by the trigram GIN index on `prompt`: the same matches, the same order.
 pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
+    let pool = match store.db() {
+        Db::Sqlite(pool) => pool,
+        Db::Postgres(pool) => {
+            let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM tasks");
+            push_where_pg(&mut count, f);
+            let mut page = QueryBuilder::<Postgres>::new(concat!(
+                "SELECT ",
+                qualified_columns!(),
+                " FROM tasks"
+            ));
+            push_where_pg(&mut page, f);
+            page.push(" ORDER BY tasks.seq DESC LIMIT ")
+                .push_bind(f.limit)
+                .push(" OFFSET ")
+                .push_bind(f.offset);
+            let total = count.build_query_scalar::<i64>().fetch_one(pool);
+            let rows = page.build_query_as::<TaskRow>().fetch_all(pool);
+            let (total, rows) = tokio::try_join!(total, rows)?;
+            return Ok((rows, total));
+        }
+    };
     let (mut count, mut page) = match f.q.as_deref().and_then(phrase) {
         Some(phrase) => {
             let arms: Vec<(&str, bool)> = SEARCH_INDEXES
@@ -260,35 +304,63 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
             (count, page)
         }
     };
-    let total = count.build_query_scalar::<i64>().fetch_one(store.pool());
-    let rows = page.build_query_as::<TaskRow>().fetch_all(store.pool());
+    let total = count.build_query_scalar::<i64>().fetch_one(pool);
+    let rows = page.build_query_as::<TaskRow>().fetch_all(pool);
     let (total, rows) = tokio::try_join!(total, rows)?;
     Ok((rows, total))
+}
+
+/// Takes up to `n` of the oldest queued tasks for this replica and marks them running (with
+/// the replica's id in `replica`), each with its `task.started` event; oldest first. On
+/// PostgreSQL a queued task is claimed by exactly one replica: the rows are locked as they are
+/// picked and rows another replica is picking are skipped (`FOR UPDATE SKIP LOCKED`).
+pub async fn claim(
+    store: &Store,
+    now: &str,
+    n: i64,
+    event: impl Fn(&TaskRow) -> Event,
+) -> Result<Vec<TaskRow>, StoreError> {
+    macro_rules! claim {
+        ($lock:literal) => {
+            concat!(
+                "UPDATE tasks SET status = $2, started_at = $1, replica = $5
+                 WHERE seq IN (SELECT seq FROM tasks WHERE status = $3 ORDER BY seq LIMIT $4",
+                $lock,
+                ") RETURNING ",
+                columns!()
+            )
+        };
+    }
+    let sql = match store.db() {
+        Db::Sqlite(_) => claim!(""),
+        Db::Postgres(_) => claim!(" FOR UPDATE SKIP LOCKED"),
+    };
+    let mut tx = begin_write(store).await?;
+    let mut rows = with_tx!(&mut tx, conn => {
+        sqlx::query_as::<_, TaskRow>(sql)
+            .bind(now)
+            .bind(TaskStatus::Running)
+            .bind(TaskStatus::Queued)
+            .bind(n)
+            .bind(store.replica_id())
+            .fetch_all(conn)
+            .await?
+    });
+    rows.sort_by_key(|r| r.seq);
+    for row in &rows {
+        outbox::insert(&mut tx, &event(row)).await?;
+    }
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// Takes the oldest queued task and marks it running, with its `task.started` event.
 pub async fn claim_next(
     store: &Store,
     now: &str,
-    event: impl FnOnce(&TaskRow) -> Event,
+    event: impl Fn(&TaskRow) -> Event,
 ) -> Result<Option<TaskRow>, StoreError> {
-    let mut tx = begin_write(store).await?;
-    let row = sqlx::query_as::<_, TaskRow>(concat!(
-        "UPDATE tasks SET status = ?2, started_at = ?1
-         WHERE seq = (SELECT seq FROM tasks WHERE status = ?3 ORDER BY seq LIMIT 1)
-         RETURNING ",
-        columns!()
-    ))
-    .bind(now)
-    .bind(TaskStatus::Running)
-    .bind(TaskStatus::Queued)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(row) = &row {
-        outbox::insert(&mut tx, &event(row)).await?;
-    }
-    tx.commit().await?;
-    Ok(row)
+    Ok(claim(store, now, 1, event).await?.pop())
 }
 
 /// How a task ended.
@@ -312,25 +384,26 @@ pub async fn finish(
     event: Option<&Event>,
 ) -> Result<bool, StoreError> {
     let mut tx = begin_write(store).await?;
-    let done = sqlx::query(
-        "UPDATE tasks SET status = ?2, completed_at = ?3, duration_ms = ?4, error = ?5, output = ?6, files = ?7,
-                input_tokens = ?8, output_tokens = ?9
-         WHERE id = ?1 AND status = ?10",
-    )
-    .bind(id)
-    .bind(f.status)
-    .bind(f.completed_at)
-    .bind(f.duration_ms)
-    .bind(f.error)
-    .bind(f.output)
-    .bind(f.files)
-    .bind(f.input_tokens)
-    .bind(f.output_tokens)
-    .bind(TaskStatus::Running)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let done = with_tx!(&mut tx, conn => {
+        sqlx::query(
+            "UPDATE tasks SET status = $2, completed_at = $3, duration_ms = $4, error = $5, output = $6, files = $7,
+                    input_tokens = $8, output_tokens = $9
+             WHERE id = $1 AND status = $10",
+        )
+        .bind(id)
+        .bind(f.status)
+        .bind(f.completed_at)
+        .bind(f.duration_ms)
+        .bind(f.error)
+        .bind(f.output)
+        .bind(f.files)
+        .bind(f.input_tokens)
+        .bind(f.output_tokens)
+        .bind(TaskStatus::Running)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    }) == 1;
     if done {
         if let Some(event) = event {
             outbox::insert(&mut tx, event).await?;
@@ -349,19 +422,20 @@ pub async fn cancel_queued(
     event: &Event,
 ) -> Result<bool, StoreError> {
     let mut tx = begin_write(store).await?;
-    let done = sqlx::query(
-        "UPDATE tasks SET status = ?4, completed_at = ?2, duration_ms = 0, error = ?3
-         WHERE id = ?1 AND status = ?5",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(error)
-    .bind(TaskStatus::Cancelled)
-    .bind(TaskStatus::Queued)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let done = with_tx!(&mut tx, conn => {
+        sqlx::query(
+            "UPDATE tasks SET status = $4, completed_at = $2, duration_ms = 0, error = $3
+             WHERE id = $1 AND status = $5",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(error)
+        .bind(TaskStatus::Cancelled)
+        .bind(TaskStatus::Queued)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    }) == 1;
     if done {
         outbox::insert(&mut tx, event).await?;
     }
@@ -378,20 +452,38 @@ pub async fn fail_orphans(
     event: impl Fn(&TaskRow) -> Event,
 ) -> Result<Vec<String>, StoreError> {
     let mut tx = begin_write(store).await?;
-    let rows = sqlx::query_as::<_, TaskRow>(concat!(
-        "UPDATE tasks SET status = ?3, completed_at = ?1, error = ?2,
-                duration_ms = CAST((julianday(?1) - julianday(started_at)) * 86400000 AS INTEGER)
-         WHERE status = ?4 RETURNING ",
-        columns!()
-    ))
-    .bind(now)
-    .bind(error)
-    .bind(TaskStatus::Failed)
-    .bind(TaskStatus::Running)
-    .fetch_all(&mut *tx)
-    .await?;
-    for row in &rows {
-        outbox::insert(&mut tx, &event(row)).await?;
+    let running: Vec<(String, Option<String>)> = with_tx!(&mut tx, conn => {
+        sqlx::query_as("SELECT id, started_at FROM tasks WHERE status = $1 ORDER BY seq")
+            .bind(TaskStatus::Running)
+            .fetch_all(conn)
+            .await?
+    });
+    let end = parse_time(now);
+    let mut rows = Vec::with_capacity(running.len());
+    for (id, started_at) in running {
+        let duration_ms = match (started_at.as_deref().and_then(parse_time), end) {
+            (Some(start), Some(end)) => Some(((end - start).whole_milliseconds()) as i64),
+            _ => None,
+        };
+        let row = with_tx!(&mut tx, conn => {
+            sqlx::query_as::<_, TaskRow>(concat!(
+                "UPDATE tasks SET status = $3, completed_at = $1, error = $2, duration_ms = $5
+                 WHERE id = $6 AND status = $4 RETURNING ",
+                columns!()
+            ))
+            .bind(now)
+            .bind(error)
+            .bind(TaskStatus::Failed)
+            .bind(TaskStatus::Running)
+            .bind(duration_ms)
+            .bind(&id)
+            .fetch_optional(conn)
+            .await?
+        });
+        if let Some(row) = row {
+            outbox::insert(&mut tx, &event(&row)).await?;
+            rows.push(row);
+        }
     }
     tx.commit().await?;
     Ok(rows.into_iter().map(|r| r.id).collect())
@@ -399,36 +491,42 @@ pub async fn fail_orphans(
 
 /// Number of tasks per status.
 pub async fn counts(store: &Store) -> Result<Vec<(TaskStatus, i64)>, StoreError> {
-    Ok(
+    Ok(with_pool!(store, pool => {
         sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
-            .fetch_all(store.pool())
-            .await?,
-    )
+            .fetch_all(pool)
+            .await?
+    }))
 }
 
-/// Used by tests and benchmarks to add many rows at once.
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Adds tasks with `status` (one each; tests and benchmarks add many at once).
 pub async fn insert_many(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     rows: &[NewTask<'_>],
     status: TaskStatus,
 ) -> Result<(), StoreError> {
     for t in rows {
-        sqlx::query(
-            "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(t.id)
-        .bind(status)
-        .bind(t.prompt)
-        .bind(t.options)
-        .bind(t.model)
-        .bind(t.max_tokens)
-        .bind(t.working_directory)
-        .bind(t.timeout_seconds)
-        .bind(t.created_by)
-        .bind(t.created_at)
-        .execute(&mut *conn)
-        .await?;
+        with_tx!(&mut *tx, conn => {
+            sqlx::query(
+                "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(t.id)
+            .bind(status)
+            .bind(t.prompt)
+            .bind(t.options)
+            .bind(t.model)
+            .bind(t.max_tokens)
+            .bind(t.working_directory)
+            .bind(t.timeout_seconds)
+            .bind(t.created_by)
+            .bind(t.created_at)
+            .execute(conn)
+            .await?;
+        });
     }
     Ok(())
 }
@@ -436,6 +534,7 @@ pub async fn insert_many(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_sql;
 
     async fn store_with(prompts: &[&str]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -503,12 +602,8 @@ mod tests {
     }
 
     async fn set_status(store: &Store, id: &str, status: &str) {
-        sqlx::query("UPDATE tasks SET status = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(status)
-            .execute(store.pool())
-            .await
-            .unwrap();
+        let sql = format!("UPDATE tasks SET status = '{status}' WHERE id = '{id}'");
+        test_sql::exec(store, &sql).await;
     }
 
     #[test]
@@ -530,10 +625,7 @@ mod tests {
             assert_eq!(get(&store, "task_0").await.unwrap().unwrap().status, status);
             assert_eq!(counts(&store).await.unwrap(), [(status, 1)]);
         }
-        let stored: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = 'task_0'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let stored = test_sql::text(&store, "SELECT status FROM tasks WHERE id = 'task_0'").await;
         assert_eq!(stored, "cancelled");
         set_status(&store, "task_0", "lost").await;
         let e = get(&store, "task_0").await.unwrap_err().to_string();
@@ -568,10 +660,7 @@ mod tests {
         );
         assert_eq!(search(&store, "deploy", &[]).await, ["task_1", "task_0"]);
         // A removed task leaves its index.
-        sqlx::query("DELETE FROM tasks WHERE id = 'task_0'")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        test_sql::exec(&store, "DELETE FROM tasks WHERE id = 'task_0'").await;
         assert_eq!(search(&store, "deploy", &[]).await, ["task_1"]);
         assert_eq!(search(&store, "audit", &[]).await, ["task_2"]);
     }
@@ -585,7 +674,7 @@ mod tests {
                 .filename(dir.path().join(crate::store::DB_FILE))
                 .create_if_missing(true);
             let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-            let mut migrator = sqlx::migrate!("./migrations");
+            let mut migrator = sqlx::migrate!("./migrations/sqlite");
             migrator.migrations = migrator
                 .migrations
                 .iter()
@@ -597,7 +686,7 @@ mod tests {
             for (i, status) in ["completed", "queued", "failed"].iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, timeout_seconds, created_by, created_at)
-                     VALUES (?1, ?2, 'deploy it', '{}', 'm', 1, 1, 't', '2026-01-01T00:00:00.000Z')",
+                     VALUES ($1, $2, 'deploy it', '{}', 'm', 1, 1, 't', '2026-01-01T00:00:00.000Z')",
                 )
                 .bind(format!("task_{i}"))
                 .bind(status)

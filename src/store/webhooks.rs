@@ -1,9 +1,7 @@
 //! The `webhook_endpoints` table: the Webhook manifests in force. The Webhook reconcile
 //! handler writes it; the delivery worker reads it.
 
-use sqlx::SqliteConnection;
-
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 use crate::events::Subscription;
 
 /// One endpoint.
@@ -47,29 +45,33 @@ impl EndpointRow {
 
 /// Every endpoint.
 pub async fn list(store: &Store) -> Result<Vec<EndpointRow>, StoreError> {
-    Ok(sqlx::query_as::<_, EndpointRow>(
-        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
-         FROM webhook_endpoints ORDER BY name",
-    )
-    .fetch_all(store.pool())
-    .await?)
+    Ok(with_pool!(store, pool => {
+        sqlx::query_as::<_, EndpointRow>(
+            "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+             FROM webhook_endpoints ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await?
+    }))
 }
 
 /// One endpoint.
 pub async fn get(store: &Store, name: &str) -> Result<Option<EndpointRow>, StoreError> {
-    Ok(sqlx::query_as::<_, EndpointRow>(
-        "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
-         FROM webhook_endpoints WHERE name = ?1",
-    )
-    .bind(name)
-    .fetch_optional(store.pool())
-    .await?)
+    Ok(with_pool!(store, pool => {
+        sqlx::query_as::<_, EndpointRow>(
+            "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
+             FROM webhook_endpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+    }))
 }
 
 /// Inserts or updates an endpoint from its manifest; a manifest change clears a disable by
 /// the server (the operator has seen it and acted).
 pub async fn upsert(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     name: &str,
     url: &str,
     events: &str,
@@ -77,41 +79,47 @@ pub async fn upsert(
     enabled: bool,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_endpoints (name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)
-         ON CONFLICT (name) DO UPDATE SET url = ?2, events = ?3, secret_ref = ?4, enabled = ?5,
-             disabled_reason = NULL, updated_at = ?6",
-    )
-    .bind(name)
-    .bind(url)
-    .bind(events)
-    .bind(secret_ref)
-    .bind(enabled)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    with_tx!(tx, conn => {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $6)
+             ON CONFLICT (name) DO UPDATE SET url = $2, events = $3, secret_ref = $4, enabled = $5,
+                 disabled_reason = NULL, updated_at = $6",
+        )
+        .bind(name)
+        .bind(url)
+        .bind(events)
+        .bind(secret_ref)
+        .bind(enabled)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    });
     Ok(())
 }
 
 /// Removes an endpoint (its delivery history stays until retention prunes it).
-pub async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM webhook_endpoints WHERE name = ?1")
-        .bind(name)
-        .execute(conn)
-        .await?;
+pub async fn delete(tx: &mut Tx, name: &str) -> Result<(), StoreError> {
+    with_tx!(tx, conn => {
+        sqlx::query("DELETE FROM webhook_endpoints WHERE name = $1")
+            .bind(name)
+            .execute(conn)
+            .await?;
+    });
     Ok(())
 }
 
 /// Disables an endpoint on the server's own account (e.g. it answered 410 Gone).
 pub async fn disable(store: &Store, name: &str, reason: &str, now: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE webhook_endpoints SET disabled_reason = ?2, updated_at = ?3 WHERE name = ?1",
-    )
-    .bind(name)
-    .bind(reason)
-    .bind(now)
-    .execute(store.pool())
-    .await?;
+    with_pool!(store, pool => {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_reason = $2, updated_at = $3 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(reason)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    });
     Ok(())
 }

@@ -193,7 +193,12 @@ impl TaskService {
         live: Arc<Live>,
         data_dir: &Path,
     ) -> Result<Arc<TaskService>, StoreError> {
-        let orphans = rows::fail_orphans(
+        // With replicas (PostgreSQL) a task `running` now may be another live replica's: the
+        // leader's lease check fails those whose replica stopped (`crate::cluster`).
+        let orphans = if store.is_postgres() {
+            Vec::new()
+        } else {
+            rows::fail_orphans(
             &store,
             &now(),
             "the server stopped while this task was running (restart or crash); it was not resumed",
@@ -208,7 +213,8 @@ impl TaskService {
                 )
             },
         )
-        .await?;
+        .await?
+        };
         if !orphans.is_empty() {
             live.outbox.notify_one();
             tracing::warn!(
@@ -405,12 +411,14 @@ impl TaskService {
             loop {
                 let limit = this.live.config.load().spec.tasks.concurrency.max(1) as usize;
                 while running.len() < limit {
-                    match this.claim().await {
-                        Ok(Some(row)) => {
-                            let span = tracing::info_span!("task", task_id = %row.id);
-                            running.spawn(this.clone().run(row).instrument(span));
+                    match this.claim(limit - running.len()).await {
+                        Ok(rows) if rows.is_empty() => break,
+                        Ok(rows) => {
+                            for row in rows {
+                                let span = tracing::info_span!("task", task_id = %row.id);
+                                running.spawn(this.clone().run(row).instrument(span));
+                            }
                         }
-                        Ok(None) => break,
                         Err(e) => {
                             tracing::error!("cannot take the next task from the queue: {e}");
                             break;
@@ -505,8 +513,9 @@ impl TaskService {
         }
     }
 
-    async fn claim(&self) -> Result<Option<TaskRow>, StoreError> {
-        let row = rows::claim_next(&self.store, &now(), |row| {
+    /// Claims up to `n` queued tasks for this replica (see `store::tasks::claim`).
+    async fn claim(&self, n: usize) -> Result<Vec<TaskRow>, StoreError> {
+        let rows = rows::claim(&self.store, &now(), n as i64, |row| {
             events::task(
                 EventType::TaskStarted,
                 &row.id,
@@ -517,16 +526,18 @@ impl TaskService {
             )
         })
         .await?;
-        if let Some(row) = &row {
+        if !rows.is_empty() {
             self.live.outbox.notify_one();
-            self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
             let mut active = self.active();
-            let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
-            entry.local = true;
-            let _ = entry.progress.send(Progress::of(row));
-            self.publish_status(&row.id, TaskStatus::Running, None, None);
+            for row in &rows {
+                self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
+                let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
+                entry.local = true;
+                let _ = entry.progress.send(Progress::of(row));
+                self.publish_status(&row.id, TaskStatus::Running, None, None);
+            }
         }
-        Ok(row)
+        Ok(rows)
     }
 
     async fn run(self: Arc<Self>, row: TaskRow) {

@@ -66,6 +66,10 @@ pub const FANOUT_BATCH: i64 = 1024;
 /// A day in milliseconds (Config `webhooks.retention_days` is in days).
 const DAY_MS: i64 = 24 * 3_600_000;
 
+/// How long past its timeout a claimed attempt stays claimed (PostgreSQL): the time to
+/// record it. A claim older than that is a dead sender's, and another replica retakes it.
+const CLAIM_MARGIN_MS: i64 = 30_000;
+
 /// How often old deliveries are pruned.
 pub const PRUNE_EVERY_MS: i64 = 3_600_000;
 
@@ -286,16 +290,12 @@ impl Dispatcher {
                 deadline_ms: None,
             });
         }
-        // Rows in flight are still pending and due; ask for enough to see past them.
-        let limit = capacity + state.in_flight_ids.len();
-        let rows = deliveries::due(&self.store, now, limit as i64).await?;
-        let full_page = rows.len() == limit;
-        let rows: Vec<DeliveryRow> = rows
-            .into_iter()
-            .filter(|r| !state.in_flight_ids.contains(&r.id))
-            .take(capacity)
-            .collect();
-        let saturated = full_page && rows.len() == capacity;
+        // On PostgreSQL each row is claimed for this replica until its attempt can no longer
+        // be running (the timeout, with a margin); on SQLite the rows in flight are skipped.
+        let timeout_ms = self.live.config.load().spec.webhooks.timeout_seconds.max(1) as i64 * 1000;
+        let until = now + timeout_ms + CLAIM_MARGIN_MS;
+        let (rows, saturated) =
+            deliveries::claim_due(&self.store, now, capacity, until, &state.in_flight_ids).await?;
         if !rows.is_empty() {
             self.start(state, rows, now).await?;
         }

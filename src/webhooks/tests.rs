@@ -60,9 +60,9 @@ impl Fixture {
     }
 
     async fn endpoint(&self, name: &str, url: &str) {
-        let mut conn = self.store.pool().acquire().await.unwrap();
+        let mut tx = self.store.begin().await.unwrap();
         webhooks::upsert(
-            &mut conn,
+            &mut tx,
             name,
             url,
             r#"["*"]"#,
@@ -72,6 +72,7 @@ impl Fixture {
         )
         .await
         .unwrap();
+        tx.commit().await.unwrap();
     }
 
     async fn event(&self, prompt: &str) -> events::Event {
@@ -83,8 +84,9 @@ impl Fixture {
             Some(4523),
             None,
         );
-        let mut conn = self.store.pool().acquire().await.unwrap();
-        outbox::insert(&mut conn, &e).await.unwrap();
+        let mut tx = self.store.begin().await.unwrap();
+        outbox::insert(&mut tx, &e).await.unwrap();
+        tx.commit().await.unwrap();
         e
     }
 

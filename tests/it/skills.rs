@@ -108,7 +108,7 @@ async fn set_registry(s: &TestServer, registry: &str) {
 }
 
 async fn outbox(data: &Path) -> Vec<Value> {
-    let store = claw::store::Store::open_existing(data)
+    let store = claw::store::Store::open_existing(data, None)
         .await
         .unwrap()
         .unwrap();

@@ -62,7 +62,7 @@ fn pid_alive(pid: i32) -> bool {
 }
 
 async fn outbox_events(data: &Path) -> Vec<Value> {
-    let store = claw::store::Store::open_existing(data)
+    let store = claw::store::Store::open_existing(data, None)
         .await
         .unwrap()
         .unwrap();

@@ -1,7 +1,7 @@
 //! Kinds whose runtime behaviour has not been built yet: validated, recorded, reported Ready.
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 
 use crate::manifest::{Kind, Resource};
 use crate::reconcile::handler::{ApplyError, Handler, Outcome};
@@ -15,7 +15,7 @@ impl Handler for AcceptHandler {
         self.0
     }
 
-    async fn apply(&self, _: &mut SqliteConnection, _: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, _: &mut Tx, _: &Resource) -> Result<Outcome, ApplyError> {
         Ok(Outcome {
             reason: "Accepted",
             message: format!(
@@ -25,7 +25,7 @@ impl Handler for AcceptHandler {
         })
     }
 
-    async fn delete(&self, _: &mut SqliteConnection, _: &str) -> Result<(), ApplyError> {
+    async fn delete(&self, _: &mut Tx, _: &str) -> Result<(), ApplyError> {
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 
 use crate::live::{ActiveConfig, Live};
 use crate::manifest::kinds::ConfigSpec;
@@ -42,7 +42,7 @@ impl Handler for ConfigHandler {
         Kind::Config
     }
 
-    async fn apply(&self, _: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, _: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
         let Spec::Config(spec) = &r.spec else {
             return Err(ApplyError::new("WrongKind", "not a Config"));
         };
@@ -53,7 +53,7 @@ impl Handler for ConfigHandler {
         Ok(Outcome::applied("config in force"))
     }
 
-    async fn delete(&self, _: &mut SqliteConnection, _: &str) -> Result<(), ApplyError> {
+    async fn delete(&self, _: &mut Tx, _: &str) -> Result<(), ApplyError> {
         // The planner never deletes the Config: without one, the last applied stays in force.
         Ok(())
     }

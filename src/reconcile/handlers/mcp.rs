@@ -16,8 +16,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::Live;
@@ -178,13 +178,13 @@ impl Handler for McpHandler {
         Kind::McpServer
     }
 
-    async fn apply(&self, _tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, _tx: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
         // Resolved here only to report a missing secret at once; `work` resolves it again.
         self.desired(spec_of(r)?)?;
         Ok(Outcome::progressing("starting the server"))
     }
 
-    async fn delete(&self, _tx: &mut SqliteConnection, _name: &str) -> Result<(), ApplyError> {
+    async fn delete(&self, _tx: &mut Tx, _name: &str) -> Result<(), ApplyError> {
         // Stopping the process is slow work (`Job::Delete`).
         Ok(())
     }

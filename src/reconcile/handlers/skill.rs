@@ -18,8 +18,8 @@
 
 use std::sync::Arc;
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ConfigHandler;
@@ -159,14 +159,9 @@ impl SkillHandler {
 
     /// Writes a skill event in a transaction of its own and wakes the webhook worker.
     async fn event(&self, kind: EventType, name: &str, version: &str) -> Result<(), ApplyError> {
-        let mut tx = self
-            .store
-            .pool()
-            .begin()
-            .await
-            .map_err(crate::store::StoreError::from)?;
+        let mut tx = self.store.begin().await?;
         outbox::insert(&mut tx, &events::skill(kind, name, version)).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
         self.live.outbox.notify_one();
         Ok(())
     }
@@ -291,7 +286,7 @@ impl Handler for SkillHandler {
         Kind::Skill
     }
 
-    async fn apply(&self, _tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, _tx: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
         let spec = spec_of(r)?;
         Ok(Outcome::progressing(if spec.enabled {
             format!("resolving and installing version {}", spec.version)
@@ -300,7 +295,7 @@ impl Handler for SkillHandler {
         }))
     }
 
-    async fn delete(&self, _tx: &mut SqliteConnection, _name: &str) -> Result<(), ApplyError> {
+    async fn delete(&self, _tx: &mut Tx, _name: &str) -> Result<(), ApplyError> {
         // Removing the files is slow work (`Job::Delete`).
         Ok(())
     }

@@ -5,8 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 
 use crate::auth::{TokenHash, TokenRecord};
 use crate::live::Live;
@@ -49,7 +49,7 @@ impl Handler for TokenHandler {
 
     async fn apply_many(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut Tx,
         resources: &[&Resource],
     ) -> Vec<Result<Outcome, ApplyError>> {
         let mut out = Vec::with_capacity(resources.len());
@@ -76,7 +76,7 @@ impl Handler for TokenHandler {
         out
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, tx: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
         let Spec::Token(spec) = &r.spec else {
             return Err(ApplyError::new("WrongKind", "not a Token"));
         };
@@ -94,7 +94,7 @@ impl Handler for TokenHandler {
         self.record(r)
     }
 
-    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
+    async fn delete(&self, tx: &mut Tx, name: &str) -> Result<(), ApplyError> {
         store::tokens::delete(tx, name).await?;
         self.staged().removes.push(name.to_owned());
         Ok(())

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::store::Tx;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 
 use crate::live::Live;
 use crate::manifest::{Kind, Resource, Spec};
@@ -30,7 +30,7 @@ impl Handler for WebhookHandler {
         Kind::Webhook
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, r: &Resource) -> Result<Outcome, ApplyError> {
+    async fn apply(&self, tx: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
         let Spec::Webhook(spec) = &r.spec else {
             return Err(ApplyError::new("WrongKind", "not a Webhook"));
         };
@@ -65,7 +65,7 @@ impl Handler for WebhookHandler {
         })
     }
 
-    async fn delete(&self, tx: &mut SqliteConnection, name: &str) -> Result<(), ApplyError> {
+    async fn delete(&self, tx: &mut Tx, name: &str) -> Result<(), ApplyError> {
         store::webhooks::delete(tx, name).await?;
         Ok(())
     }
