@@ -97,7 +97,7 @@ impl Cluster {
 
     /// This replica's id (stored with the tasks it claims).
     pub fn id(&self) -> &str {
-        self.id.get_or_init(|| Arc::from("local"))
+        self.id.get().map_or("local", |id| id)
     }
 
     /// True while this process holds the single duties.
@@ -168,7 +168,7 @@ impl Cluster {
         limiter: Arc<RateLimiter>,
         stop: CancellationToken,
     ) -> Result<Vec<JoinHandle<()>>, JoinError> {
-        if self.id.set(Arc::from(id)).is_err() && self.id() != id {
+        if self.id.set(Arc::from(id)).is_err() {
             return Err(JoinError::Id {
                 has: self.id().to_owned(),
                 wanted: id.to_owned(),

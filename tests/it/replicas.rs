@@ -1,0 +1,576 @@
+//! Replicas (SPEC §6): real `claw serve` processes on one throwaway PostgreSQL database, in pull
+//! mode from one bare git remote over `file://`, with the command provider running a small
+//! shell script that logs each run. Tasks and deliveries are shared, each run and sent once;
+//! one leader, replaced after a kill -9; a killed replica's task ends failed; cancel, SSE and
+//! write-backs reach across replicas; a token's rate limit holds across them.
+//!
+//! Skipped (with a line on stderr) where no PostgreSQL server binaries are installed.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::Router;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::harness::{git, token_manifest, Child};
+use crate::pg as postgres;
+
+const HOOK_SECRET: &str = "replicas hook secret";
+
+/// The task script: logs `<task id> <claw pid> <process group>` when it starts and `<task id>`
+/// when it ends; `sleep` prompts sleep (and can be killed), `ticks` prompts print slowly.
+const SCRIPT: &str = r#"p=$(cat); echo "$CLAW_TASK_ID $PPID $$" >> "$CLAW_TEST_LOG.started"
+case "$p" in
+  sleep*) sleep 30 ;;
+  ticks*) for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "tick$i"; sleep 0.25; done ;;
+esac
+echo "$CLAW_TASK_ID" >> "$CLAW_TEST_LOG.done"
+echo "ran $p""#;
+
+/// A deployment: one database, one remote, N replicas.
+struct Deployment {
+    dir: TempDir,
+    database_url: String,
+    remote_url: String,
+    admin: String,
+    limited: String,
+    replicas: Vec<Replica>,
+    log: PathBuf,
+    hook_port: u16,
+}
+
+struct Replica {
+    child: Child,
+    url: String,
+    pid: u32,
+}
+
+impl Deployment {
+    /// `None` where PostgreSQL is not installed.
+    async fn start(n: usize, hook_port: u16) -> Option<Deployment> {
+        let database_url = postgres::database().await?;
+        let dir = tempfile::tempdir().unwrap();
+        let admin = claw::auth::token::generate();
+        let limited = claw::auth::token::generate();
+        let dev = dir.path().join("dev");
+        for sub in ["configs", "tokens", "webhooks"] {
+            std::fs::create_dir_all(dev.join(sub)).unwrap();
+        }
+        let config = format!(
+            "apiVersion: openclaw.dev/v1\nkind: Config\nmetadata:\n  name: default\nspec:\n  model:\n    provider: command\n    command: [\"sh\", \"-c\", {}]\n  tasks:\n    concurrency: 8\n",
+            serde_json::to_string(SCRIPT).unwrap()
+        );
+        std::fs::write(dev.join("configs/default.yaml"), config).unwrap();
+        std::fs::write(
+            dev.join("tokens/admin.yaml"),
+            token_manifest("admin", &admin, "full", "  rate_limit: unlimited\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dev.join("tokens/limited.yaml"),
+            token_manifest(
+                "limited",
+                &limited,
+                "read",
+                "  rate_limit: {requests_per_minute: 60, burst: 30}\n",
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dev.join("webhooks/counter.yaml"),
+            format!(
+                "apiVersion: openclaw.dev/v1\nkind: Webhook\nmetadata:\n  name: counter\nspec:\n  url: http://127.0.0.1:{hook_port}/hook\n  events: [\"task.completed\"]\n  secret: {{fromEnv: CLAW_TEST_HOOK_SECRET}}\n"
+            ),
+        )
+        .unwrap();
+        git(dir.path(), &["init", "-q", "--bare", "-b", "main", "remote.git"]);
+        let remote_url = format!("file://{}", dir.path().join("remote.git").display());
+        git(&dev, &["init", "-q", "-b", "main"]);
+        git(&dev, &["add", "-A"]);
+        git(&dev, &["commit", "-q", "-m", "initial"]);
+        git(&dev, &["remote", "add", "origin", &remote_url]);
+        git(&dev, &["push", "-q", "origin", "main"]);
+        let log = dir.path().join("runs");
+        let mut deployment = Deployment {
+            dir,
+            database_url,
+            remote_url,
+            admin,
+            limited,
+            replicas: Vec::new(),
+            log,
+            hook_port,
+        };
+        // One at a time: the first migrates the database.
+        for i in 0..n {
+            let replica = deployment.spawn(i);
+            deployment.replicas.push(replica);
+        }
+        Some(deployment)
+    }
+
+    fn spawn(&self, i: usize) -> Replica {
+        let data = self.dir.path().join(format!("replica-{i}"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--data", data.to_str().unwrap()])
+            .args(["--database-url", &self.database_url])
+            .args(["--git-url", &self.remote_url, "--git-interval", "1h"])
+            .env("CLAW_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+            .env("CLAW_TEST_HOOK_SECRET", HOOK_SECRET)
+            .env("CLAW_TEST_LOG", &self.log)
+            .env_remove("CLAW_DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let pid = child.id();
+        let child = Child(child);
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut said = Vec::new();
+        let url = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("replica {i} exited before listening: {}", said.join("\n")))
+                .unwrap();
+            said.push(line.clone());
+            if let Some(url) = line.split("listening on ").nth(1) {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep reading its log, so a full pipe never blocks it.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Replica { child, url, pid }
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    async fn status(&self, i: usize) -> Option<Value> {
+        let r = Self::client()
+            .get(format!("{}/api/v1/status", self.replicas[i].url))
+            .bearer_auth(&self.admin)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    async fn create(&self, i: usize, prompt: &str) -> String {
+        let r = Self::client()
+            .post(format!("{}/api/v1/tasks", self.replicas[i].url))
+            .bearer_auth(&self.admin)
+            .json(&json!({"prompt": prompt}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn task(&self, i: usize, id: &str) -> Value {
+        Self::client()
+            .get(format!("{}/api/v1/tasks/{id}", self.replicas[i].url))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `id` has status `status` (read on replica `i`); returns the task.
+    async fn wait_status(&self, i: usize, id: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let task = self.task(i, id).await;
+            if task["status"] == status {
+                return task;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} is not {status} after {within:?}: {task}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Lines of the run log `suffix` (`started` or `done`).
+    fn log(&self, suffix: &str) -> Vec<String> {
+        let path = self.log.with_extension(suffix);
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until task `id` has started; returns the pid of the claw process running it and
+    /// the script's process group.
+    async fn started(&self, id: &str) -> (u32, i32) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = self.log("started").iter().find(|l| l.starts_with(id)) {
+                let mut parts = line.split(' ').skip(1);
+                let pid = parts.next().unwrap().parse().unwrap();
+                let group = parts.next().unwrap().parse().unwrap();
+                return (pid, group);
+            }
+            assert!(Instant::now() < deadline, "task {id} never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn index_of_pid(&self, pid: u32) -> usize {
+        self.replicas
+            .iter()
+            .position(|r| r.pid == pid)
+            .unwrap_or_else(|| panic!("no replica has pid {pid}"))
+    }
+
+    /// The replica index the status of replica `i` names as leader, once exactly one of the
+    /// live replicas does.
+    async fn leader(&self, i: usize) -> Option<usize> {
+        let status = self.status(i).await?;
+        let leaders: Vec<&Value> = status["replicas"]
+            .as_array()?
+            .iter()
+            .filter(|r| r["leader"] == true)
+            .collect();
+        if leaders.len() != 1 {
+            return None;
+        }
+        let address = leaders[0]["address"].as_str()?;
+        self.replicas
+            .iter()
+            .position(|r| r.url.ends_with(address))
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        // Any script still sleeping belongs to a test that failed: end its process group.
+        for line in self.log("started") {
+            if let Some(group) = line.split(' ').nth(2).and_then(|g| g.parse::<i32>().ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(group),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// A webhook receiver on loopback counting deliveries per delivery id.
+async fn receiver() -> (u16, Arc<Mutex<HashMap<String, u32>>>) {
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let counts = seen.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap| {
+            let counts = counts.clone();
+            async move {
+                let id = headers
+                    .get("x-openclaw-delivery")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                *counts.lock().unwrap().entry(id).or_default() += 1;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, seen)
+}
+
+/// Waits (polling, bounded) for `done`.
+async fn eventually(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_rate_limit() {
+    let (port, deliveries) = receiver().await;
+    let Some(d) = Deployment::start(3, port).await else {
+        return;
+    };
+
+    // Every replica lists all three, one leader, and they agree.
+    eventually("three replicas, one leader", Duration::from_secs(10), async || {
+        let mut leaders = Vec::new();
+        for i in 0..3 {
+            let Some(status) = d.status(i).await else {
+                return false;
+            };
+            if status["replicas"].as_array().map(Vec::len) != Some(3) {
+                return false;
+            }
+            leaders.push(d.leader(i).await);
+        }
+        leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+    })
+    .await;
+    let status = d.status(0).await.unwrap();
+    for r in status["replicas"].as_array().unwrap() {
+        assert_eq!(r["version"], env!("CARGO_PKG_VERSION"));
+        assert!(r["id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(r["last_seen"].as_str().is_some());
+    }
+
+    // 300 tasks created across the three.
+    let mut ids = Vec::new();
+    for chunk in 0..30 {
+        let prompts: Vec<String> = (0..10).map(|j| format!("task {chunk}-{j}")).collect();
+        let mut created = Vec::new();
+        for (j, prompt) in prompts.iter().enumerate() {
+            created.push(d.create((chunk * 10 + j) % 3, prompt));
+        }
+        ids.extend(futures_util::future::join_all(created).await);
+    }
+    eventually("300 tasks completed", Duration::from_secs(180), async || {
+        d.log("done").len() >= 300
+    })
+    .await;
+    for (n, id) in ids.iter().enumerate() {
+        d.wait_status(n % 3, id, "completed", Duration::from_secs(30)).await;
+    }
+    let mut runs: HashMap<String, usize> = HashMap::new();
+    for line in d.log("started") {
+        *runs.entry(line.split(' ').next().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(runs.len(), 300, "every task ran");
+    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "tasks run more than once: {twice:?}");
+    // More than one replica did the work.
+    let mut by_replica: HashMap<String, usize> = HashMap::new();
+    for line in d.log("started") {
+        *by_replica.entry(line.split(' ').nth(1).unwrap().to_owned()).or_default() += 1;
+    }
+    assert!(by_replica.len() >= 2, "one replica ran everything: {by_replica:?}");
+
+    // One delivery per task.completed, each sent once.
+    eventually("300 deliveries", Duration::from_secs(60), async || {
+        deliveries.lock().unwrap().len() >= 300
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = deliveries.lock().unwrap().clone();
+    assert_eq!(seen.len(), 300, "one delivery per completed task");
+    let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dup.is_empty(), "deliveries sent twice: {dup:?}");
+
+    // The limited token (60/min, burst 30): 90 requests over 9 s spread over the three
+    // replicas. Alone each replica would let all its 30 through; shared, about 30 + 9.
+    let client = Deployment::client();
+    let mut allowed = 0;
+    for n in 0..90 {
+        let r = client
+            .get(format!("{}/api/v1/whoami", d.replicas[n % 3].url))
+            .bearer_auth(&d.limited)
+            .send()
+            .await
+            .unwrap();
+        match r.status() {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("whoami: {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        (30..=50).contains(&allowed),
+        "{allowed} of 90 requests allowed across three replicas (the budget is ~39)"
+    );
+    let _ = d.hook_port;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_leader_is_replaced_and_a_killed_replica_s_task_fails_once() {
+    let (port, _) = receiver().await;
+    let Some(mut d) = Deployment::start(3, port).await else {
+        return;
+    };
+    let mut leader = None;
+    eventually("a leader", Duration::from_secs(10), async || {
+        leader = d.leader(0).await;
+        leader.is_some()
+    })
+    .await;
+    let leader = leader.unwrap();
+    let other = (leader + 1) % 3;
+    d.replicas[leader].child.0.kill().unwrap();
+    d.replicas[leader].child.0.wait().unwrap();
+    let killed_at = Instant::now();
+    let mut next = None;
+    eventually("a new leader", Duration::from_secs(20), async || {
+        next = d.leader(other).await.filter(|n| *n != leader);
+        next.is_some()
+    })
+    .await;
+    let takeover = killed_at.elapsed();
+    eprintln!("leader takeover after kill -9: {takeover:?}");
+    assert!(takeover < Duration::from_secs(10), "takeover took {takeover:?}");
+    let alive: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+
+    // A task running on a replica that is then killed: failed within 30 s, run once.
+    let id = d.create(alive[0], "sleep for the kill").await;
+    let (pid, group) = d.started(&id).await;
+    let runner = d.index_of_pid(pid);
+    let survivor = *alive.iter().find(|i| **i != runner).unwrap();
+    d.replicas[runner].child.0.kill().unwrap();
+    d.replicas[runner].child.0.wait().unwrap();
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(group),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let killed_at = Instant::now();
+    let task = d
+        .wait_status(survivor, &id, "failed", Duration::from_secs(30))
+        .await;
+    eprintln!("a killed replica's task failed after {:?}", killed_at.elapsed());
+    assert_eq!(task["error"], "the replica running it stopped");
+    let runs = d.log("started").iter().filter(|l| l.starts_with(&id)).count();
+    assert_eq!(runs, 1, "the task ran once");
+    // The survivor leads now (it is the only one left) and still runs tasks.
+    let id = d.create(survivor, "after the kills").await;
+    d.wait_status(survivor, &id, "completed", Duration::from_secs(30))
+        .await;
+    eventually("the survivor leads", Duration::from_secs(10), async || {
+        d.leader(survivor).await == Some(survivor)
+    })
+    .await;
+}
+
+/// Reads the SSE stream of `id` on `url` until a final status; returns the output and the
+/// final status.
+async fn follow(url: &str, token: &str, id: &str) -> (String, String) {
+    let r = Deployment::client()
+        .get(format!("{url}/api/v1/tasks/{id}/events"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = r.bytes_stream();
+    let mut text = String::new();
+    let mut output = String::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("the SSE stream stalled")
+            .expect("the SSE stream ended before a final status")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            let name = event
+                .lines()
+                .find_map(|l| l.strip_prefix("event:"))
+                .map(str::trim)
+                .unwrap_or("");
+            let data: Value = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .and_then(|d| serde_json::from_str(d.trim()).ok())
+                .unwrap_or(Value::Null);
+            match name {
+                "output" => output.push_str(data["text"].as_str().unwrap_or("")),
+                "status" => {
+                    let status = data["status"].as_str().unwrap_or("").to_owned();
+                    if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
+                        return (output, status);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_sse_and_write_backs_reach_across_replicas() {
+    let (port, _) = receiver().await;
+    let Some(d) = Deployment::start(2, port).await else {
+        return;
+    };
+
+    // SSE on the replica that does not run the task: its output and final status.
+    let id = d.create(0, "ticks").await;
+    let (pid, _) = d.started(&id).await;
+    let elsewhere = 1 - d.index_of_pid(pid);
+    let (output, status) = follow(&d.replicas[elsewhere].url, &d.admin, &id).await;
+    assert_eq!(status, "completed");
+    assert!(output.contains("tick12"), "output relayed: {output:?}");
+
+    // Cancel on the replica that does not run the task: stopped where it runs.
+    let id = d.create(1, "sleep until cancelled").await;
+    let (pid, group) = d.started(&id).await;
+    let elsewhere = 1 - d.index_of_pid(pid);
+    let started = Instant::now();
+    let r = Deployment::client()
+        .post(format!("{}/api/v1/tasks/{id}/cancel", d.replicas[elsewhere].url))
+        .bearer_auth(&d.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let task: Value = r.json().await.unwrap();
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Its process group is gone.
+    eventually("the script killed", Duration::from_secs(5), async || {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), None).is_err()
+    })
+    .await;
+    assert!(!d.log("done").iter().any(|l| l == &id));
+
+    // A write-back on replica 0 is in force on replica 1 within a second.
+    let r = Deployment::client()
+        .patch(format!("{}/api/v1/config", d.replicas[0].url))
+        .bearer_auth(&d.admin)
+        .json(&json!({"tasks": {"concurrency": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let written = Instant::now();
+    let mut seen_after = None;
+    while written.elapsed() < Duration::from_secs(5) {
+        let config: Value = Deployment::client()
+            .get(format!("{}/api/v1/config", d.replicas[1].url))
+            .bearer_auth(&d.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if config["tasks"]["concurrency"] == 3 || config["spec"]["tasks"]["concurrency"] == 3 {
+            seen_after = Some(written.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen_after = seen_after.expect("replica 1 never saw the write-back");
+    eprintln!("a write-back on one replica was in force on the other after {seen_after:?}");
+    assert!(seen_after < Duration::from_secs(1), "{seen_after:?}");
+}
