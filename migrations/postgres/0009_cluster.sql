@@ -33,3 +33,17 @@ END
 $$;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION claw_outbox_notify();
+
+-- Outbox order = commit order. `seq` is taken when a row is inserted, but transactions commit
+-- in any order: a fan-out could read seq 6, move its cursor past 5, and never see 5 when its
+-- transaction commits later. Every transaction that writes events takes this transaction-level
+-- lock first (before its rows get their seq) and keeps it until it commits, so a visible seq
+-- means every lower one is committed (or rolled back) already.
+CREATE FUNCTION claw_outbox_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7164208272838587490); -- "clawoutb"
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER outbox_order BEFORE INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION claw_outbox_order();

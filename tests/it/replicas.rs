@@ -50,6 +50,7 @@ struct Replica {
     child: Child,
     url: String,
     pid: u32,
+    tail: Arc<Mutex<Vec<String>>>,
 }
 
 impl Deployment {
@@ -146,9 +147,29 @@ impl Deployment {
                 break url.trim().to_owned();
             }
         };
-        // Keep reading its log, so a full pipe never blocks it.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Replica { child, url, pid }
+        // Keep reading its log, so a full pipe never blocks it; the tail is shown when a test
+        // fails.
+        let tail = Arc::new(Mutex::new(said));
+        let keep = tail.clone();
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                // Per-task and per-request lines would crowd out the rest.
+                if line.contains("task_id=") {
+                    continue;
+                }
+                let mut tail = keep.lock().unwrap();
+                if tail.len() >= 40 {
+                    tail.remove(0);
+                }
+                tail.push(line);
+            }
+        });
+        Replica {
+            child,
+            url,
+            pid,
+            tail,
+        }
     }
 
     fn client() -> reqwest::Client {
@@ -261,6 +282,12 @@ impl Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, r) in self.replicas.iter().enumerate() {
+                let tail = r.tail.lock().map(|t| t.join("\n")).unwrap_or_default();
+                eprintln!("--- replica {i} ({}), last lines:\n{tail}", r.url);
+            }
+        }
         // Any script still sleeping belongs to a test that failed: end its process group.
         for line in self.log("started") {
             if let Some(group) = line.split(' ').nth(2).and_then(|g| g.parse::<i32>().ok()) {
@@ -396,6 +423,7 @@ async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_r
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("rate limit across three replicas: {allowed} of 90 allowed");
     assert!(
         (30..=50).contains(&allowed),
         "{allowed} of 90 requests allowed across three replicas (the budget is ~39)"
