@@ -14,6 +14,7 @@ mod hardening;
 mod harness;
 mod mcp;
 mod openapi;
+mod postgres;
 mod pull;
 mod reconcile;
 mod skills;
