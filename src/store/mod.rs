@@ -278,10 +278,9 @@ impl Store {
             let Db::Postgres(pool) = &store.db else {
                 return Ok(None);
             };
-            let migrated: bool =
-                sqlx::query_scalar("SELECT to_regclass('resources') IS NOT NULL")
-                    .fetch_one(pool)
-                    .await?;
+            let migrated: bool = sqlx::query_scalar("SELECT to_regclass('resources') IS NOT NULL")
+                .fetch_one(pool)
+                .await?;
             return Ok(migrated.then_some(store));
         }
         let path = data_dir.join(DB_FILE);

@@ -154,6 +154,32 @@ pub fn database_url(data: &Path) -> Option<String> {
     Some(url)
 }
 
+/// The secrets the API stored for servers on data dir `data`, (name, value) by name: files in
+/// `<data>/secrets` on SQLite, sealed rows in the database on PostgreSQL.
+pub async fn stored_secrets(data: &Path) -> Vec<(String, String)> {
+    if crate::postgres::selected() {
+        let mut store = open_store(data).await;
+        let key = claw::store::secrets::SecretKey::from_base64(crate::postgres::SECRET_KEY, "test")
+            .unwrap();
+        store.set_secret_key(Some(key));
+        let all = claw::store::secrets::open_all(&store).await.unwrap();
+        store.close().await;
+        return all.into_iter().map(|(n, v)| (n, v.unwrap())).collect();
+    }
+    let Ok(dir) = std::fs::read_dir(data.join("secrets")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = dir
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Opens the database a (stopped) server on data dir `data` used, on either engine.
 pub async fn open_store(data: &Path) -> claw::store::Store {
     let url = crate::postgres::selected()
