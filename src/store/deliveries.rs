@@ -1094,4 +1094,57 @@ mod tests {
         assert_eq!(truncate_at_char_boundary("aé", 2), "a");
         assert_eq!(truncate_at_char_boundary("aé", 3), "aé");
     }
+
+    /// On PostgreSQL, replicas claiming due deliveries at once take each exactly once per
+    /// attempt; a claim that runs out (its sender died) is taken again; recording the attempt
+    /// ends the claim.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn due_deliveries_are_claimed_once_per_attempt_and_retaken_after_the_claim() {
+        for (_d, store) in test_sql::stores().await {
+            if !store.is_postgres() {
+                continue;
+            }
+            endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+            for _ in 0..60 {
+                enqueue(&store, "a", "webhook.test", "{}", 1_000)
+                    .await
+                    .unwrap();
+            }
+            let none = std::collections::HashSet::new();
+            let claimers = (0..4).map(|_| {
+                let store = store.clone();
+                let none = none.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let (rows, _) = claim_due(&store, 2_000, 5, 10_000, &none).await.unwrap();
+                        if rows.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(rows);
+                    }
+                })
+            });
+            let mut all = Vec::new();
+            for c in claimers.collect::<Vec<_>>() {
+                all.extend(c.await.unwrap());
+            }
+            let unique: std::collections::HashSet<&str> =
+                all.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!((all.len(), unique.len()), (60, 60));
+            // Claimed: not due for anyone until the claim runs out, then due again.
+            assert!(claim_due(&store, 9_999, 100, 20_000, &none)
+                .await
+                .unwrap()
+                .0
+                .is_empty());
+            assert_eq!(next_due_after(&store, 2_000).await.unwrap(), Some(10_000));
+            let mut outcome = outcome(&all[0], 1, AttemptResult::Retry { at_ms: 50_000 });
+            outcome.at_ms = 3_000;
+            record_attempts(&store, &[outcome]).await.unwrap();
+            let (retaken, _) = claim_due(&store, 10_000, 100, 20_000, &none).await.unwrap();
+            assert_eq!(retaken.len(), 59, "all but the recorded one");
+            assert!(retaken.iter().all(|r| r.id != all[0].id));
+        }
+    }
 }

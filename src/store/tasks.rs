@@ -853,4 +853,52 @@ mod tests {
         };
         assert_eq!(list(&stores[0].1, &f).await.unwrap().1, 18);
     }
+
+    /// Claimers running at once (replicas, on PostgreSQL) take every queued task exactly once,
+    /// oldest first within each claim, and record who took it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_take_each_queued_task_exactly_once() {
+        let prompts: Vec<String> = (0..120).map(|i| format!("task {i}")).collect();
+        let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        for (_guard, store) in store_with(&prompts).await {
+            let claimers = (0..4).map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let rows = claim(&store, "2026-01-01T00:00:01.000Z", 7, |row| {
+                            crate::events::task(
+                                crate::events::EventType::TaskStarted,
+                                &row.id,
+                                &row.prompt,
+                                TaskStatus::Running,
+                                None,
+                                None,
+                            )
+                        })
+                        .await
+                        .unwrap();
+                        if rows.is_empty() {
+                            return mine;
+                        }
+                        assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq));
+                        assert!(rows.iter().all(|r| r.status == TaskStatus::Running));
+                        mine.extend(rows.into_iter().map(|r| r.id));
+                    }
+                })
+            });
+            let mut all = Vec::new();
+            for c in claimers.collect::<Vec<_>>() {
+                all.extend(c.await.unwrap());
+            }
+            let unique: std::collections::HashSet<&String> = all.iter().collect();
+            assert_eq!((all.len(), unique.len()), (120, 120));
+            let sql = "SELECT COUNT(*) FROM tasks WHERE status = 'running' AND replica IS NOT NULL";
+            assert_eq!(test_sql::int(&store, sql).await, 120);
+            assert_eq!(
+                test_sql::int(&store, "SELECT COUNT(*) FROM outbox").await,
+                120
+            );
+        }
+    }
 }
