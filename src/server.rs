@@ -135,10 +135,33 @@ fn secret_key(
     Ok(key)
 }
 
+/// Logs the secrets in the database this replica's key cannot open (sealed with another key),
+/// by name: deliveries that need them fail until every replica has the same key.
+async fn report_unopenable_secrets(store: &Store) -> Result<(), StoreError> {
+    let unopenable: Vec<String> = store::secrets::open_all(store)
+        .await?
+        .into_iter()
+        .filter_map(|(_, value)| value.err())
+        .collect();
+    for reason in &unopenable {
+        tracing::error!("{reason}");
+    }
+    if !unopenable.is_empty() {
+        tracing::error!(
+            count = unopenable.len(),
+            "this replica cannot open some secrets kept in the database (listed above)"
+        );
+    }
+    Ok(())
+}
+
 /// Starts the server and returns once it accepts connections, after the first full reconcile.
 pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     let mut store = Store::open_with(&options.data, options.database_url.as_deref()).await?;
     store.set_secret_key(secret_key(&options, &store)?);
+    if store.is_postgres() {
+        report_unopenable_secrets(&store).await?;
+    }
     let checkout = match &options.git {
         Some(pull) => {
             // The remote passes the egress policy like every outbound request; before the

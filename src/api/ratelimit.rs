@@ -76,7 +76,19 @@ pub struct RateLimiter {
     shared: std::sync::OnceLock<Usage>,
 }
 
-type Usage = std::sync::Mutex<HashMap<(TokenHash, Option<RateLimitConfig>), u32>>;
+type Usage = std::sync::Mutex<Shared>;
+
+/// A token's budget: the token and its own settings (`None`: the Config's).
+type Budget = (TokenHash, Option<RateLimitConfig>);
+
+/// What replicas exchange about this one's limiter.
+#[derive(Default)]
+struct Shared {
+    /// Requests let through since the last publish.
+    used: HashMap<Budget, u32>,
+    /// Other replicas' requests this one could not take from the bucket yet.
+    debt: HashMap<Budget, u32>,
+}
 
 impl RateLimiter {
     /// A limiter with the given settings.
@@ -98,32 +110,29 @@ impl RateLimiter {
         let Some(shared) = self.shared.get() else {
             return Vec::new();
         };
-        let taken = std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner()));
+        let taken = std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).used);
         taken.into_iter().map(|((k, own), n)| (k, own, n)).collect()
     }
 
     /// Takes `n` requests of `key` that other replicas let through out of this replica's
-    /// budget for the same settings (`None`: the Config's). Never refuses anything itself.
+    /// budget for the same settings (`None`: the Config's). What the bucket cannot give now is
+    /// owed, and paid before this replica lets the token through again, so the deployment's
+    /// sustained rate is the token's, not the token's times the replicas.
     pub fn charge(&self, key: &TokenHash, own: Option<&RateLimitConfig>, n: u32) {
         let limiter = match own {
             None => self.current.load_full(),
             Some(own) => self.override_for(own),
         };
-        // Past a full burst the bucket is empty anyway.
-        for _ in 0..n.min(limiter.settings.burst.saturating_add(1)) {
-            if limiter.gcra.check_key(key).is_err() {
-                break;
+        let owed = n - take(&limiter, key, n);
+        if owed > 0 {
+            if let Some(shared) = self.shared.get() {
+                let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let debt = shared.debt.entry((*key, own.cloned())).or_default();
+                // At most a minute's worth: older overshoot has refilled by now anyway.
+                *debt = debt
+                    .saturating_add(owed)
+                    .min(limiter.settings.requests_per_minute.max(1));
             }
-        }
-    }
-
-    fn record(&self, key: &TokenHash, own: Option<&RateLimitConfig>, decision: &Decision) {
-        if decision.retry_after.is_some() {
-            return;
-        }
-        if let Some(shared) = self.shared.get() {
-            let mut usage = shared.lock().unwrap_or_else(|e| e.into_inner());
-            *usage.entry((*key, own.cloned())).or_default() += 1;
         }
     }
 
@@ -157,30 +166,63 @@ impl RateLimiter {
         settings: &RateLimitConfig,
     ) -> Option<Decision> {
         match own {
-            None => {
-                let decision = self.check(key, settings);
-                self.record(key, None, &decision);
-                Some(decision)
-            }
+            None => Some(self.decide_shared(&self.current_for(settings), key, None)),
             Some(TokenRateLimit::Unlimited(_)) => None,
             Some(TokenRateLimit::Limited(own)) => {
-                let decision = decide(&self.override_for(own), key);
-                self.record(key, Some(own), &decision);
-                Some(decision)
+                Some(self.decide_shared(&self.override_for(own), key, Some(own)))
             }
         }
     }
 
     /// Counts one request of `key` against `settings` (rebuilding the limiter if they changed).
     pub fn check(&self, key: &TokenHash, settings: &RateLimitConfig) -> Decision {
-        let mut limiter = self.current.load();
-        if limiter.settings != *settings {
-            self.current
-                .store(std::sync::Arc::new(Limiter::new(settings)));
-            limiter = self.current.load();
-        }
-        decide(&limiter, key)
+        self.decide_shared(&self.current_for(settings), key, None)
     }
+
+    /// The limiter for the Config's `settings`, rebuilt if they changed.
+    fn current_for(&self, settings: &RateLimitConfig) -> arc_swap::Guard<Arc<Limiter>> {
+        let limiter = self.current.load();
+        if limiter.settings == *settings {
+            return limiter;
+        }
+        self.current.store(Arc::new(Limiter::new(settings)));
+        self.current.load()
+    }
+
+    /// [`decide`], and with replicas: first what this token owes for the other replicas'
+    /// requests, then the request counted for them if it is let through.
+    fn decide_shared(
+        &self,
+        limiter: &Limiter,
+        key: &TokenHash,
+        own: Option<&RateLimitConfig>,
+    ) -> Decision {
+        let Some(shared) = self.shared.get() else {
+            return decide(limiter, key);
+        };
+        let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let budget = (*key, own.cloned());
+        if let Some(debt) = shared.debt.get_mut(&budget) {
+            *debt -= take(limiter, key, *debt);
+            if *debt == 0 {
+                shared.debt.remove(&budget);
+            }
+        }
+        let decision = decide(limiter, key);
+        if decision.retry_after.is_none() {
+            *shared.used.entry(budget).or_default() += 1;
+        }
+        decision
+    }
+}
+
+/// Takes up to `n` requests' worth of capacity of `key` from `limiter`; how many it took.
+fn take(limiter: &Limiter, key: &TokenHash, n: u32) -> u32 {
+    let mut taken = 0;
+    while taken < n && limiter.gcra.check_key(key).is_ok() {
+        taken += 1;
+    }
+    taken
 }
 
 /// One request of `key` counted by `limiter`.

@@ -355,8 +355,7 @@ async fn create(
         return Err(WriteError::AlreadyExists(Kind::Webhook, name, Default::default()).into());
     }
     let secret_name = new_secret_name(&name);
-    store_secret(&state.live.data, &secret_name, &secret)
-        .map_err(|e| ApiError::internal(format!("cannot store the webhook secret: {e}")))?;
+    keep_secret(&state, &secret_name, &secret).await?;
     body.insert("secret".into(), json!({ "ref": secret_name }));
     let edit = Edit::Create {
         kind: Kind::Webhook,
@@ -366,7 +365,7 @@ async fn create(
     };
     let context = caller.write_context("POST /api/v1/webhooks");
     if let Err(e) = state.controller.write(edit, None, context).await {
-        let _ = remove_secret(&state.live.data, &secret_name);
+        forget_secret(&state, &secret_name).await;
         return Err(e.into());
     }
     tracing::info!(token = %caller.0.name, webhook = %name, "webhook created");
@@ -408,8 +407,7 @@ async fn update(
     let new_secret = match take_secret(&mut patch, false)? {
         Some(secret) => {
             let name = new_secret_name(&id);
-            store_secret(&state.live.data, &name, &secret)
-                .map_err(|e| ApiError::internal(format!("cannot store the webhook secret: {e}")))?;
+            keep_secret(&state, &name, &secret).await?;
             patch.insert("secret".into(), json!({ "ref": name }));
             Some(name)
         }
@@ -424,12 +422,12 @@ async fn update(
     match state.controller.write(edit, None, context).await {
         Ok(_) => {
             if let (Some(_), Some(old)) = (&new_secret, old_secret) {
-                let _ = remove_secret(&state.live.data, &old);
+                forget_secret(&state, &old).await;
             }
         }
         Err(e) => {
             if let Some(name) = new_secret {
-                let _ = remove_secret(&state.live.data, &name);
+                forget_secret(&state, &name).await;
             }
             return Err(e.into());
         }
@@ -468,10 +466,33 @@ async fn remove(
         )
         .await?;
     if let Some(secret) = owned_secret(&current.spec) {
-        let _ = remove_secret(&state.live.data, &secret);
+        forget_secret(&state, &secret).await;
     }
     tracing::info!(token = %caller.0.name, webhook = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keeps a secret given to the API under `name` for a `{ref}`: a file in the data dir (SQLite),
+/// or sealed in the shared database (PostgreSQL: every replica signs with it).
+async fn keep_secret(state: &AppState, name: &str, value: &str) -> Result<(), ApiError> {
+    let kept = if state.store.is_postgres() {
+        crate::store::secrets::put(&state.store, name, value)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        store_secret(&state.live.data, name, value).map_err(|e| e.to_string())
+    };
+    kept.map_err(|e| ApiError::internal(format!("cannot store the webhook secret: {e}")))
+}
+
+/// Removes a secret [`keep_secret`] kept; failures are left for nobody to see (an unused
+/// secret harms no one).
+async fn forget_secret(state: &AppState, name: &str) {
+    if state.store.is_postgres() {
+        let _ = crate::store::secrets::remove(&state.store, name).await;
+    } else {
+        let _ = remove_secret(&state.live.data, name);
+    }
 }
 
 fn unix_ms_to_rfc3339(ms: i64) -> Option<String> {

@@ -18,10 +18,28 @@ const LOCK_KEY: i64 = 0x636c_6177_6c65_6164;
 /// Longest a lock query may take before the session is given up as lost.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The first try, before the replica serves: a lone replica leads from its first request.
+pub(super) async fn first(cluster: &Cluster, pool: &PgPool) -> Option<PgConnection> {
+    let mut session = None;
+    if let Ok(true) = attempt(pool, &mut session, false).await {
+        cluster.set_leader(true);
+        tracing::info!(replica = cluster.id(), "this replica leads (outbox fan-out, pruning, leases)");
+    }
+    session
+}
+
 /// Campaigns (and holds the lead) until `stop`; then releases the lock.
-pub(super) async fn elect(cluster: Arc<Cluster>, pool: PgPool, stop: CancellationToken) {
-    let mut session: Option<PgConnection> = None;
+pub(super) async fn elect(
+    cluster: Arc<Cluster>,
+    pool: PgPool,
+    mut session: Option<PgConnection>,
+    stop: CancellationToken,
+) {
     loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(ELECTION_RETRY) => {}
+        }
         let leads = cluster.is_leader();
         match attempt(&pool, &mut session, leads).await {
             Ok(true) if !leads => {
@@ -42,10 +60,6 @@ pub(super) async fn elect(cluster: Arc<Cluster>, pool: PgPool, stop: Cancellatio
                 // Dropping the session ends it, which releases the lock if it still exists.
                 session = None;
             }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(ELECTION_RETRY) => {}
         }
     }
     cluster.set_leader(false);

@@ -178,6 +178,7 @@ impl Cluster {
         if self.pg.set(pool.clone()).is_err() {
             return Ok(Vec::new()); // already joined
         }
+        let session = leader::first(self, &pool).await;
         replicas::beat(self, &pool).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = self.outgoing.set(tx);
@@ -186,7 +187,7 @@ impl Cluster {
             listener,
             tokio::spawn(notify::publisher(self.clone(), pool.clone(), rx, stop.clone())),
             tokio::spawn(replicas::heartbeat(self.clone(), pool.clone(), stop.clone())),
-            tokio::spawn(leader::elect(self.clone(), pool.clone(), stop.clone())),
+            tokio::spawn(leader::elect(self.clone(), pool.clone(), session, stop.clone())),
             tokio::spawn(leases::check(self.clone(), pool.clone(), live, stop.clone())),
             tokio::spawn(ratelimit::sync(self.clone(), pool, limiter, stop)),
         ])

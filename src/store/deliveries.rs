@@ -893,26 +893,21 @@ mod tests {
 
     #[tokio::test]
     async fn statuses_are_stored_as_their_names() {
-        let (_dir, store) = store().await;
-        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
-        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
-            .await
-            .unwrap();
-        let sql = format!("SELECT status FROM deliveries WHERE id = '{}'", d.id);
-        assert_eq!(test_sql::text(&store, &sql).await, "pending");
-        let sql = format!(
-            "UPDATE deliveries SET status = 'lost' WHERE id = '{}'",
-            d.id
-        );
-        test_sql::exec(&store, &sql).await;
-        let e = get(&store, "a", &d.id).await.unwrap_err().to_string();
-        assert!(e.contains("delivery status \"lost\""), "{e}");
-    }
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        (dir, store)
+        for (_dir, store) in test_sql::stores().await {
+            endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+            let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+                .await
+                .unwrap();
+            let sql = format!("SELECT status FROM deliveries WHERE id = '{}'", d.id);
+            assert_eq!(test_sql::text(&store, &sql).await, "pending");
+            let sql = format!(
+                "UPDATE deliveries SET status = 'lost' WHERE id = '{}'",
+                d.id
+            );
+            test_sql::exec(&store, &sql).await;
+            let e = get(&store, "a", &d.id).await.unwrap_err().to_string();
+            assert!(e.contains("delivery status \"lost\""), "{e}");
+        }
     }
 
     async fn endpoint(store: &Store, name: &str, events: &str, enabled: bool, created: &str) {
@@ -945,45 +940,47 @@ mod tests {
 
     #[tokio::test]
     async fn fan_out_creates_one_delivery_per_wanting_active_endpoint_once() {
-        let (_d, store) = store().await;
-        endpoint(&store, "all", r#"["*"]"#, true, OLD).await;
-        endpoint(&store, "done", r#"["task.completed"]"#, true, OLD).await;
-        endpoint(&store, "off", r#"["*"]"#, false, OLD).await;
-        event(&store, EventType::TaskCompleted).await;
-        event(&store, EventType::TaskFailed).await;
+        for (_d, store) in test_sql::stores().await {
+            endpoint(&store, "all", r#"["*"]"#, true, OLD).await;
+            endpoint(&store, "done", r#"["task.completed"]"#, true, OLD).await;
+            endpoint(&store, "off", r#"["*"]"#, false, OLD).await;
+            event(&store, EventType::TaskCompleted).await;
+            event(&store, EventType::TaskFailed).await;
 
-        assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 2);
-        assert_eq!(count(&store).await, 3);
-        assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 0);
-        // Even from the start again, the unique (endpoint, event) inserts nothing new.
-        test_sql::exec(&store, "UPDATE cursors SET value = 0").await;
-        assert_eq!(fan_out(&store, 100).await.unwrap(), 2);
-        assert_eq!(count(&store).await, 3);
+            assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 2);
+            assert_eq!(count(&store).await, 3);
+            assert_eq!(fan_out_at(&store, 100, 1_000).await.unwrap(), 0);
+            // Even from the start again, the unique (endpoint, event) inserts nothing new.
+            test_sql::exec(&store, "UPDATE cursors SET value = 0").await;
+            assert_eq!(fan_out(&store, 100).await.unwrap(), 2);
+            assert_eq!(count(&store).await, 3);
 
-        let due = due(&store, 1_000, 10).await.unwrap();
-        assert_eq!(due.len(), 3);
-        assert!(due
-            .iter()
-            .all(|d| d.status == DeliveryStatus::Pending && d.id.starts_with("dlv_")));
-        assert!(super::due(&store, 999, 10).await.unwrap().is_empty());
-        assert_eq!(next_due(&store).await.unwrap(), Some(1_000));
-        assert_eq!(next_due_after(&store, 1_000).await.unwrap(), None);
+            let due = due(&store, 1_000, 10).await.unwrap();
+            assert_eq!(due.len(), 3);
+            assert!(due
+                .iter()
+                .all(|d| d.status == DeliveryStatus::Pending && d.id.starts_with("dlv_")));
+            assert!(super::due(&store, 999, 10).await.unwrap().is_empty());
+            assert_eq!(next_due(&store).await.unwrap(), Some(1_000));
+            assert_eq!(next_due_after(&store, 1_000).await.unwrap(), None);
+        }
     }
 
     #[tokio::test]
     async fn an_endpoint_created_later_gets_no_older_events() {
-        let (_d, store) = store().await;
-        endpoint(&store, "early", r#"["*"]"#, true, OLD).await;
-        event(&store, EventType::TaskStarted).await;
-        fan_out_at(&store, 100, 0).await.unwrap();
-        endpoint(&store, "late", r#"["*"]"#, true, "2999-01-01T00:00:00Z").await;
-        event(&store, EventType::TaskStarted).await;
-        // Unfanned but older than the endpoint: skipped as well.
-        fan_out_at(&store, 100, 0).await.unwrap();
-        let (late, total) = list(&store, "late", 10, 0).await.unwrap();
-        assert!(late.is_empty());
-        assert_eq!(total, 0);
-        assert_eq!(list(&store, "early", 10, 0).await.unwrap().1, 2);
+        for (_d, store) in test_sql::stores().await {
+            endpoint(&store, "early", r#"["*"]"#, true, OLD).await;
+            event(&store, EventType::TaskStarted).await;
+            fan_out_at(&store, 100, 0).await.unwrap();
+            endpoint(&store, "late", r#"["*"]"#, true, "2999-01-01T00:00:00Z").await;
+            event(&store, EventType::TaskStarted).await;
+            // Unfanned but older than the endpoint: skipped as well.
+            fan_out_at(&store, 100, 0).await.unwrap();
+            let (late, total) = list(&store, "late", 10, 0).await.unwrap();
+            assert!(late.is_empty());
+            assert_eq!(total, 0);
+            assert_eq!(list(&store, "early", 10, 0).await.unwrap().1, 2);
+        }
     }
 
     fn outcome(d: &DeliveryRow, attempt: i64, result: AttemptResult) -> AttemptOutcome {
@@ -1001,91 +998,93 @@ mod tests {
 
     #[tokio::test]
     async fn attempts_are_recorded_and_move_the_delivery() {
-        let (_d, store) = store().await;
-        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
-        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+        for (_d, store) in test_sql::stores().await {
+            endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+            let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+                .await
+                .unwrap();
+            let d2 = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+                .await
+                .unwrap();
+            record_attempts(
+                &store,
+                &[
+                    outcome(&d, 1, AttemptResult::Retry { at_ms: 9_000 }),
+                    outcome(&d2, 1, AttemptResult::Failed),
+                ],
+            )
             .await
             .unwrap();
-        let d2 = enqueue(&store, "a", "webhook.test", "{}", 1_000)
-            .await
-            .unwrap();
-        record_attempts(
-            &store,
-            &[
-                outcome(&d, 1, AttemptResult::Retry { at_ms: 9_000 }),
-                outcome(&d2, 1, AttemptResult::Failed),
-            ],
-        )
-        .await
-        .unwrap();
-        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
-        assert_eq!(
-            (row.status.as_str(), row.attempts, row.next_attempt_at),
-            ("pending", 1, 9_000)
-        );
-        assert_eq!(row.last_status, Some(500));
-        assert_eq!(
-            get(&store, "a", &d2.id).await.unwrap().unwrap().status,
-            DeliveryStatus::Failed
-        );
-        assert!(get(&store, "other", &d.id).await.unwrap().is_none());
+            let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+            assert_eq!(
+                (row.status.as_str(), row.attempts, row.next_attempt_at),
+                ("pending", 1, 9_000)
+            );
+            assert_eq!(row.last_status, Some(500));
+            assert_eq!(
+                get(&store, "a", &d2.id).await.unwrap().unwrap().status,
+                DeliveryStatus::Failed
+            );
+            assert!(get(&store, "other", &d.id).await.unwrap().is_none());
 
-        let mut ok = outcome(&d, 2, AttemptResult::Delivered);
-        ok.status_code = Some(200);
-        ok.error = None;
-        record_attempts(&store, &[ok]).await.unwrap();
-        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
-        assert_eq!(row.status, DeliveryStatus::Delivered);
-        assert_eq!(
-            row.completed_at.as_deref(),
-            Some("1970-01-01T00:00:05.000Z")
-        );
+            let mut ok = outcome(&d, 2, AttemptResult::Delivered);
+            ok.status_code = Some(200);
+            ok.error = None;
+            record_attempts(&store, &[ok]).await.unwrap();
+            let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+            assert_eq!(row.status, DeliveryStatus::Delivered);
+            assert_eq!(
+                row.completed_at.as_deref(),
+                Some("1970-01-01T00:00:05.000Z")
+            );
 
-        let (items, total) = list(&store, "a", 10, 0).await.unwrap();
-        assert_eq!(total, 2);
-        let (_, attempts) = items.iter().find(|(r, _)| r.id == d.id).unwrap();
-        assert_eq!(attempts.len(), 2);
-        assert_eq!(attempts[0].attempt, 1);
-        let body = attempts[0].response_body.as_deref().unwrap();
-        assert!(body.len() <= RESPONSE_BODY_LIMIT && body.len() > RESPONSE_BODY_LIMIT - 2);
-        assert!(body.chars().all(|c| c == 'é'));
-        assert_eq!(list(&store, "a", 1, 1).await.unwrap().0.len(), 1);
+            let (items, total) = list(&store, "a", 10, 0).await.unwrap();
+            assert_eq!(total, 2);
+            let (_, attempts) = items.iter().find(|(r, _)| r.id == d.id).unwrap();
+            assert_eq!(attempts.len(), 2);
+            assert_eq!(attempts[0].attempt, 1);
+            let body = attempts[0].response_body.as_deref().unwrap();
+            assert!(body.len() <= RESPONSE_BODY_LIMIT && body.len() > RESPONSE_BODY_LIMIT - 2);
+            assert!(body.chars().all(|c| c == 'é'));
+            assert_eq!(list(&store, "a", 1, 1).await.unwrap().0.len(), 1);
+        }
     }
 
     #[tokio::test]
     async fn redeliver_keeps_the_id_and_history_and_prune_drops_old_completed_ones() {
-        let (_d, store) = store().await;
-        endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
-        let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
-            .await
-            .unwrap();
-        assert!(
-            !redeliver(&store, "a", &d.id, 2_000).await.unwrap(),
-            "still pending"
-        );
-        record_attempts(&store, &[outcome(&d, 1, AttemptResult::Failed)])
-            .await
-            .unwrap();
-        assert!(!redeliver(&store, "b", &d.id, 2_000).await.unwrap());
-        assert!(redeliver(&store, "a", &d.id, 2_000).await.unwrap());
-        let row = get(&store, "a", &d.id).await.unwrap().unwrap();
-        assert_eq!(
-            (row.status.as_str(), row.attempts, row.next_attempt_at),
-            ("pending", 1, 2_000)
-        );
-        assert_eq!(row.completed_at, None);
-        assert_eq!(list(&store, "a", 10, 0).await.unwrap().0[0].1.len(), 1);
+        for (_d, store) in test_sql::stores().await {
+            endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+            let d = enqueue(&store, "a", "webhook.test", "{}", 1_000)
+                .await
+                .unwrap();
+            assert!(
+                !redeliver(&store, "a", &d.id, 2_000).await.unwrap(),
+                "still pending"
+            );
+            record_attempts(&store, &[outcome(&d, 1, AttemptResult::Failed)])
+                .await
+                .unwrap();
+            assert!(!redeliver(&store, "b", &d.id, 2_000).await.unwrap());
+            assert!(redeliver(&store, "a", &d.id, 2_000).await.unwrap());
+            let row = get(&store, "a", &d.id).await.unwrap().unwrap();
+            assert_eq!(
+                (row.status.as_str(), row.attempts, row.next_attempt_at),
+                ("pending", 1, 2_000)
+            );
+            assert_eq!(row.completed_at, None);
+            assert_eq!(list(&store, "a", 10, 0).await.unwrap().0[0].1.len(), 1);
 
-        // Pending deliveries are never pruned; completed ones are, with their attempts.
-        assert_eq!(prune(&store, "2999-01-01T00:00:00Z").await.unwrap(), 0);
-        record_attempts(&store, &[outcome(&d, 2, AttemptResult::Delivered)])
-            .await
-            .unwrap();
-        assert_eq!(prune(&store, "1970-01-01T00:00:01Z").await.unwrap(), 0);
-        assert_eq!(prune(&store, "1970-01-01T00:00:06+00:00").await.unwrap(), 1);
-        assert_eq!(count(&store).await, 0);
-        let attempts = test_sql::int(&store, "SELECT COUNT(*) FROM delivery_attempts").await;
-        assert_eq!(attempts, 0);
+            // Pending deliveries are never pruned; completed ones are, with their attempts.
+            assert_eq!(prune(&store, "2999-01-01T00:00:00Z").await.unwrap(), 0);
+            record_attempts(&store, &[outcome(&d, 2, AttemptResult::Delivered)])
+                .await
+                .unwrap();
+            assert_eq!(prune(&store, "1970-01-01T00:00:01Z").await.unwrap(), 0);
+            assert_eq!(prune(&store, "1970-01-01T00:00:06+00:00").await.unwrap(), 1);
+            assert_eq!(count(&store).await, 0);
+            let attempts = test_sql::int(&store, "SELECT COUNT(*) FROM delivery_attempts").await;
+            assert_eq!(attempts, 0);
+        }
     }
 
     #[test]
@@ -1094,5 +1093,58 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(truncate_at_char_boundary("aé", 2), "a");
         assert_eq!(truncate_at_char_boundary("aé", 3), "aé");
+    }
+
+    /// On PostgreSQL, replicas claiming due deliveries at once take each exactly once per
+    /// attempt; a claim that runs out (its sender died) is taken again; recording the attempt
+    /// ends the claim.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn due_deliveries_are_claimed_once_per_attempt_and_retaken_after_the_claim() {
+        for (_d, store) in test_sql::stores().await {
+            if !store.is_postgres() {
+                continue;
+            }
+            endpoint(&store, "a", r#"["*"]"#, true, OLD).await;
+            for _ in 0..60 {
+                enqueue(&store, "a", "webhook.test", "{}", 1_000)
+                    .await
+                    .unwrap();
+            }
+            let none = std::collections::HashSet::new();
+            let claimers = (0..4).map(|_| {
+                let store = store.clone();
+                let none = none.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let (rows, _) = claim_due(&store, 2_000, 5, 10_000, &none).await.unwrap();
+                        if rows.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(rows);
+                    }
+                })
+            });
+            let mut all = Vec::new();
+            for c in claimers.collect::<Vec<_>>() {
+                all.extend(c.await.unwrap());
+            }
+            let unique: std::collections::HashSet<&str> =
+                all.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!((all.len(), unique.len()), (60, 60));
+            // Claimed: not due for anyone until the claim runs out, then due again.
+            assert!(claim_due(&store, 9_999, 100, 20_000, &none)
+                .await
+                .unwrap()
+                .0
+                .is_empty());
+            assert_eq!(next_due_after(&store, 2_000).await.unwrap(), Some(10_000));
+            let mut outcome = outcome(&all[0], 1, AttemptResult::Retry { at_ms: 50_000 });
+            outcome.at_ms = 3_000;
+            record_attempts(&store, &[outcome]).await.unwrap();
+            let (retaken, _) = claim_due(&store, 10_000, 100, 20_000, &none).await.unwrap();
+            assert_eq!(retaken.len(), 59, "all but the recorded one");
+            assert!(retaken.iter().all(|r| r.id != all[0].id));
+        }
     }
 }

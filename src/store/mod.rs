@@ -249,16 +249,7 @@ impl Store {
     /// Opens (creating if needed) the database in `data_dir` and runs pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
-            target: path.display().to_string(),
-            source: sqlx::Error::Io(e),
-        })?;
-        // The data dir holds stored secrets and task records: owner only.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
-        }
+        prepare_data_dir(data_dir, &path.display().to_string())?;
         let store = Self::connect_sqlite(&path, true).await?;
         restrict_db_files(&path);
         Ok(store)
@@ -269,18 +260,29 @@ impl Store {
     pub async fn open_with(data_dir: &Path, url: Option<&str>) -> Result<Store, StoreError> {
         match url {
             None => Self::open(data_dir).await,
-            Some(url) => Self::connect_postgres(url, true).await,
+            Some(url) => {
+                // The data dir still holds skills, the pull-mode clone and file secrets.
+                prepare_data_dir(data_dir, &data_dir.display().to_string())?;
+                Self::connect_postgres(url, true).await
+            }
         }
     }
 
-    /// Opens an existing database for CLI verbs (SQLite read-only); `None` when there is no
-    /// SQLite database yet.
+    /// Opens an existing database for CLI verbs (SQLite read-only); `None` when there is none
+    /// yet (no SQLite file, or a PostgreSQL database no server has migrated).
     pub async fn open_existing(
         data_dir: &Path,
         url: Option<&str>,
     ) -> Result<Option<Store>, StoreError> {
         if let Some(url) = url {
-            return Self::connect_postgres(url, false).await.map(Some);
+            let store = Self::connect_postgres(url, false).await?;
+            let Db::Postgres(pool) = &store.db else {
+                return Ok(None);
+            };
+            let migrated: bool = sqlx::query_scalar("SELECT to_regclass('resources') IS NOT NULL")
+                .fetch_one(pool)
+                .await?;
+            return Ok(migrated.then_some(store));
         }
         let path = data_dir.join(DB_FILE);
         if !path.exists() {
@@ -423,6 +425,20 @@ impl Store {
     }
 }
 
+/// Creates the data dir, owner only: it holds stored secrets and task records.
+fn prepare_data_dir(data_dir: &Path, target: &str) -> Result<(), StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+        target: target.to_owned(),
+        source: sqlx::Error::Io(e),
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
 /// Makes the database and its WAL / shared-memory files readable by the owner only (SQLite
 /// creates them with the umask's mode, usually world-readable).
 fn restrict_db_files(path: &Path) {
@@ -437,10 +453,34 @@ fn restrict_db_files(path: &Path) {
     }
 }
 
-/// Raw statements for tests, on either engine.
+/// The test PostgreSQL cluster (shared with the integration tests).
+#[cfg(test)]
+#[path = "../../tests/it/postgres.rs"]
+pub(crate) mod test_pg;
+
+/// Raw statements for tests, on either engine, and stores of both engines.
 #[cfg(test)]
 pub(crate) mod test_sql {
     use super::Store;
+
+    /// What keeps a test store alive (its temp dir on SQLite).
+    pub type Guard = Option<tempfile::TempDir>;
+
+    /// A fresh store on SQLite, and one on a fresh PostgreSQL database when PostgreSQL is
+    /// installed: store tests run on both engines.
+    pub async fn stores() -> Vec<(Guard, Store)> {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Store::open(dir.path()).await.unwrap();
+        let mut out = vec![(Some(dir), sqlite)];
+        if super::test_pg::bin_dir().is_some() {
+            let url = super::test_pg::fresh_database();
+            let pg = Store::open_with(std::path::Path::new("/nonexistent"), Some(&url))
+                .await
+                .unwrap();
+            out.push((None, pg));
+        }
+        out
+    }
 
     /// Runs `sql`; the number of rows it changed.
     pub async fn exec(store: &Store, sql: &str) -> u64 {

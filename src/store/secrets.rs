@@ -10,6 +10,8 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+use super::{Store, StoreError};
+
 /// Why a secret key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretKeyError {
@@ -113,5 +115,168 @@ impl SecretKey {
             )
             .ok()?;
         String::from_utf8(plain).ok()
+    }
+}
+
+/// Why a stored secret cannot be opened: the message names the secret and the keys, never a
+/// value.
+fn unopenable(name: &str, sealed_with: &str, key: &SecretKey) -> String {
+    if sealed_with == key.id() {
+        format!("stored secret \"{name}\" cannot be opened with this replica's key (the row is damaged); set the webhook's secret again")
+    } else {
+        format!(
+            "stored secret \"{name}\" was sealed with key {sealed_with}, but this replica's key is {}: give every replica the same CLAW_SECRET_KEY / --secret-key-file",
+            key.id()
+        )
+    }
+}
+
+/// Seals `value` under the store's key and keeps it as `name` (replacing one of that name).
+pub async fn put(store: &Store, name: &str, value: &str) -> Result<(), StoreError> {
+    let key = store.secret_key().ok_or(SecretKeyError::Missing)?;
+    let (nonce, sealed) = key.seal(name, value);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    with_pool!(store, pool => {
+        sqlx::query(
+            "INSERT INTO secrets (name, key_id, nonce, sealed, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET key_id = $2, nonce = $3, sealed = $4, updated_at = $5",
+        )
+        .bind(name)
+        .bind(key.id())
+        .bind(&nonce)
+        .bind(&sealed)
+        .bind(&now)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Forgets the secret `name`; a missing one is fine.
+pub async fn remove(store: &Store, name: &str) -> Result<(), StoreError> {
+    with_pool!(store, pool => {
+        sqlx::query("DELETE FROM secrets WHERE name = $1")
+            .bind(name)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The secret `name`, opened with `key`, read in a transaction: `None` when there is no such
+/// row; inside, its value or why it cannot be opened.
+pub async fn open_one(
+    tx: &mut super::Tx,
+    key: Option<&SecretKey>,
+    name: &str,
+) -> Result<Option<Result<String, String>>, StoreError> {
+    let row: Option<(String, String, String)> = with_tx!(tx, conn => {
+        sqlx::query_as("SELECT key_id, nonce, sealed FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?
+    });
+    Ok(row.map(|(key_id, nonce, sealed)| open_row(key, name, &key_id, &nonce, &sealed)))
+}
+
+fn open_row(
+    key: Option<&SecretKey>,
+    name: &str,
+    key_id: &str,
+    nonce: &str,
+    sealed: &str,
+) -> Result<String, String> {
+    match key {
+        None => Err(format!(
+            "stored secret \"{name}\" is kept in the database, and this replica has no key (CLAW_SECRET_KEY / --secret-key-file)"
+        )),
+        Some(key) => key
+            .open(name, nonce, sealed)
+            .ok_or_else(|| unopenable(name, key_id, key)),
+    }
+}
+
+/// Every stored secret, opened with the store's key: its value, or why it cannot be opened.
+pub async fn open_all(store: &Store) -> Result<Vec<(String, Result<String, String>)>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = with_pool!(store, pool => {
+        sqlx::query_as("SELECT name, key_id, nonce, sealed FROM secrets ORDER BY name")
+            .fetch_all(pool)
+            .await?
+    });
+    let key = store.secret_key();
+    Ok(rows
+        .into_iter()
+        .map(|(name, key_id, nonce, sealed)| {
+            let value = open_row(key, &name, &key_id, &nonce, &sealed);
+            (name, value)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_sql;
+
+    fn key(byte: u8) -> SecretKey {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        SecretKey::from_base64(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes_of_base64_and_seal_per_name() {
+        let e = SecretKey::from_base64("c2hvcnQ=", "CLAW_SECRET_KEY").unwrap_err();
+        assert!(
+            e.to_string().contains("CLAW_SECRET_KEY") && e.to_string().contains("5 bytes"),
+            "{e}"
+        );
+        assert!(SecretKey::from_base64("not base64!", "x").is_err());
+        let k = key(1);
+        let (nonce, sealed) = k.seal("a", "hunter2");
+        assert!(!sealed.contains("hunter2"));
+        assert_eq!(k.open("a", &nonce, &sealed).as_deref(), Some("hunter2"));
+        // Bound to its name, and to its key.
+        assert_eq!(k.open("b", &nonce, &sealed), None);
+        assert_eq!(key(2).open("a", &nonce, &sealed), None);
+        assert_ne!(k.id(), key(2).id());
+    }
+
+    #[tokio::test]
+    async fn secrets_round_trip_and_another_key_names_what_it_cannot_open() {
+        for (_guard, mut store) in test_sql::stores().await {
+            assert!(put(&store, "s", "v").await.is_err(), "no key, no secret");
+            store.set_secret_key(Some(key(1)));
+            put(&store, "webhook-a-0000000a", "first").await.unwrap();
+            put(&store, "webhook-a-0000000a", "second").await.unwrap();
+            put(&store, "webhook-b-0000000b", "other").await.unwrap();
+            let stored = test_sql::text(
+                &store,
+                "SELECT sealed FROM secrets WHERE name = 'webhook-b-0000000b'",
+            )
+            .await;
+            assert!(!stored.contains("other"));
+            let all = open_all(&store).await.unwrap();
+            assert_eq!(
+                all,
+                [
+                    ("webhook-a-0000000a".to_owned(), Ok("second".to_owned())),
+                    ("webhook-b-0000000b".to_owned(), Ok("other".to_owned())),
+                ]
+            );
+            store.set_secret_key(Some(key(2)));
+            let all = open_all(&store).await.unwrap();
+            let e = all[0].1.as_ref().unwrap_err();
+            assert!(
+                e.contains("webhook-a-0000000a")
+                    && e.contains(key(1).id())
+                    && e.contains(key(2).id()),
+                "{e}"
+            );
+            remove(&store, "webhook-a-0000000a").await.unwrap();
+            assert_eq!(open_all(&store).await.unwrap().len(), 1);
+        }
     }
 }

@@ -61,12 +61,6 @@ mod tests {
     use super::*;
     use crate::store::test_sql;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        (dir, store)
-    }
-
     async fn task(store: &Store, id: &str, status: &str, completed_at: Option<&str>) {
         let completed_at = completed_at.map_or("NULL".to_owned(), |t| format!("'{t}'"));
         let sql = format!(
@@ -79,66 +73,68 @@ mod tests {
 
     #[tokio::test]
     async fn finished_tasks_are_counted_per_hour_and_status_from_the_cut_off() {
-        let (_dir, s) = store().await;
-        task(&s, "t1", "completed", Some("2026-12-01T10:05:00.000Z")).await;
-        task(&s, "t2", "completed", Some("2026-12-01T10:59:59.999Z")).await;
-        task(&s, "t3", "failed", Some("2026-12-01T10:30:00.000Z")).await;
-        task(&s, "t4", "cancelled", Some("2026-12-01T11:00:00.000Z")).await;
-        task(&s, "t5", "completed", Some("2026-12-01T08:59:00.000Z")).await; // before the cut-off
-        task(&s, "t6", "running", None).await;
-        let got = tasks_finished(&s, "2026-12-01T09:00:00.000Z")
-            .await
-            .unwrap();
-        let got: Vec<_> = got
-            .iter()
-            .map(|c| (c.hour.as_str(), c.label.as_str(), c.count))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("2026-12-01T10", "completed", 2),
-                ("2026-12-01T10", "failed", 1),
-                ("2026-12-01T11", "cancelled", 1),
-            ]
-        );
+        for (_dir, s) in test_sql::stores().await {
+            task(&s, "t1", "completed", Some("2026-12-01T10:05:00.000Z")).await;
+            task(&s, "t2", "completed", Some("2026-12-01T10:59:59.999Z")).await;
+            task(&s, "t3", "failed", Some("2026-12-01T10:30:00.000Z")).await;
+            task(&s, "t4", "cancelled", Some("2026-12-01T11:00:00.000Z")).await;
+            task(&s, "t5", "completed", Some("2026-12-01T08:59:00.000Z")).await; // before the cut-off
+            task(&s, "t6", "running", None).await;
+            let got = tasks_finished(&s, "2026-12-01T09:00:00.000Z")
+                .await
+                .unwrap();
+            let got: Vec<_> = got
+                .iter()
+                .map(|c| (c.hour.as_str(), c.label.as_str(), c.count))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("2026-12-01T10", "completed", 2),
+                    ("2026-12-01T10", "failed", 1),
+                    ("2026-12-01T11", "cancelled", 1),
+                ]
+            );
+        }
     }
 
     #[tokio::test]
     async fn delivery_attempts_are_classified_by_their_answer() {
-        let (_dir, s) = store().await;
-        for (i, (at, code)) in [
-            ("2026-12-01T10:01:00.000Z", Some(200)),
-            ("2026-12-01T10:02:00.000Z", Some(204)),
-            ("2026-12-01T10:03:00.000Z", Some(500)),
-            ("2026-12-01T10:04:00.000Z", None),
-            ("2026-12-01T12:00:00.000Z", Some(410)),
-            ("2026-12-01T07:00:00.000Z", Some(200)),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let code = code.map_or("NULL".to_owned(), |c: i64| c.to_string());
-            let sql = format!(
+        for (_dir, s) in test_sql::stores().await {
+            for (i, (at, code)) in [
+                ("2026-12-01T10:01:00.000Z", Some(200)),
+                ("2026-12-01T10:02:00.000Z", Some(204)),
+                ("2026-12-01T10:03:00.000Z", Some(500)),
+                ("2026-12-01T10:04:00.000Z", None),
+                ("2026-12-01T12:00:00.000Z", Some(410)),
+                ("2026-12-01T07:00:00.000Z", Some(200)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let code = code.map_or("NULL".to_owned(), |c: i64| c.to_string());
+                let sql = format!(
                 "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms)
                  VALUES ('dlv_{i}', 1, '{at}', {code}, 5)"
             );
-            test_sql::exec(&s, &sql).await;
+                test_sql::exec(&s, &sql).await;
+            }
+            let got = delivery_attempts(&s, "2026-12-01T09:00:00.000Z")
+                .await
+                .unwrap();
+            let got: Vec<_> = got
+                .iter()
+                .map(|c| (c.hour.as_str(), c.label.as_str(), c.count))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("2026-12-01T10", "error", 1),
+                    ("2026-12-01T10", "failed", 1),
+                    ("2026-12-01T10", "succeeded", 2),
+                    ("2026-12-01T12", "failed", 1),
+                ]
+            );
         }
-        let got = delivery_attempts(&s, "2026-12-01T09:00:00.000Z")
-            .await
-            .unwrap();
-        let got: Vec<_> = got
-            .iter()
-            .map(|c| (c.hour.as_str(), c.label.as_str(), c.count))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("2026-12-01T10", "error", 1),
-                ("2026-12-01T10", "failed", 1),
-                ("2026-12-01T10", "succeeded", 2),
-                ("2026-12-01T12", "failed", 1),
-            ]
-        );
     }
 }

@@ -536,29 +536,31 @@ mod tests {
     use super::*;
     use crate::store::test_sql;
 
-    async fn store_with(prompts: &[&str]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        for (i, p) in prompts.iter().enumerate() {
-            let id = format!("task_{i}");
-            insert(
-                &store,
-                &NewTask {
-                    id: &id,
-                    prompt: p,
-                    options: "{}",
-                    model: "m",
-                    max_tokens: 1,
-                    working_directory: None,
-                    timeout_seconds: 1,
-                    created_by: "t",
-                    created_at: "2026-01-01T00:00:00.000Z",
-                },
-            )
-            .await
-            .unwrap();
+    /// A store of each engine holding tasks `task_0`, `task_1`, … with these prompts.
+    async fn store_with(prompts: &[&str]) -> Vec<(test_sql::Guard, Store)> {
+        let stores = test_sql::stores().await;
+        for (_, store) in &stores {
+            for (i, p) in prompts.iter().enumerate() {
+                let id = format!("task_{i}");
+                insert(
+                    &store,
+                    &NewTask {
+                        id: &id,
+                        prompt: p,
+                        options: "{}",
+                        model: "m",
+                        max_tokens: 1,
+                        working_directory: None,
+                        timeout_seconds: 1,
+                        created_by: "t",
+                        created_at: "2026-01-01T00:00:00.000Z",
+                    },
+                )
+                .await
+                .unwrap();
+            }
         }
-        (dir, store)
+        stores
     }
 
     async fn total(store: &Store, q: &str) -> i64 {
@@ -572,21 +574,23 @@ mod tests {
 
     #[tokio::test]
     async fn q_matches_any_substring_case_insensitively_with_special_characters_literal() {
-        let (_dir, store) = store_with(&[
+        for (_dir, store) in store_with(&[
             "Alpha again \"quoted\" 100%_x",
             "beta report",
             "Ünïcode prompt",
         ])
-        .await;
-        assert_eq!(total(&store, "quoted").await, 1);
-        assert_eq!(total(&store, "\"quoted\"").await, 1);
-        assert_eq!(total(&store, "100%_").await, 1);
-        assert_eq!(total(&store, "ALPHA").await, 1);
-        assert_eq!(total(&store, "report").await, 1);
-        assert_eq!(total(&store, "ep").await, 1);
-        assert_eq!(total(&store, "%_").await, 1);
-        assert_eq!(total(&store, "nïc").await, 1);
-        assert_eq!(total(&store, "absent").await, 0);
+        .await
+        {
+            assert_eq!(total(&store, "quoted").await, 1);
+            assert_eq!(total(&store, "\"quoted\"").await, 1);
+            assert_eq!(total(&store, "100%_").await, 1);
+            assert_eq!(total(&store, "ALPHA").await, 1);
+            assert_eq!(total(&store, "report").await, 1);
+            assert_eq!(total(&store, "ep").await, 1);
+            assert_eq!(total(&store, "%_").await, 1);
+            assert_eq!(total(&store, "nïc").await, 1);
+            assert_eq!(total(&store, "absent").await, 0);
+        }
     }
 
     async fn search(store: &Store, q: &str, statuses: &[&str]) -> Vec<String> {
@@ -619,50 +623,53 @@ mod tests {
 
     #[tokio::test]
     async fn statuses_are_stored_as_their_names() {
-        let (_dir, store) = store_with(&["one"]).await;
-        for status in TaskStatus::ALL {
-            set_status(&store, "task_0", status.as_str()).await;
-            assert_eq!(get(&store, "task_0").await.unwrap().unwrap().status, status);
-            assert_eq!(counts(&store).await.unwrap(), [(status, 1)]);
+        for (_dir, store) in store_with(&["one"]).await {
+            for status in TaskStatus::ALL {
+                set_status(&store, "task_0", status.as_str()).await;
+                assert_eq!(get(&store, "task_0").await.unwrap().unwrap().status, status);
+                assert_eq!(counts(&store).await.unwrap(), [(status, 1)]);
+            }
+            let stored =
+                test_sql::text(&store, "SELECT status FROM tasks WHERE id = 'task_0'").await;
+            assert_eq!(stored, "cancelled");
+            set_status(&store, "task_0", "lost").await;
+            let e = get(&store, "task_0").await.unwrap_err().to_string();
+            assert!(e.contains("status \"lost\" is not one of"), "{e}");
         }
-        let stored = test_sql::text(&store, "SELECT status FROM tasks WHERE id = 'task_0'").await;
-        assert_eq!(stored, "cancelled");
-        set_status(&store, "task_0", "lost").await;
-        let e = get(&store, "task_0").await.unwrap_err().to_string();
-        assert!(e.contains("status \"lost\" is not one of"), "{e}");
     }
 
     #[tokio::test]
     async fn a_search_finds_a_task_under_its_current_status_only() {
-        let (_dir, store) = store_with(&["deploy api", "deploy web", "audit"]).await;
-        assert_eq!(
-            search(&store, "deploy", &["queued"]).await,
-            ["task_1", "task_0"]
-        );
-        set_status(&store, "task_0", "running").await;
-        assert_eq!(search(&store, "deploy", &["queued"]).await, ["task_1"]);
-        assert_eq!(search(&store, "deploy", &["running"]).await, ["task_0"]);
-        assert_eq!(
-            search(&store, "deploy", &["queued", "running"]).await,
-            ["task_1", "task_0"]
-        );
-        set_status(&store, "task_0", "completed").await;
-        set_status(&store, "task_1", "cancelled").await;
-        assert!(search(&store, "deploy", &["running", "queued"])
-            .await
-            .is_empty());
-        assert_eq!(search(&store, "deploy", &["completed"]).await, ["task_0"]);
-        assert_eq!(search(&store, "deploy", &["cancelled"]).await, ["task_1"]);
-        assert!(search(&store, "deploy", &["failed"]).await.is_empty());
-        assert_eq!(
-            search(&store, "DEPLOY", &["failed", "cancelled", "completed"]).await,
-            ["task_1", "task_0"]
-        );
-        assert_eq!(search(&store, "deploy", &[]).await, ["task_1", "task_0"]);
-        // A removed task leaves its index.
-        test_sql::exec(&store, "DELETE FROM tasks WHERE id = 'task_0'").await;
-        assert_eq!(search(&store, "deploy", &[]).await, ["task_1"]);
-        assert_eq!(search(&store, "audit", &[]).await, ["task_2"]);
+        for (_dir, store) in store_with(&["deploy api", "deploy web", "audit"]).await {
+            assert_eq!(
+                search(&store, "deploy", &["queued"]).await,
+                ["task_1", "task_0"]
+            );
+            set_status(&store, "task_0", "running").await;
+            assert_eq!(search(&store, "deploy", &["queued"]).await, ["task_1"]);
+            assert_eq!(search(&store, "deploy", &["running"]).await, ["task_0"]);
+            assert_eq!(
+                search(&store, "deploy", &["queued", "running"]).await,
+                ["task_1", "task_0"]
+            );
+            set_status(&store, "task_0", "completed").await;
+            set_status(&store, "task_1", "cancelled").await;
+            assert!(search(&store, "deploy", &["running", "queued"])
+                .await
+                .is_empty());
+            assert_eq!(search(&store, "deploy", &["completed"]).await, ["task_0"]);
+            assert_eq!(search(&store, "deploy", &["cancelled"]).await, ["task_1"]);
+            assert!(search(&store, "deploy", &["failed"]).await.is_empty());
+            assert_eq!(
+                search(&store, "DEPLOY", &["failed", "cancelled", "completed"]).await,
+                ["task_1", "task_0"]
+            );
+            assert_eq!(search(&store, "deploy", &[]).await, ["task_1", "task_0"]);
+            // A removed task leaves its index.
+            test_sql::exec(&store, "DELETE FROM tasks WHERE id = 'task_0'").await;
+            assert_eq!(search(&store, "deploy", &[]).await, ["task_1"]);
+            assert_eq!(search(&store, "audit", &[]).await, ["task_2"]);
+        }
     }
 
     #[tokio::test]
@@ -710,28 +717,188 @@ mod tests {
 
     #[tokio::test]
     async fn a_search_with_other_filters_pages_newest_first() {
-        let (_dir, store) =
-            store_with(&["deploy one", "other", "deploy two", "deploy three"]).await;
+        for (_dir, store) in
+            store_with(&["deploy one", "other", "deploy two", "deploy three"]).await
+        {
+            let f = Filter {
+                q: Some("deploy".into()),
+                statuses: vec![TaskStatus::Queued],
+                created_after: Some("2025-01-01T00:00:00.000Z".into()),
+                limit: 2,
+                offset: 0,
+                ..Filter::default()
+            };
+            let (rows, total) = list(&store, &f).await.unwrap();
+            assert_eq!(total, 3);
+            let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(ids, vec!["task_3", "task_2"]);
+            let f = Filter { offset: 2, ..f };
+            assert_eq!(list(&store, &f).await.unwrap().0[0].id, "task_0");
+            let none = Filter {
+                statuses: vec![TaskStatus::Failed],
+                q: Some("deploy".into()),
+                limit: 5,
+                ..Filter::default()
+            };
+            assert_eq!(list(&store, &none).await.unwrap().1, 0);
+        }
+    }
+
+    /// The same searches give the same answers on both engines: SQLite's trigram FTS5 indexes
+    /// (and `instr` under three characters) and PostgreSQL's `ILIKE` with its trigram index.
+    #[tokio::test]
+    async fn both_engines_answer_the_same_searches() {
+        let prompts = [
+            "Deploy the API to staging",
+            "deploy web frontend",
+            "Audit 100% of the logs_2026",
+            "a\\b backslash path C:\\temp",
+            "quote \"this\" and 'that'",
+            "Ünïcode prompt with ümlauts",
+            "DEPLOY again, loudly",
+            "x",
+            "under_score and per%cent",
+            "nothing to see here",
+        ];
+        let statuses = ["queued", "running", "completed", "failed", "cancelled"];
+        let stores = test_sql::stores().await;
+        for (_, store) in &stores {
+            let mut tx = store.begin().await.unwrap();
+            for i in 0..60 {
+                let id = format!("task_{i:03}");
+                let created_at = format!("2026-01-{:02}T00:00:00.000Z", 1 + i % 28);
+                let t = NewTask {
+                    id: &id,
+                    prompt: prompts[i % prompts.len()],
+                    options: "{}",
+                    model: "m",
+                    max_tokens: 1,
+                    working_directory: None,
+                    timeout_seconds: 1,
+                    created_by: "t",
+                    created_at: &created_at,
+                };
+                let status = statuses[(i / 3) % statuses.len()].parse().unwrap();
+                insert_many(&mut tx, &[t], status).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let queries = [
+            "deploy",
+            "DEPLOY",
+            "ploy",
+            "api",
+            "100%",
+            "%",
+            "_",
+            "s_",
+            "\\",
+            "a\\b",
+            "\"this\"",
+            "'that'",
+            "ünï",
+            "ÜMLAUT",
+            "x",
+            "",
+            "ep",
+            "nothing to see here",
+            "absent",
+            "per%c",
+        ];
+        let status_sets: [&[&str]; 5] = [
+            &[],
+            &["queued"],
+            &["queued", "running"],
+            &["completed", "failed"],
+            &["cancelled", "running", "completed"],
+        ];
+        let mut compared = 0;
+        for q in queries {
+            for set in status_sets {
+                for (after, limit, offset) in [
+                    (None, 100, 0),
+                    (None, 3, 2),
+                    (Some("2026-01-10T00:00:00.000Z"), 5, 0),
+                ] {
+                    let f = Filter {
+                        statuses: set.iter().map(|s| s.parse().unwrap()).collect(),
+                        created_after: after.map(str::to_owned),
+                        q: Some(q.to_owned()),
+                        limit,
+                        offset,
+                        ..Filter::default()
+                    };
+                    let mut answers = Vec::new();
+                    for (_, store) in &stores {
+                        let (rows, total) = list(store, &f).await.unwrap();
+                        let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+                        answers.push((ids, total));
+                    }
+                    for other in &answers[1..] {
+                        assert_eq!(
+                            &answers[0], other,
+                            "q={q:?} statuses={set:?} after={after:?}"
+                        );
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 300);
+        // Not vacuous: the searches do find things, and not everything.
         let f = Filter {
             q: Some("deploy".into()),
-            statuses: vec![TaskStatus::Queued],
-            created_after: Some("2025-01-01T00:00:00.000Z".into()),
-            limit: 2,
-            offset: 0,
+            limit: 100,
             ..Filter::default()
         };
-        let (rows, total) = list(&store, &f).await.unwrap();
-        assert_eq!(total, 3);
-        let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, vec!["task_3", "task_2"]);
-        let f = Filter { offset: 2, ..f };
-        assert_eq!(list(&store, &f).await.unwrap().0[0].id, "task_0");
-        let none = Filter {
-            statuses: vec![TaskStatus::Failed],
-            q: Some("deploy".into()),
-            limit: 5,
-            ..Filter::default()
-        };
-        assert_eq!(list(&store, &none).await.unwrap().1, 0);
+        assert_eq!(list(&stores[0].1, &f).await.unwrap().1, 18);
+    }
+
+    /// Claimers running at once (replicas, on PostgreSQL) take every queued task exactly once,
+    /// oldest first within each claim, and record who took it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_take_each_queued_task_exactly_once() {
+        let prompts: Vec<String> = (0..120).map(|i| format!("task {i}")).collect();
+        let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        for (_guard, store) in store_with(&prompts).await {
+            let claimers = (0..4).map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let rows = claim(&store, "2026-01-01T00:00:01.000Z", 7, |row| {
+                            crate::events::task(
+                                crate::events::EventType::TaskStarted,
+                                &row.id,
+                                &row.prompt,
+                                TaskStatus::Running,
+                                None,
+                                None,
+                            )
+                        })
+                        .await
+                        .unwrap();
+                        if rows.is_empty() {
+                            return mine;
+                        }
+                        assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq));
+                        assert!(rows.iter().all(|r| r.status == TaskStatus::Running));
+                        mine.extend(rows.into_iter().map(|r| r.id));
+                    }
+                })
+            });
+            let mut all = Vec::new();
+            for c in claimers.collect::<Vec<_>>() {
+                all.extend(c.await.unwrap());
+            }
+            let unique: std::collections::HashSet<&String> = all.iter().collect();
+            assert_eq!((all.len(), unique.len()), (120, 120));
+            let sql = "SELECT COUNT(*) FROM tasks WHERE status = 'running' AND replica IS NOT NULL";
+            assert_eq!(test_sql::int(&store, sql).await, 120);
+            assert_eq!(
+                test_sql::int(&store, "SELECT COUNT(*) FROM outbox").await,
+                120
+            );
+        }
     }
 }

@@ -88,6 +88,8 @@ pub struct Dispatcher {
     store: Store,
     live: Arc<Live>,
     secrets: SecretContext,
+    /// `{ref}` secrets sealed in the database (PostgreSQL), opened: value or why not.
+    sealed: Mutex<HashMap<String, Result<Arc<str>, String>>>,
     clock: Arc<dyn Clock>,
     lookup: Arc<dyn Lookup>,
     rng: Mutex<Box<dyn RngCore + Send>>,
@@ -147,6 +149,7 @@ impl Dispatcher {
             store,
             live,
             secrets,
+            sealed: Mutex::new(HashMap::new()),
             clock,
             lookup: Arc::new(SystemLookup),
             rng: Mutex::new(Box::new(StdRng::from_os_rng())),
@@ -352,6 +355,8 @@ impl Dispatcher {
             .into_iter()
             .map(|e| (e.name.clone(), e))
             .collect();
+        self.refresh_sealed(endpoints.values().map(|e| e.secret_ref.as_str()))
+            .await?;
         let mut secrets: HashMap<String, Result<Arc<str>, String>> = HashMap::new();
         let mut gone = Vec::new();
         for row in rows {
@@ -387,11 +392,44 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// On PostgreSQL, `{ref}` secrets live sealed in the database: reads them again when an
+    /// endpoint names one not seen yet (a secret is never changed in place: a new one gets a
+    /// new name).
+    async fn refresh_sealed<'a>(
+        &self,
+        refs: impl Iterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
+        if !self.store.is_postgres() {
+            return Ok(());
+        }
+        let missing = {
+            let sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
+            refs.filter_map(|r| match serde_json::from_str::<SecretRef>(r) {
+                Ok(SecretRef::Ref(name)) => Some(name),
+                _ => None,
+            })
+            .any(|name| !sealed.contains_key(&name))
+        };
+        if missing {
+            let opened = crate::store::secrets::open_all(&self.store).await?;
+            let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
+            sealed.clear();
+            sealed.extend(opened.into_iter().map(|(n, v)| (n, v.map(Arc::from))));
+        }
+        Ok(())
+    }
+
     /// The secret of an endpoint's `secret_ref`; the error names the reference, never a value.
     fn secret(&self, secret_ref: &str) -> Result<Arc<str>, String> {
         let reference: SecretRef = serde_json::from_str(secret_ref).map_err(|_| {
             "its secret reference is not valid JSON of {fromEnv}, {fromFile} or {ref}".to_string()
         })?;
+        if let SecretRef::Ref(name) = &reference {
+            let sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = sealed.get(name) {
+                return found.clone();
+            }
+        }
         self.secrets
             .resolve(&reference)
             .map(Arc::from)

@@ -128,17 +128,87 @@ pub fn options(manifests: &Path, data: &Path) -> ServeOptions {
     let mut o = ServeOptions::new(manifests, data);
     o.listen = "127.0.0.1:0".into();
     o.debounce = Duration::from_millis(20);
+    if let Some(url) = database_url(data) {
+        o.database_url = Some(url);
+        o.secret_key_file = Some(crate::postgres::cluster().key_file());
+    }
     o
 }
 
+/// The file in a data dir naming the test database its servers use (PostgreSQL runs).
+const DATABASE_URL_FILE: &str = ".test-database-url";
+
+/// With `CLAW_TEST_DATABASE=postgres`, the database of the servers on data dir `data`: a fresh
+/// one on the test cluster the first time, the same one on a restart. `None` on SQLite.
+pub fn database_url(data: &Path) -> Option<String> {
+    if !crate::postgres::selected() {
+        return None;
+    }
+    let file = data.join(DATABASE_URL_FILE);
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let url = crate::postgres::fresh_database();
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::write(&file, &url).unwrap();
+    Some(url)
+}
+
+/// The secrets the API stored for servers on data dir `data`, (name, value) by name: files in
+/// `<data>/secrets` on SQLite, sealed rows in the database on PostgreSQL.
+pub async fn stored_secrets(data: &Path) -> Vec<(String, String)> {
+    if crate::postgres::selected() {
+        let mut store = open_store(data).await;
+        let key = claw::store::secrets::SecretKey::from_base64(crate::postgres::SECRET_KEY, "test")
+            .unwrap();
+        store.set_secret_key(Some(key));
+        let all = claw::store::secrets::open_all(&store).await.unwrap();
+        store.close().await;
+        return all.into_iter().map(|(n, v)| (n, v.unwrap())).collect();
+    }
+    let Ok(dir) = std::fs::read_dir(data.join("secrets")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = dir
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Opens the database a (stopped) server on data dir `data` used, on either engine.
+pub async fn open_store(data: &Path) -> claw::store::Store {
+    let url = crate::postgres::selected()
+        .then(|| std::fs::read_to_string(data.join(DATABASE_URL_FILE)).ok())
+        .flatten();
+    claw::store::Store::open_existing(data, url.as_deref())
+        .await
+        .unwrap()
+        .expect("a database")
+}
+
 /// Runs the `claw` binary with `CLAW_MANIFESTS` set to `manifests`.
+/// On PostgreSQL runs, a `--data DIR` among `args` brings that dir's test database along (as
+/// `CLAW_DATABASE_URL`), so verbs reading the store see what the servers on it wrote.
 pub fn claw_in(manifests: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_claw"));
+    command
         .args(args)
         .env("CLAW_MANIFESTS", manifests)
         .env_remove("CLAW_DATA")
-        .output()
-        .unwrap()
+        .env_remove("CLAW_DATABASE_URL");
+    let data = args
+        .windows(2)
+        .find(|w| w[0] == "--data")
+        .map(|w| Path::new(w[1]));
+    if let Some(url) = data.and_then(database_url) {
+        command.env("CLAW_DATABASE_URL", url);
+    }
+    command.output().unwrap()
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -180,8 +250,16 @@ pub type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
 pub fn spawn_serve(dir: &Path) -> (Child, String, Lines) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claw"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_claw"));
+    command.arg("serve");
+    if let Some(url) = database_url(&dir.join("data")) {
+        command
+            .args(["--database-url", &url])
+            .arg("--secret-key-file")
+            .arg(crate::postgres::cluster().key_file());
+    }
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0"])
         .args(["--manifests", dir.join("m").to_str().unwrap()])
         .args(["--data", dir.join("data").to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

@@ -15,7 +15,7 @@ mod hardening;
 mod harness;
 mod mcp;
 mod openapi;
-mod pg;
+mod postgres;
 mod pull;
 mod reconcile;
 mod replicas;

@@ -285,10 +285,7 @@ async fn a_server_that_cannot_start_is_reported_and_not_fatal() {
     assert_eq!(servers[0]["status"], "failed");
 
     let (_, data) = s.stop().await;
-    let store = claw::store::Store::open_existing(data.path(), None)
-        .await
-        .unwrap()
-        .unwrap();
+    let store = crate::harness::open_store(data.path()).await;
     let events = claw::store::outbox::after(&store, 0, 1000).await.unwrap();
     store.close().await;
     assert!(

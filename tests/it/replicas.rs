@@ -4,7 +4,8 @@
 //! one leader, replaced after a kill -9; a killed replica's task ends failed; cancel, SSE and
 //! write-backs reach across replicas; a token's rate limit holds across them.
 //!
-//! Skipped (with a line on stderr) where no PostgreSQL server binaries are installed.
+//! The database comes from `postgres.rs`'s throwaway cluster; skipped (with a line on stderr)
+//! where no PostgreSQL server binaries are installed.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -20,7 +21,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::harness::{git, token_manifest, Child};
-use crate::pg as postgres;
+use crate::postgres;
 
 const HOOK_SECRET: &str = "replicas hook secret";
 
@@ -56,7 +57,13 @@ struct Replica {
 impl Deployment {
     /// `None` where PostgreSQL is not installed.
     async fn start(n: usize, hook_port: u16) -> Option<Deployment> {
-        let database_url = postgres::database().await?;
+        if postgres::bin_dir().is_none() {
+            eprintln!("skipped: no PostgreSQL server binaries (initdb, pg_ctl) installed");
+            return None;
+        }
+        let database_url = tokio::task::spawn_blocking(postgres::fresh_database)
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let admin = claw::auth::token::generate();
         let limited = claw::auth::token::generate();
@@ -425,7 +432,7 @@ async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_r
     }
     eprintln!("rate limit across three replicas: {allowed} of 90 allowed");
     assert!(
-        (30..=50).contains(&allowed),
+        (30..=46).contains(&allowed),
         "{allowed} of 90 requests allowed across three replicas (the budget is ~39)"
     );
     let _ = d.hook_port;

@@ -108,10 +108,7 @@ async fn set_registry(s: &TestServer, registry: &str) {
 }
 
 async fn outbox(data: &Path) -> Vec<Value> {
-    let store = claw::store::Store::open_existing(data, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let store = crate::harness::open_store(data).await;
     let events = claw::store::outbox::after(&store, 0, 1000).await.unwrap();
     store.close().await;
     events

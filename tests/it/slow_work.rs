@@ -239,10 +239,7 @@ async fn a_spec_changed_during_an_install_installs_the_new_one_and_never_the_old
         .unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(installed(&data).as_deref(), Some("2.0.0"));
-    let store = claw::store::Store::open_existing(&data, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let store = crate::harness::open_store(&data).await;
     let events = claw::store::outbox::after(&store, 0, 1000).await.unwrap();
     store.close().await;
     let installs: Vec<String> = events

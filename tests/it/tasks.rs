@@ -62,10 +62,7 @@ fn pid_alive(pid: i32) -> bool {
 }
 
 async fn outbox_events(data: &Path) -> Vec<Value> {
-    let store = claw::store::Store::open_existing(data, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let store = crate::harness::open_store(data).await;
     let events = claw::store::outbox::after(&store, 0, 1000).await.unwrap();
     store.close().await;
     events

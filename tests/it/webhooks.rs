@@ -86,16 +86,17 @@ async fn subscriptions_are_manifests_and_the_secret_is_stored_apart() {
     let manifest = std::fs::read_to_string(s.path(&format!("webhooks/{id}.yaml"))).unwrap();
     assert!(manifest.contains("ref: webhook-"), "{manifest}");
     assert!(!manifest.contains(SECRET));
-    let secrets: Vec<_> = std::fs::read_dir(s.data.path().join("secrets"))
-        .unwrap()
-        .flatten()
-        .collect();
+    let secrets = crate::harness::stored_secrets(s.data.path()).await;
     assert_eq!(secrets.len(), 1);
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        secrets[0].metadata().unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(secrets[0].1, SECRET);
+    if !crate::postgres::selected() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = s.data.path().join("secrets").join(&secrets[0].0);
+        assert_eq!(
+            std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 
     let list = expect(s.get("/api/v1/webhooks", &s.admin).await, StatusCode::OK).await;
     assert_eq!(list["total"], 1);
@@ -126,9 +127,7 @@ async fn subscriptions_are_manifests_and_the_secret_is_stored_apart() {
     expect(r, StatusCode::BAD_REQUEST).await;
     assert_eq!(std::fs::read_dir(s.path("webhooks")).unwrap().count(), 1);
     assert_eq!(
-        std::fs::read_dir(s.data.path().join("secrets"))
-            .unwrap()
-            .count(),
+        crate::harness::stored_secrets(s.data.path()).await.len(),
         1,
         "refused writes leave no secret behind"
     );
@@ -146,15 +145,9 @@ async fn subscriptions_are_manifests_and_the_secret_is_stored_apart() {
         .unwrap();
     let patched = expect(r, StatusCode::OK).await;
     assert_eq!(patched["events"], json!(["*"]));
-    let secrets: Vec<_> = std::fs::read_dir(s.data.path().join("secrets"))
-        .unwrap()
-        .flatten()
-        .collect();
+    let secrets = crate::harness::stored_secrets(s.data.path()).await;
     assert_eq!(secrets.len(), 1);
-    assert_eq!(
-        std::fs::read_to_string(secrets[0].path()).unwrap(),
-        "rotated-secret-99"
-    );
+    assert_eq!(secrets[0].1, "rotated-secret-99");
 
     let r = s
         .request(
@@ -167,12 +160,9 @@ async fn subscriptions_are_manifests_and_the_secret_is_stored_apart() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(!s.path(&format!("webhooks/{id}.yaml")).exists());
-    assert_eq!(
-        std::fs::read_dir(s.data.path().join("secrets"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert!(crate::harness::stored_secrets(s.data.path())
+        .await
+        .is_empty());
     expect(
         s.get(&format!("/api/v1/webhooks/{id}"), &s.admin).await,
         StatusCode::NOT_FOUND,

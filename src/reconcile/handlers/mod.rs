@@ -29,7 +29,7 @@ pub fn all(live: &Arc<Live>, store: &Store) -> Vec<Arc<dyn Handler>> {
         // Config staged in the same pass.
         Arc::new(mcp::McpHandler::new(live.clone(), config)),
         Arc::new(token::TokenHandler::new(live.clone())),
-        Arc::new(webhook::WebhookHandler::new(live.clone())),
+        Arc::new(webhook::WebhookHandler::new(live.clone(), store.clone())),
     ];
     for kind in Kind::ALL {
         if !handlers.iter().any(|h| h.kind() == kind) {

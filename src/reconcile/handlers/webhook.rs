@@ -8,6 +8,7 @@ use crate::store::Tx;
 use async_trait::async_trait;
 
 use crate::live::Live;
+use crate::manifest::kinds::SecretRef;
 use crate::manifest::{Kind, Resource, Spec};
 use crate::reconcile::handler::{ApplyError, Handler, Outcome};
 use crate::store;
@@ -15,12 +16,14 @@ use crate::store;
 /// Converges webhook endpoints.
 pub struct WebhookHandler {
     live: Arc<Live>,
+    /// For `{ref}` secrets sealed in the database (PostgreSQL) and the key that opens them.
+    store: store::Store,
 }
 
 impl WebhookHandler {
-    /// A handler resolving secrets against `live`'s dirs.
-    pub fn new(live: Arc<Live>) -> Self {
-        WebhookHandler { live }
+    /// A handler resolving secrets against `live`'s dirs (and `store`'s sealed secrets).
+    pub fn new(live: Arc<Live>, store: store::Store) -> Self {
+        WebhookHandler { live, store }
     }
 }
 
@@ -34,8 +37,25 @@ impl Handler for WebhookHandler {
         let Spec::Webhook(spec) = &r.spec else {
             return Err(ApplyError::new("WrongKind", "not a Webhook"));
         };
-        // Resolved only to prove it can be; the worker resolves it again when it signs.
-        if let Err(e) = self.live.secrets().resolve(&spec.secret) {
+        // Resolved only to prove it can be; the worker resolves it again when it signs. On
+        // PostgreSQL a `{ref}` the API stored is sealed in the database (read in this
+        // transaction); one that is not there may still be a file.
+        let sealed = match &spec.secret {
+            SecretRef::Ref(name) if self.store.is_postgres() => {
+                store::secrets::open_one(tx, self.store.secret_key(), name).await?
+            }
+            _ => None,
+        };
+        let resolved = match sealed {
+            Some(opened) => opened.map(drop),
+            None => self
+                .live
+                .secrets()
+                .resolve(&spec.secret)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = resolved {
             return Err(ApplyError::new(
                 "SecretUnavailable",
                 format!("spec.secret: {e}"),
