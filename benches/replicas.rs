@@ -115,7 +115,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command (which may hold spaces) in parentheses.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after the command.
     // In USER_HZ, which Linux fixes at 100 for what /proc reports.
     (ticks(11) + ticks(12)) / 100.0
@@ -174,7 +179,13 @@ fn remote(dir: &Path, admin: &str, endpoints: usize, port: u16) -> Result<String
     Ok(url)
 }
 
-fn spawn(dir: &Path, i: usize, remote: &str, database: Option<&str>, log: &Path) -> Result<Replica> {
+fn spawn(
+    dir: &Path,
+    i: usize,
+    remote: &str,
+    database: Option<&str>,
+    log: &Path,
+) -> Result<Replica> {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claw"));
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--data")
@@ -287,7 +298,10 @@ async fn setup(
         if status["replicas"].as_array().map(Vec::len) == Some(replicas) {
             break;
         }
-        ensure!(Instant::now() < deadline, "{name}: replicas never all listed");
+        ensure!(
+            Instant::now() < deadline,
+            "{name}: replicas never all listed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cpu_before: Vec<f64> = procs.iter().map(|p| cpu_seconds(p.pid)).collect();
@@ -325,7 +339,10 @@ async fn setup(
     };
     let deadline = Instant::now() + Duration::from_secs(600);
     while lines(&log).len() < a.tasks {
-        ensure!(Instant::now() < deadline, "{name}: tasks not all run within 600 s");
+        ensure!(
+            Instant::now() < deadline,
+            "{name}: tasks not all run within 600 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let tasks_elapsed = started.elapsed().as_secs_f64();
@@ -357,7 +374,12 @@ async fn setup(
         *runs.entry(id).or_default() += 1;
     }
     let run_twice = runs.values().filter(|n| **n > 1).count();
-    ensure!(runs.len() == a.tasks, "{name}: {} of {} tasks ran", runs.len(), a.tasks);
+    ensure!(
+        runs.len() == a.tasks,
+        "{name}: {} of {} tasks ran",
+        runs.len(),
+        a.tasks
+    );
 
     let failover = if failover {
         Some(measure_failover(&mut procs, &admin).await?)
@@ -419,7 +441,10 @@ async fn measure_failover(procs: &mut [Replica], admin: &str) -> Result<f64> {
                 return Ok(killed.elapsed().as_secs_f64());
             }
         }
-        ensure!(killed.elapsed() < Duration::from_secs(60), "no new leader within 60 s");
+        ensure!(
+            killed.elapsed() < Duration::from_secs(60),
+            "no new leader within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -445,7 +470,13 @@ async fn bench(a: Args) -> Result<bool> {
     ];
     println!(
         "\n{:<22} {:>9} {:>13} {:>7}  {:<28} {:>9} {:>10}",
-        "setup", "tasks/s", "deliveries/s", "wall s", "CPU s per process (% wall)", "run twice", "sent twice"
+        "setup",
+        "tasks/s",
+        "deliveries/s",
+        "wall s",
+        "CPU s per process (% wall)",
+        "run twice",
+        "sent twice"
     );
     for r in &runs {
         let cpu: Vec<String> = r
@@ -469,13 +500,21 @@ async fn bench(a: Args) -> Result<bool> {
     let failover = three.failover.unwrap_or(f64::INFINITY);
     let broken = runs.iter().any(|r| r.run_twice > 0 || r.sent_twice > 0);
     let checks = [
-        ("0 tasks run twice", runs.iter().all(|r| r.run_twice == 0), String::new()),
+        (
+            "0 tasks run twice",
+            runs.iter().all(|r| r.run_twice == 0),
+            String::new(),
+        ),
         (
             "0 deliveries sent twice within one attempt",
             runs.iter().all(|r| r.sent_twice == 0),
             String::new(),
         ),
-        ("leader failover < 10 s", failover < 10.0, format!("{failover:.2} s")),
+        (
+            "leader failover < 10 s",
+            failover < 10.0,
+            format!("{failover:.2} s"),
+        ),
         (
             "3 replicas not slower than 1: tasks/s",
             three.tasks_per_s >= one.tasks_per_s,
@@ -484,7 +523,10 @@ async fn bench(a: Args) -> Result<bool> {
         (
             "3 replicas not slower than 1: deliveries/s",
             three.deliveries_per_s >= one.deliveries_per_s,
-            format!("{:.1} vs {:.1}", three.deliveries_per_s, one.deliveries_per_s),
+            format!(
+                "{:.1} vs {:.1}",
+                three.deliveries_per_s, one.deliveries_per_s
+            ),
         ),
     ];
     println!();

@@ -323,14 +323,21 @@ mod tests {
         let key = [9; 32];
         let alone = RateLimiter::new(&config);
         alone.check_token(&key, None, &config);
-        assert!(alone.take_usage().is_empty(), "a single node counts nothing");
+        assert!(
+            alone.take_usage().is_empty(),
+            "a single node counts nothing"
+        );
 
         let a = RateLimiter::new(&config);
         let b = RateLimiter::new(&config);
         a.share();
         b.share();
         for _ in 0..6 {
-            assert!(a.check_token(&key, None, &config).unwrap().retry_after.is_none());
+            assert!(a
+                .check_token(&key, None, &config)
+                .unwrap()
+                .retry_after
+                .is_none());
         }
         let usage = a.take_usage();
         assert_eq!(usage, vec![(key, None, 6)]);
@@ -340,7 +347,12 @@ mod tests {
             b.charge(&token, own.as_ref(), n);
         }
         let allowed = (0..10)
-            .take_while(|_| b.check_token(&key, None, &config).unwrap().retry_after.is_none())
+            .take_while(|_| {
+                b.check_token(&key, None, &config)
+                    .unwrap()
+                    .retry_after
+                    .is_none()
+            })
             .count();
         assert_eq!(allowed, 4);
         // Refused requests are not counted as usage.

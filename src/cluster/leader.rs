@@ -23,7 +23,10 @@ pub(super) async fn first(cluster: &Cluster, pool: &PgPool) -> Option<PgConnecti
     let mut session = None;
     if let Ok(true) = attempt(pool, &mut session, false).await {
         cluster.set_leader(true);
-        tracing::info!(replica = cluster.id(), "this replica leads (outbox fan-out, pruning, leases)");
+        tracing::info!(
+            replica = cluster.id(),
+            "this replica leads (outbox fan-out, pruning, leases)"
+        );
     }
     session
 }
@@ -44,7 +47,10 @@ pub(super) async fn elect(
         match attempt(&pool, &mut session, leads).await {
             Ok(true) if !leads => {
                 cluster.set_leader(true);
-                tracing::info!(replica = cluster.id(), "this replica leads (outbox fan-out, pruning, leases)");
+                tracing::info!(
+                    replica = cluster.id(),
+                    "this replica leads (outbox fan-out, pruning, leases)"
+                );
                 // Shown in the replicas list at once, not at the next beat.
                 let _ = replicas::beat(&cluster, &pool).await;
             }

@@ -37,8 +37,7 @@ pub(super) async fn check(
             continue;
         }
         let dead_before = stamp(SystemTime::now() - LEASE);
-        match rows::fail_tasks_of_dead_replicas(&pool, &dead_before, &now(), REPLICA_STOPPED)
-            .await
+        match rows::fail_tasks_of_dead_replicas(&pool, &dead_before, &now(), REPLICA_STOPPED).await
         {
             Ok(failed) if failed.is_empty() => {}
             Ok(failed) => {

@@ -182,13 +182,33 @@ impl Cluster {
         replicas::beat(self, &pool).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = self.outgoing.set(tx);
-        let listener = notify::listen(self.clone(), pool.clone(), live.clone(), stop.clone()).await?;
+        let listener =
+            notify::listen(self.clone(), pool.clone(), live.clone(), stop.clone()).await?;
         Ok(vec![
             listener,
-            tokio::spawn(notify::publisher(self.clone(), pool.clone(), rx, stop.clone())),
-            tokio::spawn(replicas::heartbeat(self.clone(), pool.clone(), stop.clone())),
-            tokio::spawn(leader::elect(self.clone(), pool.clone(), session, stop.clone())),
-            tokio::spawn(leases::check(self.clone(), pool.clone(), live, stop.clone())),
+            tokio::spawn(notify::publisher(
+                self.clone(),
+                pool.clone(),
+                rx,
+                stop.clone(),
+            )),
+            tokio::spawn(replicas::heartbeat(
+                self.clone(),
+                pool.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(leader::elect(
+                self.clone(),
+                pool.clone(),
+                session,
+                stop.clone(),
+            )),
+            tokio::spawn(leases::check(
+                self.clone(),
+                pool.clone(),
+                live,
+                stop.clone(),
+            )),
             tokio::spawn(ratelimit::sync(self.clone(), pool, limiter, stop)),
         ])
     }

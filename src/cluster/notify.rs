@@ -181,11 +181,13 @@ fn push(batch: &mut Vec<String>, notice: Notice) {
 }
 
 async fn send(pool: &PgPool, batch: &[String]) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS u(p, i) ORDER BY i")
-        .bind(CHANNEL)
-        .bind(batch)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "SELECT pg_notify($1, p) FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS u(p, i) ORDER BY i",
+    )
+    .bind(CHANNEL)
+    .bind(batch)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -40,7 +40,7 @@ pub(super) async fn sync(
             _ = stop.cancelled() => break,
             _ = every.tick() => {}
         }
-        let usage: Vec<(String, Option<(i64, i64)>, i64)> = limiter
+        let usage: Vec<rows::Usage> = limiter
             .take_usage()
             .into_iter()
             .map(|(token, own, n)| {

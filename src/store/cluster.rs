@@ -20,10 +20,7 @@ pub struct ReplicaRow {
 }
 
 /// Registers this replica, or refreshes its row: `last_seen` and whether it leads.
-pub async fn heartbeat(
-    pool: &PgPool,
-    row: &ReplicaRow,
-) -> Result<(), StoreError> {
+pub async fn heartbeat(pool: &PgPool, row: &ReplicaRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO replicas (id, address, version, started_at, last_seen, leader_since)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -134,12 +131,16 @@ pub struct RateUsage {
     pub at: String,
 }
 
+/// One token's consumption as published: its digest (hex), its own limit (`rpm`, `burst`;
+/// `None`: the Config's) and the requests let through.
+pub type Usage = (String, Option<(i64, i64)>, i64);
+
 /// Publishes this replica's consumption since its last publish (one statement).
 pub async fn publish_rate_usage(
     pool: &PgPool,
     replica: &str,
     at: &str,
-    usage: &[(String, Option<(i64, i64)>, i64)],
+    usage: &[Usage],
 ) -> Result<(), StoreError> {
     if usage.is_empty() {
         return Ok(());
@@ -179,7 +180,11 @@ pub async fn rate_usage_of_others(
 }
 
 /// Drops this replica's published consumption older than `before`.
-pub async fn prune_rate_usage(pool: &PgPool, replica: &str, before: &str) -> Result<(), StoreError> {
+pub async fn prune_rate_usage(
+    pool: &PgPool,
+    replica: &str,
+    before: &str,
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM rate_usage WHERE replica = $1 AND at < $2")
         .bind(replica)
         .bind(before)

@@ -273,8 +273,7 @@ impl Dispatcher {
         }
         if now >= state.next_prune_ms {
             if leads {
-                let days =
-                    i64::from(self.live.config.load().spec.webhooks.retention_days.max(1));
+                let days = i64::from(self.live.config.load().spec.webhooks.retention_days.max(1));
                 let cutoff = deliveries::timestamp(now - days * DAY_MS);
                 let pruned = deliveries::prune(&self.store, &cutoff).await?;
                 if pruned > 0 {

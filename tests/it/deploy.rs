@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 fn deploy(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -34,7 +36,10 @@ fn check_claw_service(file: &str, name: &str, service: &yaml_serde::Value) {
     let at = format!("deploy/{file}: services.{name}");
     assert_eq!(service["read_only"].as_bool(), Some(true), "{at}.read_only");
     let tmpfs = service["tmpfs"].as_sequence().expect("tmpfs");
-    assert!(tmpfs.iter().any(|t| t.as_str() == Some("/tmp")), "{at}.tmpfs");
+    assert!(
+        tmpfs.iter().any(|t| t.as_str() == Some("/tmp")),
+        "{at}.tmpfs"
+    );
     let volumes = service["volumes"].as_sequence().expect("volumes");
     assert!(
         volumes
@@ -42,7 +47,9 @@ fn check_claw_service(file: &str, name: &str, service: &yaml_serde::Value) {
             .any(|v| v.as_str().is_some_and(|v| v.ends_with(":/var/lib/claw"))),
         "{at}.volumes: the data volume at /var/lib/claw"
     );
-    let test = service["healthcheck"]["test"].as_sequence().expect("healthcheck");
+    let test = service["healthcheck"]["test"]
+        .as_sequence()
+        .expect("healthcheck");
     assert!(
         test.iter()
             .any(|t| t.as_str().is_some_and(|t| t.ends_with("/readyz"))),
@@ -76,7 +83,11 @@ fn compose_ha_two_replicas_on_postgres_in_pull_mode() {
     assert_eq!(services.len(), 2, "two replicas");
     assert!(value["services"]["postgres"]["healthcheck"].is_mapping());
     let example = deploy("claw.env.example");
-    for var in ["CLAW_DATABASE_URL=postgres://", "CLAW_SECRET_KEY=", "CLAW_GIT_URL="] {
+    for var in [
+        "CLAW_DATABASE_URL=postgres://",
+        "CLAW_SECRET_KEY=",
+        "CLAW_GIT_URL=",
+    ] {
         assert!(example.contains(var), "deploy/claw.env.example lacks {var}");
     }
     for (name, service) in &services {
@@ -107,7 +118,11 @@ fn check_flags(at: &str, args: &[&str]) {
         .expect("claw serve --help");
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    let flags: Vec<&str> = args.iter().filter(|a| a.starts_with("--")).copied().collect();
+    let flags: Vec<&str> = args
+        .iter()
+        .filter(|a| a.starts_with("--"))
+        .copied()
+        .collect();
     assert!(!flags.is_empty(), "{at}: no flags");
     for flag in flags {
         let flag = flag.split('=').next().unwrap();
@@ -133,7 +148,11 @@ fn systemd_unit_runs_claw_serve_with_known_flags_and_hardening() {
     // Everything it writes is under the StateDirectory.
     for (i, arg) in args.iter().enumerate() {
         if *arg == "--data" || *arg == "--manifests" {
-            assert!(args[i + 1].starts_with("/var/lib/claw/"), "{arg} {}", args[i + 1]);
+            assert!(
+                args[i + 1].starts_with("/var/lib/claw/"),
+                "{arg} {}",
+                args[i + 1]
+            );
         }
     }
     for line in [
@@ -151,7 +170,9 @@ fn systemd_unit_runs_claw_serve_with_known_flags_and_hardening() {
             "deploy/claw.service lacks `{line}`"
         );
     }
-    assert!(unit.lines().any(|l| l.starts_with("RestrictAddressFamilies=")));
+    assert!(unit
+        .lines()
+        .any(|l| l.starts_with("RestrictAddressFamilies=")));
 }
 
 #[test]
@@ -163,7 +184,9 @@ fn dockerfile_is_multi_stage_non_root_with_a_data_volume() {
     assert!(froms[0].starts_with("FROM rust:1.95-bookworm"));
     assert_eq!(*froms[1], "FROM debian:bookworm-slim");
     assert!(file.contains("--locked"));
-    assert!(lines.iter().any(|l| l.starts_with("USER ") && !l.contains("root")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("USER ") && !l.contains("root")));
     assert!(lines.iter().any(|l| *l == r#"VOLUME ["/var/lib/claw"]"#));
     assert!(lines.iter().any(|l| l.starts_with("HEALTHCHECK ")));
 }

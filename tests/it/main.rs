@@ -7,8 +7,8 @@ mod auth;
 #[path = "../../benches/support/stats.rs"]
 mod bench_stats;
 mod cli;
-mod deploy;
 mod config;
+mod deploy;
 mod fuzz;
 mod gitops;
 mod hardening;

@@ -98,7 +98,10 @@ impl Deployment {
             ),
         )
         .unwrap();
-        git(dir.path(), &["init", "-q", "--bare", "-b", "main", "remote.git"]);
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "remote.git"],
+        );
         let remote_url = format!("file://{}", dir.path().join("remote.git").display());
         git(&dev, &["init", "-q", "-b", "main"]);
         git(&dev, &["add", "-A"]);
@@ -131,7 +134,10 @@ impl Deployment {
             .args(["--data", data.to_str().unwrap()])
             .args(["--database-url", &self.database_url])
             .args(["--git-url", &self.remote_url, "--git-interval", "1h"])
-            .env("CLAW_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+            .env(
+                "CLAW_SECRET_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .env("CLAW_TEST_HOOK_SECRET", HOOK_SECRET)
             .env("CLAW_TEST_LOG", &self.log)
             .env_remove("CLAW_DATABASE_URL")
@@ -147,7 +153,9 @@ impl Deployment {
         let url = loop {
             let line = lines
                 .next()
-                .unwrap_or_else(|| panic!("replica {i} exited before listening: {}", said.join("\n")))
+                .unwrap_or_else(|| {
+                    panic!("replica {i} exited before listening: {}", said.join("\n"))
+                })
                 .unwrap();
             said.push(line.clone());
             if let Some(url) = line.split("listening on ").nth(1) {
@@ -281,9 +289,7 @@ impl Deployment {
             return None;
         }
         let address = leaders[0]["address"].as_str()?;
-        self.replicas
-            .iter()
-            .position(|r| r.url.ends_with(address))
+        self.replicas.iter().position(|r| r.url.ends_with(address))
     }
 }
 
@@ -349,19 +355,23 @@ async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_r
     };
 
     // Every replica lists all three, one leader, and they agree.
-    eventually("three replicas, one leader", Duration::from_secs(10), async || {
-        let mut leaders = Vec::new();
-        for i in 0..3 {
-            let Some(status) = d.status(i).await else {
-                return false;
-            };
-            if status["replicas"].as_array().map(Vec::len) != Some(3) {
-                return false;
+    eventually(
+        "three replicas, one leader",
+        Duration::from_secs(10),
+        async || {
+            let mut leaders = Vec::new();
+            for i in 0..3 {
+                let Some(status) = d.status(i).await else {
+                    return false;
+                };
+                if status["replicas"].as_array().map(Vec::len) != Some(3) {
+                    return false;
+                }
+                leaders.push(d.leader(i).await);
             }
-            leaders.push(d.leader(i).await);
-        }
-        leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
-    })
+            leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+        },
+    )
     .await;
     let status = d.status(0).await.unwrap();
     for r in status["replicas"].as_array().unwrap() {
@@ -380,16 +390,21 @@ async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_r
         }
         ids.extend(futures_util::future::join_all(created).await);
     }
-    eventually("300 tasks completed", Duration::from_secs(180), async || {
-        d.log("done").len() >= 300
-    })
+    eventually(
+        "300 tasks completed",
+        Duration::from_secs(180),
+        async || d.log("done").len() >= 300,
+    )
     .await;
     for (n, id) in ids.iter().enumerate() {
-        d.wait_status(n % 3, id, "completed", Duration::from_secs(30)).await;
+        d.wait_status(n % 3, id, "completed", Duration::from_secs(30))
+            .await;
     }
     let mut runs: HashMap<String, usize> = HashMap::new();
     for line in d.log("started") {
-        *runs.entry(line.split(' ').next().unwrap().to_owned()).or_default() += 1;
+        *runs
+            .entry(line.split(' ').next().unwrap().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(runs.len(), 300, "every task ran");
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
@@ -397,9 +412,14 @@ async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_r
     // More than one replica did the work.
     let mut by_replica: HashMap<String, usize> = HashMap::new();
     for line in d.log("started") {
-        *by_replica.entry(line.split(' ').nth(1).unwrap().to_owned()).or_default() += 1;
+        *by_replica
+            .entry(line.split(' ').nth(1).unwrap().to_owned())
+            .or_default() += 1;
     }
-    assert!(by_replica.len() >= 2, "one replica ran everything: {by_replica:?}");
+    assert!(
+        by_replica.len() >= 2,
+        "one replica ran everything: {by_replica:?}"
+    );
 
     // One delivery per task.completed, each sent once.
     eventually("300 deliveries", Duration::from_secs(60), async || {
@@ -463,7 +483,10 @@ async fn a_killed_leader_is_replaced_and_a_killed_replica_s_task_fails_once() {
     .await;
     let takeover = killed_at.elapsed();
     eprintln!("leader takeover after kill -9: {takeover:?}");
-    assert!(takeover < Duration::from_secs(10), "takeover took {takeover:?}");
+    assert!(
+        takeover < Duration::from_secs(10),
+        "takeover took {takeover:?}"
+    );
     let alive: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
 
     // A task running on a replica that is then killed: failed within 30 s, run once.
@@ -481,9 +504,16 @@ async fn a_killed_leader_is_replaced_and_a_killed_replica_s_task_fails_once() {
     let task = d
         .wait_status(survivor, &id, "failed", Duration::from_secs(30))
         .await;
-    eprintln!("a killed replica's task failed after {:?}", killed_at.elapsed());
+    eprintln!(
+        "a killed replica's task failed after {:?}",
+        killed_at.elapsed()
+    );
     assert_eq!(task["error"], "the replica running it stopped");
-    let runs = d.log("started").iter().filter(|l| l.starts_with(&id)).count();
+    let runs = d
+        .log("started")
+        .iter()
+        .filter(|l| l.starts_with(&id))
+        .count();
     assert_eq!(runs, 1, "the task ran once");
     // The survivor leads now (it is the only one left) and still runs tasks.
     let id = d.create(survivor, "after the kills").await;
@@ -562,7 +592,10 @@ async fn cancel_sse_and_write_backs_reach_across_replicas() {
     let elsewhere = 1 - d.index_of_pid(pid);
     let started = Instant::now();
     let r = Deployment::client()
-        .post(format!("{}/api/v1/tasks/{id}/cancel", d.replicas[elsewhere].url))
+        .post(format!(
+            "{}/api/v1/tasks/{id}/cancel",
+            d.replicas[elsewhere].url
+        ))
         .bearer_auth(&d.admin)
         .send()
         .await
