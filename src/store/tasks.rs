@@ -543,7 +543,7 @@ mod tests {
             for (i, p) in prompts.iter().enumerate() {
                 let id = format!("task_{i}");
                 insert(
-                    &store,
+                    store,
                     &NewTask {
                         id: &id,
                         prompt: p,
