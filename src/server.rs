@@ -364,6 +364,16 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The store (its engine, this replica's id).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This process's id among replicas sharing a database (see `Store::replica_id`).
+    pub fn replica_id(&self) -> &str {
+        self.store.replica_id()
+    }
 }
 
 /// The accept loop (axum::serve has no header-read timeout and no connection cap): at most

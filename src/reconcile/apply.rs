@@ -12,7 +12,7 @@ use super::handler::{ApplyError, Handler, Outcome};
 use super::plan::{Action, Step};
 use crate::manifest::Resource;
 use crate::store::resources::{self, Applied};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// What one step came to.
 pub struct StepResult {
@@ -105,7 +105,7 @@ pub async fn apply(
     let recorded = resources::upsert_many(&mut tx, &rows, revision, &applied_at).await;
     drop(rows);
     let committed = match recorded {
-        Ok(()) => tx.commit().await.map_err(StoreError::from),
+        Ok(()) => tx.commit().await,
         Err(e) => Err(e),
     };
     match &committed {

@@ -353,6 +353,13 @@ impl Store {
             target: target.clone(),
             source,
         };
+        // One connection first: its error says why (refused, authentication, no such
+        // database), where the pool's would only say it timed out.
+        {
+            use sqlx::{ConnectOptions as _, Connection as _};
+            let first = options.connect().await.map_err(err)?;
+            let _ = first.close().await;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(PG_MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))

@@ -240,3 +240,59 @@ fn serve_initialises_prints_the_token_once_answers_status_and_stops_on_sigterm()
         "the token is printed once, on initialisation only"
     );
 }
+
+/// A database URL that cannot be used is named without its password, and `serve` stops.
+#[test]
+fn a_bad_database_url_is_named_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    init(&root);
+    let data = dir.path().join("data");
+    for url in [
+        // Nothing listens on port 1.
+        "postgres://claw:hunter2@127.0.0.1:1/claw",
+        "mysql://claw:hunter2@127.0.0.1:1/claw",
+    ] {
+        let out = claw_in(
+            &root,
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+                "--database-url",
+                url,
+            ],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("claw:***@127.0.0.1:1/claw"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+/// On PostgreSQL a replica needs the secrets key: without it, `serve` refuses to start and
+/// says what to give it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_on_postgresql_without_the_secret_key_refuses_to_start() {
+    if crate::postgres::bin_dir().is_none() {
+        eprintln!("skipped: PostgreSQL is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    init(&root);
+    let mut options = crate::harness::options(&root, &dir.path().join("data"));
+    options.database_url = Some(crate::postgres::fresh_database());
+    options.secret_key_file = None;
+    std::env::remove_var("CLAW_SECRET_KEY");
+    let err = match claw::server::start(options).await {
+        Ok(_) => panic!("started without a key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("CLAW_SECRET_KEY") && err.contains("--secret-key-file"),
+        "{err}"
+    );
+}

@@ -1,5 +1,7 @@
 //! Integration tests: a real server on 127.0.0.1:0 with temp manifests and data dirs (a real
-//! SQLite file), spoken to over HTTP; CLI verbs run as the real `claw` binary.
+//! SQLite file, or with `CLAW_TEST_DATABASE=postgres` a fresh database on a throwaway
+//! PostgreSQL cluster: `postgres.rs`), spoken to over HTTP; CLI verbs run as the real `claw`
+//! binary.
 
 mod auth;
 // The API bench's figures (medians, ratio of medians, wrk's report), unit-tested here.
