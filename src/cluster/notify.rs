@@ -53,10 +53,10 @@ pub enum Notice {
         error: Option<String>,
         duration_ms: Option<i64>,
     },
+    /// A task was queued: replicas with free capacity look at the queue.
+    Queued { from: String },
     /// A write-back pushed a new manifest revision: fetch now.
     Revision { from: String },
-    /// Events were written to the outbox (from the trigger; never sent as JSON).
-    Outbox,
 }
 
 /// The wire form: a sequence number makes every payload unique (PostgreSQL folds identical
@@ -88,8 +88,11 @@ pub(super) async fn listen(
             };
             match received {
                 Ok(Some(n)) if n.channel() == OUTBOX_CHANNEL => {
-                    // The leader fans out; every replica looks for due deliveries.
-                    live.outbox.notify_one();
+                    // Only the leader fans out; the others' workers are woken by their own
+                    // events and rescan for due deliveries every second.
+                    if cluster.is_leader() {
+                        live.outbox.notify_one();
+                    }
                 }
                 Ok(Some(n)) => match serde_json::from_str::<Wire>(n.payload()) {
                     Ok(wire) => {

@@ -32,6 +32,10 @@ use crate::store::{Store, StoreError};
 /// Finished tasks kept in memory for repeated reads.
 const FINISHED_CACHE: usize = 4096;
 
+/// With replicas, how often the queue is looked at without a notice (one lost while the
+/// listener reconnected).
+const CLAIM_POLL: Duration = Duration::from_secs(2);
+
 /// Output kept in memory for subscribers who connect while a task runs.
 const MAX_BACKLOG: usize = 1024 * 1024;
 
@@ -279,6 +283,13 @@ impl TaskService {
         .await?;
         self.counts.add(TaskStatus::Queued, 1);
         self.wake.notify_one();
+        let cluster = &self.live.cluster;
+        if cluster.is_clustered() {
+            // Replicas with free capacity claim it if this one has none.
+            cluster.publish(Notice::Queued {
+                from: cluster.id().to_owned(),
+            });
+        }
         tracing::info!(task_id = %id, token = %created_by, "task queued");
         rows::get(&self.store, &id)
             .await?
@@ -408,9 +419,14 @@ impl TaskService {
             let mut running = JoinSet::new();
             let mut passes = this.live.passes.subscribe();
             let mut notices = this.live.cluster.subscribe();
+            // With replicas: a queued notice may be lost while the listener reconnects.
+            let clustered = this.live.cluster.is_clustered();
+            let mut poll = tokio::time::interval(CLAIM_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut claim_now = true;
             loop {
                 let limit = this.live.config.load().spec.tasks.concurrency.max(1) as usize;
-                while running.len() < limit {
+                while claim_now && running.len() < limit {
                     match this.claim(limit - running.len()).await {
                         Ok(rows) if rows.is_empty() => break,
                         Ok(rows) => {
@@ -425,19 +441,22 @@ impl TaskService {
                         }
                     }
                 }
+                claim_now = true;
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = this.wake.notified() => {}
                     // A reconcile may have raised the concurrency.
                     _ = passes.changed() => {}
                     Some(_) = running.join_next(), if !running.is_empty() => {}
+                    // Only a queued task elsewhere is a reason to look at the queue.
                     notice = notices.recv() => match notice {
-                        Ok(notice) => this.take_notice(notice),
+                        Ok(notice) => claim_now = this.take_notice(notice),
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             tracing::warn!(missed = n, "task notices from other replicas were missed");
                         }
                         Err(broadcast::error::RecvError::Closed) => {}
                     },
+                    _ = poll.tick(), if clustered => {}
                 }
             }
             for active in this.active().values_mut() {
@@ -470,11 +489,12 @@ impl TaskService {
         }
     }
 
-    /// A notice from another replica: a cancel of a task running here, or progress of a task
-    /// running there for the subscribers here.
-    fn take_notice(&self, notice: Notice) {
+    /// A notice from another replica: a task queued there (true: look at the queue), a cancel
+    /// of a task running here, or progress of a task running there for the subscribers here.
+    fn take_notice(&self, notice: Notice) -> bool {
         let mut active = self.active();
         match notice {
+            Notice::Queued { .. } => return true,
             Notice::Cancel { task, reason, .. } => {
                 if let Some(entry) = active.get_mut(&task).filter(|e| e.local) {
                     entry.reason.get_or_insert(reason);
@@ -509,8 +529,9 @@ impl TaskService {
                     }
                 }
             }
-            Notice::Revision { .. } | Notice::Outbox => {}
+            Notice::Revision { .. } => {}
         }
+        false
     }
 
     /// Claims up to `n` queued tasks for this replica (see `store::tasks::claim`).
