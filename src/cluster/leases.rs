@@ -60,3 +60,31 @@ pub(super) async fn check(
         }
     }
 }
+
+/// The file in the data dir naming the replica id of the last process that used it.
+const PREVIOUS_ID_FILE: &str = "replica-id";
+
+/// At start on PostgreSQL: the tasks the previous process of this data dir left `running`
+/// are failed now (it is gone: this process has its data dir), not after the lease; then this
+/// process's id is recorded for the next. Replicas each have their own data dir.
+pub async fn fail_previous_process_tasks(
+    pool: &PgPool,
+    data_dir: &std::path::Path,
+    replica: &str,
+    error: &str,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let path = data_dir.join(PREVIOUS_ID_FILE);
+    let failed = match std::fs::read_to_string(&path) {
+        Ok(previous) if !previous.trim().is_empty() && previous.trim() != replica => {
+            rows::fail_tasks_of_replica(pool, previous.trim(), &now(), error).await?
+        }
+        _ => Vec::new(),
+    };
+    if let Err(e) = std::fs::write(&path, replica) {
+        tracing::warn!(
+            "cannot record this replica's id in {} (a restart will wait for the lease to fail tasks left running): {e}",
+            path.display()
+        );
+    }
+    Ok(failed)
+}

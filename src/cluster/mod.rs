@@ -21,7 +21,7 @@
 //! none of the loops run.
 
 mod leader;
-mod leases;
+pub mod leases;
 mod notify;
 mod ratelimit;
 mod replicas;
@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use leases::fail_previous_process_tasks;
 pub use notify::Notice;
 
 use crate::api::ratelimit::RateLimiter;

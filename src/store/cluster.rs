@@ -75,21 +75,60 @@ pub async fn fail_tasks_of_dead_replicas(
     let dead: Vec<String> = dead.into_iter().map(|(id,)| id).collect();
     // Tasks claimed by a replica that has no row at all (it stopped before its first
     // heartbeat, or its row was removed) are dead too, once claimed longer than the lease ago.
+    let failed = fail_running(&mut tx, &dead, Some(dead_before), now, error).await?;
+    if !dead.is_empty() {
+        sqlx::query("DELETE FROM replicas WHERE id = ANY($1)")
+            .bind(&dead)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(failed)
+}
+
+/// Fails the tasks a previous process of this data dir left `running` (it was `replica`): a
+/// restart after a crash need not wait for the lease.
+pub async fn fail_tasks_of_replica(
+    pool: &PgPool,
+    replica: &str,
+    now: &str,
+    error: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let failed = fail_running(&mut tx, &[replica.to_owned()], None, now, error).await?;
+    sqlx::query("DELETE FROM replicas WHERE id = $1")
+        .bind(replica)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(failed)
+}
+
+/// Fails the running tasks of `replicas` (and, with `orphaned_before`, those of replicas
+/// without a row claimed before then), with their `task.failed` events.
+async fn fail_running(
+    tx: &mut sqlx::PgConnection,
+    replicas: &[String],
+    orphaned_before: Option<&str>,
+    now: &str,
+    error: &str,
+) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "UPDATE tasks SET status = $3, completed_at = $1, error = $2,
                 duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE
                     CAST(EXTRACT(EPOCH FROM (CAST($1 AS TIMESTAMPTZ) - CAST(started_at AS TIMESTAMPTZ))) * 1000 AS BIGINT) END
          WHERE status = $4 AND replica IS NOT NULL
            AND (replica = ANY($5)
-                OR (started_at < $6 AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = tasks.replica)))
+                OR (CAST($6 AS TEXT) IS NOT NULL AND started_at < $6
+                    AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = tasks.replica)))
          RETURNING id, prompt, CAST(duration_ms AS TEXT)",
     )
     .bind(now)
     .bind(error)
     .bind(TaskStatus::Failed.as_str())
     .bind(TaskStatus::Running.as_str())
-    .bind(&dead)
-    .bind(dead_before)
+    .bind(replicas)
+    .bind(orphaned_before)
     .fetch_all(&mut *tx)
     .await?;
     for (id, prompt, duration) in &rows {
@@ -110,13 +149,6 @@ pub async fn fail_tasks_of_dead_replicas(
             .execute(&mut *tx)
             .await?;
     }
-    if !dead.is_empty() {
-        sqlx::query("DELETE FROM replicas WHERE id = ANY($1)")
-            .bind(&dead)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
     Ok(rows.into_iter().map(|(id, _, _)| id).collect())
 }
 

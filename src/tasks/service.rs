@@ -197,27 +197,34 @@ impl TaskService {
         live: Arc<Live>,
         data_dir: &Path,
     ) -> Result<Arc<TaskService>, StoreError> {
-        // With replicas (PostgreSQL) a task `running` now may be another live replica's: the
-        // leader's lease check fails those whose replica stopped (`crate::cluster`).
-        let orphans = if store.is_postgres() {
-            Vec::new()
-        } else {
-            rows::fail_orphans(
-            &store,
-            &now(),
-            "the server stopped while this task was running (restart or crash); it was not resumed",
-            |row| {
-                events::task(
-                    EventType::TaskFailed,
-                    &row.id,
-                    &row.prompt,
-                    TaskStatus::Failed,
-                    row.duration_ms,
-                    row.error.as_deref(),
+        let error =
+            "the server stopped while this task was running (restart or crash); it was not resumed";
+        // With replicas (PostgreSQL) a task `running` now may be another live replica's: only
+        // this data dir's previous process's are failed here; the leader's lease check fails
+        // those of a replica that stopped (`crate::cluster`).
+        let orphans = match store.cluster_pool() {
+            Some(pool) => {
+                crate::cluster::fail_previous_process_tasks(
+                    &pool,
+                    data_dir,
+                    store.replica_id(),
+                    error,
                 )
-            },
-        )
-        .await?
+                .await?
+            }
+            None => {
+                rows::fail_orphans(&store, &now(), error, |row| {
+                    events::task(
+                        EventType::TaskFailed,
+                        &row.id,
+                        &row.prompt,
+                        TaskStatus::Failed,
+                        row.duration_ms,
+                        row.error.as_deref(),
+                    )
+                })
+                .await?
+            }
         };
         if !orphans.is_empty() {
             live.outbox.notify_one();
