@@ -2,7 +2,8 @@
 //! and webhook deliveries/s to a loopback receiver, for one `claw serve` on SQLite and for 1
 //! and 3 `claw serve` processes on one PostgreSQL; then the leader failover time (kill -9 of
 //! the leader until another replica's `GET /status` names a new one). Each process's CPU is
-//! read from `/proc/<pid>/stat` (user + system) over each phase.
+//! read from `/proc/<pid>/stat` (user + system) over each phase, and PostgreSQL's (the
+//! postmaster and its live backends).
 //!
 //! Every setup runs real `claw serve` child processes in pull mode from one bare git remote
 //! (`file://`), on a throwaway PostgreSQL cluster (`tests/it/postgres.rs`: `initdb` +
@@ -124,6 +125,38 @@ fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after the command.
     // In USER_HZ, which Linux fixes at 100 for what /proc reports.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU time so far of the PostgreSQL server whose data dir is `data` (the postmaster and its
+/// live backends; backends that ended are not counted), in seconds.
+fn postgres_cpu(data: &Path) -> f64 {
+    let Some(postmaster) = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+    else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid == postmaster || ppid == Some(postmaster) {
+            total += cpu_seconds(pid);
+        }
+    }
+    total
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<()> {
@@ -262,6 +295,8 @@ struct Run {
     tasks_per_s: f64,
     deliveries_per_s: f64,
     cpu: Vec<f64>,
+    /// PostgreSQL's CPU over the same time (None on SQLite).
+    postgres_cpu: Option<f64>,
     wall: f64,
     run_twice: usize,
     sent_twice: usize,
@@ -273,6 +308,7 @@ async fn setup(
     name: &str,
     replicas: usize,
     database: Option<String>,
+    pg_data: &Path,
     failover: bool,
 ) -> Result<Run> {
     let dir = tempfile::tempdir()?;
@@ -305,6 +341,7 @@ async fn setup(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cpu_before: Vec<f64> = procs.iter().map(|p| cpu_seconds(p.pid)).collect();
+    let pg_before = postgres_cpu(pg_data);
     let started = Instant::now();
     let urls: Vec<String> = procs.iter().map(|p| p.url.clone()).collect();
     let create = |n: usize| {
@@ -369,6 +406,7 @@ async fn setup(
         .zip(&cpu_before)
         .map(|(p, before)| cpu_seconds(p.pid) - before)
         .collect();
+    let pg_cpu = database.as_ref().map(|_| postgres_cpu(pg_data) - pg_before);
     let mut runs: HashMap<String, usize> = HashMap::new();
     for id in lines(&log) {
         *runs.entry(id).or_default() += 1;
@@ -392,6 +430,7 @@ async fn setup(
         tasks_per_s: a.tasks as f64 / tasks_elapsed,
         deliveries_per_s: want as f64 / deliveries_elapsed.max(1e-9),
         cpu,
+        postgres_cpu: pg_cpu,
         wall,
         run_twice,
         sent_twice,
@@ -463,18 +502,20 @@ async fn bench(a: Args) -> Result<bool> {
         a.tasks * a.endpoints,
         env!("CARGO_BIN_EXE_claw")
     );
+    let pg_data = cluster.dir.join("data");
     let runs = vec![
-        setup(&a, "sqlite, 1 process", 1, None, false).await?,
-        setup(&a, "postgres, 1 replica", 1, Some(fresh()), false).await?,
-        setup(&a, "postgres, 3 replicas", 3, Some(fresh()), true).await?,
+        setup(&a, "sqlite, 1 process", 1, None, &pg_data, false).await?,
+        setup(&a, "postgres, 1 replica", 1, Some(fresh()), &pg_data, false).await?,
+        setup(&a, "postgres, 3 replicas", 3, Some(fresh()), &pg_data, true).await?,
     ];
     println!(
-        "\n{:<22} {:>9} {:>13} {:>7}  {:<28} {:>9} {:>10}",
+        "\n{:<22} {:>9} {:>13} {:>7}  {:<36} {:>13} {:>9} {:>10}",
         "setup",
         "tasks/s",
         "deliveries/s",
         "wall s",
-        "CPU s per process (% wall)",
+        "claw CPU s per process (% wall)",
+        "postgres CPU",
         "run twice",
         "sent twice"
     );
@@ -484,13 +525,17 @@ async fn bench(a: Args) -> Result<bool> {
             .iter()
             .map(|c| format!("{c:.1} ({:.0}%)", 100.0 * c / r.wall))
             .collect();
+        let pg = r.postgres_cpu.map_or("-".to_owned(), |c| {
+            format!("{c:.1} ({:.0}%)", 100.0 * c / r.wall)
+        });
         println!(
-            "{:<22} {:>9.1} {:>13.1} {:>7.1}  {:<28} {:>9} {:>10}",
+            "{:<22} {:>9.1} {:>13.1} {:>7.1}  {:<36} {:>13} {:>9} {:>10}",
             r.name,
             r.tasks_per_s,
             r.deliveries_per_s,
             r.wall,
             cpu.join(", "),
+            pg,
             r.run_twice,
             r.sent_twice
         );
@@ -541,6 +586,7 @@ async fn bench(a: Args) -> Result<bool> {
             "tasks_per_s": r.tasks_per_s,
             "deliveries_per_s": r.deliveries_per_s,
             "cpu_s": r.cpu,
+            "postgres_cpu_s": r.postgres_cpu,
             "wall_s": r.wall,
             "run_twice": r.run_twice,
             "sent_twice": r.sent_twice,
