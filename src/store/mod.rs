@@ -480,10 +480,9 @@ pub(crate) mod test_sql {
         let mut out = vec![(Some(dir), sqlite)];
         if super::test_pg::bin_dir().is_some() {
             let url = super::test_pg::fresh_database();
-            let pg = Store::open_with(std::path::Path::new("/nonexistent"), Some(&url))
-                .await
-                .unwrap();
-            out.push((None, pg));
+            let dir = tempfile::tempdir().unwrap();
+            let pg = Store::open_with(dir.path(), Some(&url)).await.unwrap();
+            out.push((Some(dir), pg));
         }
         out
     }
