@@ -344,10 +344,14 @@ impl Store {
                     .into(),
             });
         }
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
             url: target.clone(),
             reason: e.to_string().replace(url, &target),
         })?;
+        if !migrate {
+            // CLI verbs only read.
+            options = options.options([("default_transaction_read_only", "on")]);
+        }
         let err = |source| StoreError::Open {
             target: target.clone(),
             source,
