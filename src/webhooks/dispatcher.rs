@@ -63,6 +63,9 @@ pub const FANOUT_BATCH: i64 = 1024;
 /// A day in milliseconds (Config `webhooks.retention_days` is in days).
 const DAY_MS: i64 = 24 * 3_600_000;
 
+/// A resolved secret, or why it cannot be (naming the reference, never a value).
+type Resolved = Result<Arc<str>, String>;
+
 /// How long past its timeout a claimed attempt stays claimed (PostgreSQL): the time to
 /// record it. A claim older than that is a dead sender's, and another replica retakes it.
 const CLAIM_MARGIN_MS: i64 = 30_000;
@@ -87,7 +90,7 @@ pub struct Dispatcher {
     secrets: SecretContext,
     /// `{ref}` secrets sealed in the database (PostgreSQL), opened: value or why not; `None`
     /// for a name the database does not hold (then it is a file in the data dir).
-    sealed: Mutex<HashMap<String, Option<Result<Arc<str>, String>>>>,
+    sealed: Mutex<HashMap<String, Option<Resolved>>>,
     clock: Arc<dyn Clock>,
     lookup: Arc<dyn Lookup>,
     rng: Mutex<Box<dyn RngCore + Send>>,
