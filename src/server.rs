@@ -490,7 +490,9 @@ fn spawn_revision_follower(
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut notices = live.cluster.subscribe();
+        let Some(mut notices) = live.cluster.subscribe() else {
+            return;
+        };
         loop {
             let notice = tokio::select! {
                 _ = stop.cancelled() => break,

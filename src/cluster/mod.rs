@@ -17,8 +17,8 @@
 //!   [`RATE_SYNC`] and charges the others' to its own limiter, so a token's budget is
 //!   deployment-wide (ARCHITECTURE.md "Replicas").
 //!
-//! On SQLite there is one process: [`Cluster::single`] is the leader, notices stay local, and
-//! none of the loops run.
+//! On SQLite there is one process: [`Cluster::single`] is the leader, nothing is published or
+//! heard, and none of the loops run.
 
 mod leader;
 pub mod leases;
@@ -60,6 +60,9 @@ pub enum JoinError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Notices buffered per subscriber; one that falls further behind misses some (logged).
+const NOTICE_BUFFER: usize = 4096;
+
 /// This process's place in the deployment.
 pub struct Cluster {
     /// The store's replica id once joined (the `replica` its claimed tasks record).
@@ -71,7 +74,8 @@ pub struct Cluster {
     leader_since: std::sync::Mutex<Option<String>>,
     pg: OnceLock<PgPool>,
     /// Notices from other replicas (and, on SQLite, from this one).
-    notices: broadcast::Sender<Notice>,
+    /// (Made by [`Cluster::join`]: alone there is nothing to hear, and no buffer to hold.)
+    notices: OnceLock<broadcast::Sender<Notice>>,
     /// Notices waiting to be sent, in order, by the publisher task.
     outgoing: OnceLock<mpsc::UnboundedSender<Notice>>,
     /// `GET /status`'s `replicas` array, rendered by the heartbeat.
@@ -88,7 +92,7 @@ impl Cluster {
             leader: AtomicBool::new(true),
             leader_since: std::sync::Mutex::new(None),
             pg: OnceLock::new(),
-            notices: broadcast::channel(4096).0,
+            notices: OnceLock::new(),
             outgoing: OnceLock::new(),
             rendered: ArcSwap::from_pointee(String::from("[]")),
         };
@@ -145,9 +149,9 @@ impl Cluster {
         self.rendered.store(Arc::new(one.to_string()));
     }
 
-    /// Receives the notices of every replica (its own included).
-    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        self.notices.subscribe()
+    /// Receives the notices of every replica (its own included); `None` alone.
+    pub fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
+        self.notices.get().map(broadcast::Sender::subscribe)
     }
 
     /// Sends `notice` to every replica (this one included). Never blocks: notices are sent in
@@ -181,6 +185,7 @@ impl Cluster {
         }
         let session = leader::first(self, &pool).await;
         replicas::beat(self, &pool).await?;
+        let _ = self.notices.set(broadcast::channel(NOTICE_BUFFER).0);
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = self.outgoing.set(tx);
         let listener =

@@ -96,7 +96,9 @@ pub(super) async fn listen(
                 }
                 Ok(Some(n)) => match serde_json::from_str::<Wire>(n.payload()) {
                     Ok(wire) => {
-                        let _ = cluster.notices.send(wire.notice);
+                        if let Some(notices) = cluster.notices.get() {
+                            let _ = notices.send(wire.notice);
+                        }
                     }
                     Err(e) => tracing::warn!("unreadable cluster notice: {e}"),
                 },

@@ -456,7 +456,7 @@ impl TaskService {
                     _ = passes.changed() => {}
                     Some(_) = running.join_next(), if !running.is_empty() => {}
                     // Only a queued task elsewhere is a reason to look at the queue.
-                    notice = notices.recv() => match notice {
+                    notice = next_notice(&mut notices) => match notice {
                         Ok(notice) => claim_now = this.take_notice(notice),
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             tracing::warn!(missed = n, "task notices from other replicas were missed");
@@ -791,6 +791,16 @@ impl TaskService {
             Ok(out) => Ok((out, files)),
             Err(e) => Err((e, files)),
         }
+    }
+}
+
+/// The next notice from other replicas; never, alone.
+async fn next_notice(
+    notices: &mut Option<broadcast::Receiver<Notice>>,
+) -> Result<Notice, broadcast::error::RecvError> {
+    match notices {
+        Some(notices) => notices.recv().await,
+        None => std::future::pending().await,
     }
 }
 
