@@ -3,7 +3,8 @@
 //!
 //! Requests pass request id -> JSON errors (which log server errors) -> trace -> body limit
 //! (one stack around the routes) -> metrics -> (for `/api/v1`) authentication, scope and rate limit ([`auth`];
-//! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> one module per
+//! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> `Idempotency-Key`
+//! on creating POSTs ([`idempotency`]) -> one module per
 //! resource; each module's routes carry their full paths. Handlers read [`Live`] state and ask the
 //! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
 
@@ -11,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod hooks;
+pub mod idempotency;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
@@ -189,10 +191,16 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         hooks,
         public,
     } = routes();
-    let bearer = Router::from(bearer).route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    // Inside authentication: an `Idempotency-Key` belongs to the caller's token.
+    let bearer = Router::from(bearer)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     let hooks = Router::from(hooks).route_layer(middleware::from_fn_with_state(
         state.clone(),
         hooks::authenticate_unless_signed,

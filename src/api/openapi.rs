@@ -157,6 +157,9 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
             .or_insert_with(|| reference("InvalidBody"));
         responses.insert("413".into(), reference("PayloadTooLarge"));
     }
+    if method == "post" && super::idempotency::ROUTES.contains(&path) {
+        idempotent(op, &mut responses);
+    }
     if auth == Auth::None {
         op.insert("security".into(), json!([]));
         op.insert("responses".into(), Value::Object(responses));
@@ -202,6 +205,47 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
     }
     responses.insert("429".into(), reference("RateLimited"));
     op.insert("responses".into(), Value::Object(sort_statuses(responses)));
+}
+
+/// The `Idempotency-Key` header of a creating POST ([`super::idempotency`]): the parameter,
+/// `Idempotent-Replayed` on its answers, and the 409 / 422 it adds.
+fn idempotent(op: &mut Map<String, Value>, responses: &mut Map<String, Value>) {
+    let parameters = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Some(list) = parameters.as_array_mut() {
+        list.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe, as Stripe's header does: the same key with the same method, path and body within 24 h answers the first response again (with `Idempotent-Replayed: true`) instead of creating twice; the same key with another request is 422 `idempotency_key_reused`. Keys are per token; 1 to 255 printable ASCII characters (else 400 `invalid_idempotency_key`). Responses of 5xx, 408, 409, 425 and 429 are not kept: a retry runs again.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": super::idempotency::MAX_KEY_LEN, "pattern": "^[\\x21-\\x7E]([\\x20-\\x7E]*[\\x21-\\x7E])?$" }
+        }));
+    }
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('2') {
+            if let Some(r) = response.as_object_mut().filter(|r| !r.contains_key("$ref")) {
+                let headers = r.entry("headers").or_insert_with(|| json!({}));
+                headers["Idempotent-Replayed"] = header_ref("Idempotent-Replayed");
+            }
+        }
+    }
+    let in_progress = "`idempotency_key_in_progress`: a request with this `Idempotency-Key` is still running; retry after `Retry-After` seconds with the same key";
+    match responses.get_mut("409").and_then(Value::as_object_mut) {
+        Some(r) => {
+            let before = r.get("description").and_then(Value::as_str).unwrap_or("");
+            let description = format!("{before}; or {in_progress}");
+            r.insert("description".into(), description.into());
+        }
+        None => {
+            responses.insert("409".into(), error_response(in_progress, json!({})));
+        }
+    }
+    responses.insert(
+        "422".into(),
+        error_response(
+            "`idempotency_key_reused`: this `Idempotency-Key` was used with another request within 24 h",
+            json!({}),
+        ),
+    );
 }
 
 fn sort_statuses(responses: Map<String, Value>) -> Map<String, Value> {
@@ -286,6 +330,11 @@ fn common_headers() -> Value {
         "X-RateLimit-Limit": integer("Requests the token may make per window (Config `rate_limit.burst`)"),
         "X-RateLimit-Remaining": integer("Requests left in the current window"),
         "X-RateLimit-Reset": integer("Unix time (seconds) when the window is full again"),
+        "Idempotent-Replayed": {
+            "description": "`true` when this is the stored response of an earlier request with the same `Idempotency-Key`",
+            "required": false,
+            "schema": { "type": "string", "enum": ["true"] }
+        },
         "Retry-After": {
             "description": "Seconds to wait before retrying (at least 1)",
             "required": true,

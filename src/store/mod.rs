@@ -40,6 +40,7 @@ macro_rules! text_column {
 }
 
 pub mod deliveries;
+pub mod idempotency;
 pub mod outbox;
 pub mod resources;
 pub mod stats;

@@ -12,6 +12,7 @@ mod fuzz;
 mod gitops;
 mod hardening;
 mod harness;
+mod idempotency;
 mod mcp;
 mod openapi;
 mod pull;
