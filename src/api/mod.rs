@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod idempotency;
 pub mod mcp;
 pub mod metrics;
+pub mod openai;
 pub mod openapi;
 pub mod ratelimit;
 pub mod resources;
@@ -161,6 +162,9 @@ pub(crate) struct Routes {
     pub hooks: OpenApiRouter<AppState>,
     /// No token: `/healthz`, `/readyz`, `/api/v1/openapi.json`.
     pub public: OpenApiRouter<AppState>,
+    /// The OpenAI-compatible `/v1/...` ([`openai`]): the bearer token, behind the Config's
+    /// switch; errors in OpenAI's shape.
+    pub openai: OpenApiRouter<AppState>,
 }
 
 pub(crate) fn routes() -> Routes {
@@ -181,6 +185,7 @@ pub(crate) fn routes() -> Routes {
             .routes(routes!(healthz))
             .routes(routes!(readyz))
             .routes(routes!(openapi::serve)),
+        openai: openai::router(),
     }
 }
 
@@ -190,6 +195,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         bearer,
         hooks,
         public,
+        openai,
     } = routes();
     // Inside authentication: an `Idempotency-Key` belongs to the caller's token.
     let bearer = Router::from(bearer)
@@ -205,9 +211,20 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         state.clone(),
         hooks::authenticate_unless_signed,
     ));
+    // The switch before authentication: while it is off, `/v1` is not there for anyone.
+    let openai = Router::from(openai)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            openai::enabled,
+        ));
     let routes = Router::from(public)
         .merge(bearer)
         .merge(hooks)
+        .merge(openai)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -396,9 +413,27 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // `/v1/...` speaks OpenAI's error shape, whoever produced the error.
+    if openai::is_openai_path(path) {
+        let ours = if is_json {
+            response
+        } else {
+            with_json_error(&method, path, response)
+        };
+        return openai::rewrite_error(ours).await;
+    }
+    if is_json {
+        return response;
+    }
+    with_json_error(&method, path, response)
+}
+
+/// Our JSON error body for an error answer that has none (axum's 405, tower-http's 413, ...).
+fn with_json_error(method: &Method, path: &str, response: Response) -> Response {
+    let status = response.status();
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,

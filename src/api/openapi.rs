@@ -42,6 +42,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"details\"?, \"retry_after\"?}}
         (name = "webhooks", description = "Webhook manifests and their deliveries"),
         (name = "mcp", description = "McpServer manifests and their live state"),
         (name = "resources", description = "Every declared resource and the reconciler"),
+        (name = "openai", description = "The OpenAI-compatible API (`/v1`), off unless Config `api.openai_compatible`; errors in OpenAI's shape"),
     )
 )]
 struct Base;
@@ -55,6 +56,7 @@ pub fn document() -> Value {
         bearer,
         hooks,
         public,
+        openai,
     } = super::routes();
     let mut doc = to_value(Base::openapi());
     let mut paths = Map::new();
@@ -63,6 +65,7 @@ pub fn document() -> Value {
         (bearer.into_openapi(), Auth::Bearer),
         (hooks.into_openapi(), Auth::BearerOrSignature),
         (public.into_openapi(), Auth::None),
+        (openai.into_openapi(), Auth::OpenAi),
     ] {
         let mut part = to_value(part);
         if let Some(Value::Object(part_paths)) = part.get_mut("paths").map(Value::take) {
@@ -132,6 +135,8 @@ enum Auth {
     BearerOrSignature,
     /// No token.
     None,
+    /// The OpenAI-compatible `/v1/...`: the bearer token, errors in OpenAI's shape.
+    OpenAi,
 }
 
 /// A path template made concrete, for [`auth::required_scope`].
@@ -189,7 +194,7 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
     );
     // Every answer past authentication carries the rate-limit headers (a signed git hook is
     // not rate-limited, so it has none).
-    if auth == Auth::Bearer {
+    if auth == Auth::Bearer || auth == Auth::OpenAi {
         for (status, response) in responses.iter_mut() {
             if status != "400" && status != "413" {
                 add_rate_limit_headers(response);
@@ -204,8 +209,21 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
         responses.insert("403".into(), reference("Forbidden"));
     }
     responses.insert("429".into(), reference("RateLimited"));
+    if auth == Auth::OpenAi {
+        // The same answers, in OpenAI's error shape.
+        for response in responses.values_mut() {
+            if let Some(Value::String(r)) = response.get_mut("$ref") {
+                if let Some(name) = r.strip_prefix("#/components/responses/") {
+                    *r = format!("#/components/responses/{OPENAI_PREFIX}{name}");
+                }
+            }
+        }
+    }
     op.insert("responses".into(), Value::Object(sort_statuses(responses)));
 }
+
+/// Prefix of the common responses in OpenAI's error shape (`/v1/...`).
+const OPENAI_PREFIX: &str = "OpenAi";
 
 /// The `Idempotency-Key` header of a creating POST ([`super::idempotency`]): the parameter,
 /// `Idempotent-Replayed` on its answers, and the 409 / 422 it adds.
@@ -295,6 +313,27 @@ fn rate_limit_headers() -> Value {
 }
 
 fn common_responses() -> Value {
+    let mut ours = our_common_responses();
+    // Each again for `/v1/...`, whose errors are OpenAI's `{"error": {"message", "type",
+    // "param", "code"}}`.
+    let theirs: Vec<(String, Value)> = ours
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, response)| {
+            let mut response = response.clone();
+            response["content"][JSON]["schema"] =
+                json!({ "$ref": "#/components/schemas/OpenAiErrorBody" });
+            (format!("{OPENAI_PREFIX}{name}"), response)
+        })
+        .collect();
+    if let Some(map) = ours.as_object_mut() {
+        map.extend(theirs);
+    }
+    ours
+}
+
+fn our_common_responses() -> Value {
     let mut limited = rate_limit_headers();
     limited["Retry-After"] = header_ref("Retry-After");
     json!({

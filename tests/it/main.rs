@@ -14,6 +14,7 @@ mod hardening;
 mod harness;
 mod idempotency;
 mod mcp;
+mod openai;
 mod openapi;
 mod pull;
 mod reconcile;
