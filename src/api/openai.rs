@@ -221,7 +221,11 @@ pub struct OpenAiError {
 #[utoipa::path(post, path = "/v1/chat/completions", operation_id = "openai_chat_completions", tag = "openai",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "The completion; `text/event-stream` of chunks when `stream` is true", body = ChatCompletion,
+        (status = 200, description = "The completion (`application/json`); with `stream: true` a `text/event-stream` of `data: {chat.completion.chunk}` lines ending `data: [DONE]`",
+            content(
+                (ChatCompletion = "application/json"),
+                (String = "text/event-stream"),
+            ),
             headers(("X-OpenClaw-Task-Id" = String, description = "The task that ran the completion"))),
         (status = 404, description = "`model_not_found`, or the OpenAI-compatible API is off", body = OpenAiErrorBody),
         (status = 500, description = "`task_failed` / `task_cancelled`: the task did not complete", body = OpenAiErrorBody),

@@ -196,7 +196,9 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
     // not rate-limited, so it has none).
     if auth == Auth::Bearer || auth == Auth::OpenAi {
         for (status, response) in responses.iter_mut() {
-            if status != "400" && status != "413" {
+            // `/v1`'s 404 may be the switch's, which answers before authentication.
+            let before_auth = auth == Auth::OpenAi && status == "404";
+            if status != "400" && status != "413" && !before_auth {
                 add_rate_limit_headers(response);
             }
         }
