@@ -229,3 +229,61 @@ async fn a_key_outlives_a_restart() {
     assert_eq!(expect(list, StatusCode::OK).await["total"], 1);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_abandoned_keys_are_not_honoured_and_expired_ones_are_pruned() {
+    use claw::store::idempotency as keys;
+    use claw::tasks::service::timestamp;
+    let s = TestServer::start().await;
+    let store = claw::store::Store::open(s.data.path()).await.unwrap();
+    let mine = token::hash_hex(&s.admin);
+    let now = time::OffsetDateTime::now_utc();
+    // A key first used 25 hours ago (with another body), and one whose first request began
+    // 11 minutes ago and never answered (its process died).
+    let expired = timestamp(now - time::Duration::hours(25));
+    assert!(
+        keys::reserve(&store, &mine, "old", "other-request", &expired)
+            .await
+            .unwrap()
+    );
+    let abandoned = timestamp(now - time::Duration::minutes(11));
+    assert!(
+        keys::reserve(&store, &mine, "stuck", "other-request", &abandoned)
+            .await
+            .unwrap()
+    );
+
+    for key in ["old", "stuck"] {
+        let r = post(
+            &s,
+            &s.admin,
+            "/api/v1/tasks",
+            Some(key),
+            &json!({"prompt": key}),
+        )
+        .await;
+        assert_eq!(replayed(&r), None, "{key}");
+        expect(r, StatusCode::CREATED).await;
+        let row = keys::get(&store, &mine, key).await.unwrap().unwrap();
+        assert_eq!(
+            row.status,
+            Some(201),
+            "{key}: the new first response is stored"
+        );
+    }
+    assert_eq!(task_total(&s).await, 2);
+
+    assert!(keys::reserve(&store, &mine, "old-again", "x", &expired)
+        .await
+        .unwrap());
+    let cutoff = timestamp(now - time::Duration::hours(24));
+    // (The server prunes too, in the background, at most every 10 minutes: count nothing.)
+    keys::prune(&store, &cutoff).await.unwrap();
+    assert!(keys::get(&store, &mine, "old-again")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(keys::get(&store, &mine, "old").await.unwrap().is_some());
+    store.close().await;
+    s.stop().await;
+}
