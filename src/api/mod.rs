@@ -5,7 +5,9 @@
 //! (one stack around the routes) -> metrics -> (for `/api/v1`) authentication, scope and rate limit ([`auth`];
 //! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> `Idempotency-Key`
 //! on creating POSTs ([`idempotency`]) -> one module per
-//! resource; each module's routes carry their full paths. Handlers read [`Live`] state and ask the
+//! resource; each module's routes carry their full paths. The OpenAI-compatible `/v1/...`
+//! ([`openai`]) passes its Config switch, then the same authentication; the JSON-errors layer
+//! gives its errors OpenAI's shape. Handlers read [`Live`] state and ask the
 //! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
 
 pub mod auth;
