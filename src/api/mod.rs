@@ -403,9 +403,16 @@ async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // A `Uri` clone shares its bytes: no allocation on the (usual) path without an error.
     let uri = req.uri().clone();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let path = uri.path();
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was refused unread, so the connection cannot carry another request: say
+        // so, or a client may send its next request on a connection about to be closed.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if status.is_server_error() {
         let id = response.headers().get(&X_REQUEST_ID);
         let id = id.and_then(|v| v.to_str().ok()).unwrap_or("");

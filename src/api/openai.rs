@@ -58,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(chat_completions))
         .routes(routes!(models))
+        .routes(routes!(model))
 }
 
 /// True for a path this module answers, whose errors take OpenAI's shape.
@@ -341,6 +342,30 @@ async fn models(State(state): State<AppState>) -> Json<ModelList> {
             owned_by: "claw",
         }],
     })
+}
+
+/// Retrieve a model (OpenAI-compatible)
+///
+/// The Config's model by its id; any other is 404 `model_not_found`.
+#[utoipa::path(get, path = "/v1/models/{model}", operation_id = "openai_model", tag = "openai",
+    params(("model" = String, Path, description = "The model's id")),
+    responses(
+        (status = 200, description = "The model", body = Model),
+        (status = 404, description = "`model_not_found`, or the OpenAI-compatible API is off", body = OpenAiErrorBody),
+    ))]
+async fn model(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Model>, ApiError> {
+    let Json(mut list) = models(State(state)).await;
+    match list.data.pop().filter(|m| m.id == id) {
+        Some(m) => Ok(Json(m)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("The model `{id}` does not exist; GET /v1/models lists the one served"),
+        )),
+    }
 }
 
 fn invalid_param(field: &str, message: &str) -> ApiError {

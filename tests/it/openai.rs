@@ -97,7 +97,8 @@ fn config(model: &str, extra: &str) -> String {
     )
 }
 
-/// A model provider speaking OpenAI's format: "Echo: " + the last user message, 11 + 5 tokens.
+/// A model provider speaking OpenAI's format: "Echo: " + the last user message, 11 + 5 tokens;
+/// a message containing "fail" is refused (400), so its task fails.
 async fn fake_provider() -> String {
     let app = Router::new().route(
         "/v1/chat/completions",
@@ -107,11 +108,19 @@ async fn fake_provider() -> String {
                 .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
                 .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
                 .unwrap_or_default();
-            Json(json!({
-                "choices": [{"index": 0, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": format!("Echo: {last}")}}],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 5}
-            }))
+            if last.contains("fail") {
+                let refusal =
+                    json!({"error": {"message": "refused", "type": "invalid_request_error"}});
+                return (StatusCode::BAD_REQUEST, Json(refusal));
+            }
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": format!("Echo: {last}")}}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 5}
+                })),
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -121,7 +130,8 @@ async fn fake_provider() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_client_completes_plain_and_streaming_and_gets_openai_errors() {
+async fn the_official_openai_client_completes_plain_and_streaming_and_gets_openai_errors_and_failures(
+) {
     let base = fake_provider().await;
     let model = format!("    provider: openai\n    name: fake-gpt\n    base_url: {base}\n");
     let text = config(&model, "");
@@ -131,7 +141,7 @@ async fn the_official_openai_client_completes_plain_and_streaming_and_gets_opena
         |o| o.limits.max_body_bytes = 16 * 1024,
     )
     .await;
-    client(&s, "fake-gpt", &["plain", "stream", "errors"]).await;
+    client(&s, "fake-gpt", &["plain", "stream", "errors", "failures"]).await;
     s.stop().await;
 }
 
@@ -264,5 +274,32 @@ async fn off_by_default_and_execute_scope_with_openai_errors() {
         openai_error(r, StatusCode::METHOD_NOT_ALLOWED).await["type"],
         "invalid_request_error"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_rate_limit_is_an_openai_429_with_retry_after() {
+    let text = config(
+        "    provider: command\n    name: local\n    command: [\"cat\"]\n",
+        "  rate_limit:\n    requests_per_minute: 1\n    burst: 1\n",
+    );
+    let s = TestServer::start_with(move |dir| {
+        std::fs::write(dir.join("configs/default.yaml"), text).unwrap()
+    })
+    .await;
+    expect(s.get("/v1/models", &s.admin).await, StatusCode::OK).await;
+    let r = s.get("/v1/models", &s.admin).await;
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    let e = openai_error(r, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(e["type"], "rate_limit_error");
+    assert_eq!(e["code"], "rate_limit_exceeded");
     s.stop().await;
 }

@@ -58,6 +58,7 @@ def plain() -> None:
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL], models
     assert models.data[0].object == "model"
+    assert client.models.retrieve(MODEL).id == MODEL
 
     completion = client.chat.completions.create(
         model=MODEL,
@@ -158,6 +159,33 @@ def errors() -> None:
         assert e.type == "invalid_request_error", e.body
 
 
+def failures() -> None:
+    # The provider refuses this prompt: the task fails, and so does the completion.
+    try:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "please fail"}])
+        raise AssertionError("a failed task answered a completion")
+    except openai.InternalServerError as e:
+        assert e.code == "task_failed", e.body
+        assert e.type == "server_error", e.body
+        assert e.response.headers["x-should-retry"] == "false"
+        task = claw_get(f"/api/v1/tasks/{e.response.headers['x-openclaw-task-id']}")
+        assert task["status"] == "failed", task
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "please fail"}], stream=True
+    )
+    try:
+        for _ in stream:
+            pass
+        raise AssertionError("a failed task ended its stream normally")
+    except openai.APIError as e:
+        assert isinstance(e.body, dict) and e.body["code"] == "task_failed", e.body
+    try:
+        client.models.retrieve("gpt-unknown")
+        raise AssertionError("an unknown model was found")
+    except openai.NotFoundError as e:
+        assert e.code == "model_not_found", e.body
+
+
 def disconnect() -> None:
     stream = client.chat.completions.create(
         model=MODEL,
@@ -178,7 +206,7 @@ def disconnect() -> None:
     assert "disconnected" in (row["error"] or ""), row
 
 
-SCENARIOS = {"plain": plain, "stream": stream, "errors": errors, "disconnect": disconnect}
+SCENARIOS = {"plain": plain, "stream": stream, "errors": errors, "failures": failures, "disconnect": disconnect}
 
 if __name__ == "__main__":
     for name in sys.argv[1:]:
