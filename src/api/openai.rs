@@ -1,6 +1,6 @@
 //! The OpenAI-compatible door (SPEC §4), off unless Config `api.openai_compatible` is true:
-//! `POST /v1/chat/completions` and `GET /v1/models` on the API's port, so any OpenAI client
-//! can drive the agent.
+//! `POST /v1/chat/completions`, `GET /v1/models` and `GET /v1/models/{model}` on the API's
+//! port, so any OpenAI client can drive the agent.
 //!
 //! - Each completion is an ordinary task (listed, evented, cancellable), created by the
 //!   caller's token: the messages become its prompt (one user message alone is the prompt as
