@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -208,10 +209,14 @@ impl Key {
     async fn first(self, created_at: String, request: Request, next: Next) -> Response {
         let store = self.store.clone();
         let (token, key) = (self.token.clone(), self.key.clone());
-        let work = tokio::spawn(async move {
-            let response = next.run(request).await;
-            self.finish(&created_at, response).await
-        });
+        // In the request's span, so what the handler logs still names the request.
+        let work = tokio::spawn(
+            async move {
+                let response = next.run(request).await;
+                self.finish(&created_at, response).await
+            }
+            .instrument(tracing::Span::current()),
+        );
         match work.await {
             Ok(response) => response,
             Err(e) => {
