@@ -144,6 +144,10 @@ impl Key {
         let deadline = Instant::now() + WAIT;
         let mut pause = Duration::from_millis(10);
         loop {
+            // Also bounds the rounds where the row vanished or expired between two reads.
+            if Instant::now() > deadline {
+                return in_progress();
+            }
             let now = OffsetDateTime::now_utc();
             prune_if_due(&self.store, now);
             let created_at = timestamp(now);
@@ -191,13 +195,7 @@ impl Key {
                 return replay(status, row.headers.as_deref(), row.body.unwrap_or_default());
             }
             if Instant::now() + pause > deadline {
-                let mut e = ApiError::new(
-                    StatusCode::CONFLICT,
-                    "idempotency_key_in_progress",
-                    "a request with this Idempotency-Key is still being processed; retry after a moment with the same key to get its response",
-                );
-                e.retry_after = Some(1);
-                return e.into_response();
+                return in_progress();
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(250));
@@ -279,6 +277,17 @@ impl Key {
             tracing::error!("cannot release an Idempotency-Key: {e}");
         }
     }
+}
+
+/// 409 `idempotency_key_in_progress`, retry after a second.
+fn in_progress() -> Response {
+    let mut e = ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_progress",
+        "a request with this Idempotency-Key is still being processed; retry after a moment with the same key to get its response",
+    );
+    e.retry_after = Some(1);
+    e.into_response()
 }
 
 /// The key as given, if it is 1 to [`MAX_KEY_LEN`] printable ASCII characters.
