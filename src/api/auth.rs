@@ -38,9 +38,13 @@ impl Caller {
     }
 }
 
-/// The scope a call needs: GETs need `read`; creating and cancelling tasks need `execute`;
-/// everything else needs `full`.
+/// The scope a call needs: GETs need `read`; creating and cancelling tasks, and every call of
+/// the OpenAI-compatible `/v1/...`, need `execute`; everything else needs `full`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
+    // The OpenAI-compatible door runs tasks: execute, even to list its models.
+    if super::openai::is_openai_path(path) {
+        return Scope::Execute;
+    }
     if method == Method::GET || method == Method::HEAD {
         return Scope::Read;
     }
@@ -201,6 +205,11 @@ mod tests {
         assert_eq!(
             required_scope(&Method::DELETE, "/api/v1/tasks/x"),
             Scope::Full
+        );
+        assert_eq!(required_scope(&Method::GET, "/v1/models"), Scope::Execute);
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/chat/completions"),
+            Scope::Execute
         );
     }
 

@@ -345,6 +345,10 @@ async fn list(
     if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
         return Err(bad("q is limited to 200 characters".into()));
     }
+    // SQLite's full-text query parser ends a string at NUL ("unterminated string").
+    if q.as_ref().is_some_and(|q| q.contains('\0')) {
+        return Err(bad("q may not contain NUL (U+0000)".into()));
+    }
     let filter = Filter {
         statuses,
         created_after: time("created_after", filters.created_after)?,

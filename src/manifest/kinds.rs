@@ -152,6 +152,8 @@ pub struct ConfigSpec {
     pub skills: SkillsConfig,
     /// Git integration settings.
     pub git: GitConfig,
+    /// Optional API surfaces.
+    pub api: ApiConfig,
 }
 
 /// A model provider.
@@ -358,6 +360,14 @@ impl Default for GitConfig {
             author_email: "claw@localhost".to_owned(),
         }
     }
+}
+
+/// `spec.api` of the Config: optional API surfaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve `POST /v1/chat/completions` and `GET /v1/models` (OpenAI's wire format).
+    pub openai_compatible: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -832,6 +842,9 @@ mod tests {
                 auto_commit: true,
                 author_name: "CI bot".to_owned(),
                 author_email: "ci@example.com".to_owned(),
+            },
+            api: ApiConfig {
+                openai_compatible: true,
             },
         }
     }

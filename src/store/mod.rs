@@ -105,6 +105,7 @@ macro_rules! with_tx {
 pub(crate) use with_tx;
 
 pub mod deliveries;
+pub mod idempotency;
 pub mod outbox;
 pub mod resources;
 pub mod secrets;

@@ -326,6 +326,13 @@ impl TaskService {
     /// Cancels a queued or running task; a running one is stopped (its HTTP call dropped, its
     /// process group killed) before this returns, within a bound.
     pub async fn cancel(&self, id: &str, by: &str) -> Result<Arc<TaskRow>, TaskError> {
+        self.cancel_because(id, format!("cancelled by token '{by}'"))
+            .await
+    }
+
+    /// [`cancel`](Self::cancel) with the task's error given in full (e.g. the client of an
+    /// OpenAI-compatible stream disconnected).
+    pub async fn cancel_because(&self, id: &str, error: String) -> Result<Arc<TaskRow>, TaskError> {
         let row = self.get(id).await?;
         if row.status.is_terminal() {
             return Err(TaskError::Finished {
@@ -333,7 +340,6 @@ impl TaskService {
                 status: row.status,
             });
         }
-        let error = format!("cancelled by token '{by}'");
         if row.status == TaskStatus::Queued {
             let event = events::task(
                 EventType::TaskFailed,

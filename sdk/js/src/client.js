@@ -90,7 +90,8 @@ export class OpenClaw {
 
   /**
    * Like `request`, also giving the `Response` (its body already read unless `opts.stream`).
-   * Retries a 429 after `Retry-After`, at most `maxRetries` times, with the same
+   * Retries a 429 (and a 409 `idempotency_key_in_progress`: the first request with this
+   * key is still running) after `Retry-After`, at most `maxRetries` times, with the same
    * `Idempotency-Key` on every attempt.
    */
   async requestWithResponse(method, path, opts = {}) {
@@ -116,7 +117,9 @@ export class OpenClaw {
         return { data: opts.stream ? undefined : parseBody(response, text), response };
       }
       const error = errorFromResponse(response, parseBody(response, text ?? (await response.text().catch(() => ""))));
-      if (response.status === 429 && attempt < this.maxRetries) {
+      const retryable =
+        response.status === 429 || (response.status === 409 && error.code === "idempotency_key_in_progress");
+      if (retryable && attempt < this.maxRetries) {
         const wait = error.retryAfter ?? Math.min(2 ** attempt, 30);
         if (wait <= this.maxRetryAfter) {
           await sleep(wait * 1000, opts.signal);

@@ -22,6 +22,9 @@ const NOT_IN_SDK = {
   "GET /api/v1/openapi.json": "the description itself",
   "GET /api/v1/whoami": "the dashboard's (not in the SDKs yet)",
   "GET /api/v1/stats/hourly": "the dashboard's charts (not in the SDKs yet)",
+  "POST /v1/chat/completions": "OpenAI-compatible: for OpenAI's own clients",
+  "GET /v1/models": "OpenAI-compatible: for OpenAI's own clients",
+  "GET /v1/models/{model}": "OpenAI-compatible: for OpenAI's own clients",
 };
 
 function fakeFetch(seen) {

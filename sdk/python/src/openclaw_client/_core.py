@@ -148,8 +148,10 @@ class Settings:
         return None if req.body is _MISSING else json.dumps(req.body).encode("utf-8")
 
     def retry_wait(self, error: OpenClawError, attempt: int) -> Optional[float]:
-        """Seconds to wait before retrying after ``error``, or None to raise it."""
-        if error.status != 429 or attempt >= self.max_retries:
+        """Seconds to wait before retrying after ``error``, or None to raise it: a 429, or a 409
+        ``idempotency_key_in_progress`` (the first request with this key is still running)."""
+        in_progress = error.status == 409 and error.code == "idempotency_key_in_progress"
+        if not (error.status == 429 or in_progress) or attempt >= self.max_retries:
             return None
         wait = error.retry_after if error.retry_after is not None else min(2.0**attempt, 30.0)
         return wait if wait <= self.max_retry_after else None
