@@ -42,6 +42,7 @@ macro_rules! text_column {
 pub mod deliveries;
 pub mod outbox;
 pub mod resources;
+pub mod schedules;
 pub mod stats;
 pub mod tasks;
 pub mod tokens;

@@ -1,0 +1,250 @@
+//! The `schedules` and `schedule_runs` tables: each Schedule's applied spec and the runner's
+//! cursor, and one row per slot handled. A slot is fired by the one caller whose compare-and-set
+//! of the cursor succeeds and whose `INSERT … ON CONFLICT DO NOTHING` of the (schedule, slot)
+//! row inserts it — in the same transaction as the task it starts — so each slot fires at most
+//! once across restarts and replicas. Portable SQL (`$N`, `ON CONFLICT`), times as text.
+
+use sqlx::SqliteConnection;
+
+use super::tasks::{begin_write, insert_in, NewTask};
+use super::{Store, StoreError};
+use crate::tasks::TaskStatus;
+
+/// A schedule as the runner sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScheduleRow {
+    pub name: String,
+    /// The applied spec, JSON.
+    pub spec: String,
+    pub since: Option<String>,
+    pub cursor: Option<String>,
+    pub skipped: i64,
+}
+
+/// One handled slot, with its task's state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub slot: String,
+    pub trigger: String,
+    pub task_id: Option<String>,
+    pub outcome: Option<String>,
+    pub message: Option<String>,
+    pub fired_at: String,
+    pub task_status: Option<TaskStatus>,
+    pub task_completed_at: Option<String>,
+    pub task_error: Option<String>,
+}
+
+/// Records the applied spec of `name` (the Schedule handler's fast part). A changed spec
+/// restarts the clock: the runner sets `since` and `cursor` anew, so slots of the old spec
+/// (or those passed while suspended) never fire.
+pub async fn upsert(
+    tx: &mut SqliteConnection,
+    name: &str,
+    spec: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO schedules (name, spec, since, cursor, skipped, updated_at)
+         VALUES ($1, $2, NULL, NULL, 0, $3)
+         ON CONFLICT (name) DO UPDATE SET
+             since = CASE WHEN schedules.spec = excluded.spec THEN schedules.since ELSE NULL END,
+             cursor = CASE WHEN schedules.spec = excluded.spec THEN schedules.cursor ELSE NULL END,
+             updated_at = CASE WHEN schedules.spec = excluded.spec THEN schedules.updated_at ELSE excluded.updated_at END,
+             spec = excluded.spec",
+    )
+    .bind(name)
+    .bind(spec)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Removes a schedule and its run history (its tasks stay).
+pub async fn delete(tx: &mut SqliteConnection, name: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM schedule_runs WHERE schedule = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM schedules WHERE name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Every schedule, by name.
+pub async fn all(store: &Store) -> Result<Vec<ScheduleRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT name, spec, since, cursor, skipped FROM schedules ORDER BY name",
+    )
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// One schedule.
+pub async fn get(store: &Store, name: &str) -> Result<Option<ScheduleRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT name, spec, since, cursor, skipped FROM schedules WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+/// Starts the clock of a spec the runner sees for the first time (only if `spec` is still the
+/// applied one and nobody started it meanwhile).
+pub async fn start_clock(
+    store: &Store,
+    name: &str,
+    spec: &str,
+    since: &str,
+    cursor: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE schedules SET since = $3, cursor = $4
+         WHERE name = $1 AND spec = $2 AND cursor IS NULL",
+    )
+    .bind(name)
+    .bind(spec)
+    .bind(since)
+    .bind(cursor)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A run to record with a cursor move.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub slot: &'a str,
+    pub trigger: &'a str,
+    /// The task to start; `None` records the slot as not run, with `outcome` and `message`.
+    pub task: Option<NewTask<'a>>,
+    /// `skipped` (concurrency forbid) or `failed` (the task could not be made); `None` with
+    /// a task (its status is the outcome).
+    pub outcome: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub fired_at: &'a str,
+}
+
+/// Moves `name`'s cursor from `from` to `to` (compare-and-set: only if it is still `from` and
+/// the spec is still `spec`), adds `skipped`, and records `run` if given — starting its task
+/// only if this call inserted the (schedule, slot) row. Answers whether the cursor moved and
+/// whether the run was recorded; nothing is written when the cursor had moved already.
+pub async fn advance(
+    store: &Store,
+    name: &str,
+    spec: &str,
+    from: &str,
+    to: &str,
+    skipped: i64,
+    run: Option<&NewRun<'_>>,
+) -> Result<(bool, bool), StoreError> {
+    let mut tx = begin_write(store).await?;
+    let moved = sqlx::query(
+        "UPDATE schedules SET cursor = $4, skipped = skipped + $5
+         WHERE name = $1 AND spec = $2 AND cursor = $3",
+    )
+    .bind(name)
+    .bind(spec)
+    .bind(from)
+    .bind(to)
+    .bind(skipped)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !moved {
+        tx.rollback().await?;
+        return Ok((false, false));
+    }
+    let recorded = match run {
+        Some(run) => record_in(&mut tx, name, run).await?,
+        None => false,
+    };
+    tx.commit().await?;
+    Ok((true, recorded))
+}
+
+/// Records a run that moves no cursor (a manual run) with its task.
+pub async fn record(store: &Store, name: &str, run: &NewRun<'_>) -> Result<bool, StoreError> {
+    let mut tx = begin_write(store).await?;
+    let recorded = record_in(&mut tx, name, run).await?;
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+async fn record_in(
+    tx: &mut SqliteConnection,
+    name: &str,
+    run: &NewRun<'_>,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO schedule_runs (schedule, slot, trigger, task_id, outcome, message, fired_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (schedule, slot) DO NOTHING",
+    )
+    .bind(name)
+    .bind(run.slot)
+    .bind(run.trigger)
+    .bind(run.task.as_ref().map(|t| t.id))
+    .bind(run.outcome)
+    .bind(run.message)
+    .bind(run.fired_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        if let Some(task) = &run.task {
+            let slot = (run.trigger == "slot").then_some(run.slot);
+            insert_in(tx, task, Some((name, slot))).await?;
+        }
+    }
+    Ok(inserted)
+}
+
+/// The newest `limit` runs of `name`, newest first, with their tasks' state.
+pub async fn runs(store: &Store, name: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT r.slot, r.trigger, r.task_id, r.outcome, r.message, r.fired_at,
+                t.status AS task_status, t.completed_at AS task_completed_at, t.error AS task_error
+         FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id
+         WHERE r.schedule = $1
+         ORDER BY r.fired_at DESC, r.slot DESC
+         LIMIT $2",
+    )
+    .bind(name)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// Ids of `name`'s tasks that are queued or running.
+pub async fn active_tasks(store: &Store, name: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM tasks WHERE schedule = $1 AND status IN ($2, $3) ORDER BY seq",
+    )
+    .bind(name)
+    .bind(TaskStatus::Queued)
+    .bind(TaskStatus::Running)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// Keeps the newest `keep` runs of `name`. Older slots are behind the cursor, which only moves
+/// forward, so forgetting their rows cannot fire them again.
+pub async fn prune(store: &Store, name: &str, keep: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM schedule_runs WHERE schedule = $1 AND slot NOT IN (
+             SELECT slot FROM schedule_runs WHERE schedule = $1
+             ORDER BY fired_at DESC, slot DESC LIMIT $2)",
+    )
+    .bind(name)
+    .bind(keep)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
