@@ -19,7 +19,7 @@ use crate::manifest::write::WriteError;
 use crate::reconcile::{controller, Controller, Scope, Stopped};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::service::TaskService;
-use crate::webhooks::clock::SystemClock;
+use crate::webhooks::clock::{Clock, SystemClock};
 use crate::webhooks::dispatcher::Dispatcher;
 
 /// How to run the server (the `serve` flags).
@@ -39,6 +39,14 @@ pub struct ServeOptions {
     pub git: Option<PullOptions>,
     /// API write-backs may grant or widen manifest-only settings (SPEC §5a).
     pub allow_api_privileged: bool,
+    /// The clock schedules fire by (tests drive a manual one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock(now_ms = {})", self.now_ms())
+    }
 }
 
 impl ServeOptions {
@@ -54,6 +62,7 @@ impl ServeOptions {
             confirm_prune: false,
             git: None,
             allow_api_privileged: false,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -100,6 +109,8 @@ pub struct Server {
     pub live: Arc<Live>,
     /// The webhook dispatcher, for in-process callers awaiting delivery progress.
     pub webhooks: Arc<Dispatcher>,
+    /// The schedule runner, for in-process callers awaiting its passes.
+    pub schedules: Arc<crate::schedules::Runner>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store: Store,
@@ -224,6 +235,13 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         Arc::new(SystemClock),
     ));
     tasks.push(webhooks.clone().spawn(stop.child_token()));
+    let schedules = crate::schedules::Runner::new(
+        store.clone(),
+        task_service.clone(),
+        live.clone(),
+        options.clock.clone(),
+    );
+    tasks.push(schedules.clone().spawn(stop.child_token()));
 
     let limiter = Arc::new(RateLimiter::new(&live.config.load().spec.rate_limit));
     let app = api::router(
@@ -234,6 +252,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             tasks: task_service.clone(),
             store: store.clone(),
             webhooks: webhooks.clone(),
+            schedules: schedules.clone(),
             git_trigger,
             allow_api_privileged: options.allow_api_privileged,
         }),
@@ -262,6 +281,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         controller,
         live,
         webhooks,
+        schedules,
         stop,
         tasks,
         store,

@@ -38,8 +38,8 @@ impl Caller {
     }
 }
 
-/// The scope a call needs: GETs need `read`; creating and cancelling tasks need `execute`;
-/// everything else needs `full`.
+/// The scope a call needs: GETs need `read`; creating and cancelling tasks (and starting a
+/// schedule's task now) need `execute`; everything else needs `full`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
     if method == Method::GET || method == Method::HEAD {
         return Scope::Read;
@@ -51,7 +51,11 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
         || path
             .strip_prefix("/tasks/")
             .and_then(|rest| rest.strip_suffix("/cancel"))
-            .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || path
+            .strip_prefix("/schedules/")
+            .and_then(|rest| rest.strip_suffix("/run"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
     if method == Method::POST && is_task_call {
         Scope::Execute
     } else {
