@@ -248,3 +248,72 @@ pub async fn prune(store: &Store, name: &str, keep: i64) -> Result<(), StoreErro
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task<'a>(id: &'a str) -> NewTask<'a> {
+        NewTask {
+            id,
+            prompt: "p",
+            options: "{}",
+            model: "m",
+            max_tokens: 1,
+            working_directory: None,
+            timeout_seconds: 1,
+            created_by: "schedule:s",
+            created_at: "2026-01-01T00:00:00.000Z",
+        }
+    }
+
+    fn run<'a>(slot: &'a str, id: &'a str) -> NewRun<'a> {
+        NewRun {
+            slot,
+            trigger: "slot",
+            task: Some(task(id)),
+            outcome: None,
+            message: None,
+            fired_at: slot,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slot_fires_once_whoever_fires_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        upsert(&mut conn, "s", "{}", "t").await.unwrap();
+        drop(conn);
+        let (t0, t1) = ("2026-01-01T00:00:00.000Z", "2026-01-01T00:01:00.000Z");
+        assert!(start_clock(&store, "s", "{}", t0, t0).await.unwrap());
+        assert!(!start_clock(&store, "s", "{}", t0, t0).await.unwrap());
+        // Two runners that read the same cursor: one moves it and fires.
+        let r = run(t1, "task_a");
+        let first = advance(&store, "s", "{}", t0, t1, 0, Some(&r)).await;
+        assert_eq!(first.unwrap(), (true, true));
+        let r = run(t1, "task_b");
+        let second = advance(&store, "s", "{}", t0, t1, 0, Some(&r)).await;
+        assert_eq!(second.unwrap(), (false, false));
+        // One whose cursor view is different still cannot fire the recorded slot again.
+        let t2 = "2026-01-01T00:02:00.000Z";
+        let r = run(t1, "task_c");
+        let third = advance(&store, "s", "{}", t1, t2, 0, Some(&r)).await;
+        assert_eq!(third.unwrap(), (true, false));
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(ids, ["task_a"]);
+        let runs = runs(&store, "s", 10).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].task_status, Some(TaskStatus::Queued));
+        // A changed spec stops the old clock: the runner starts it anew.
+        let mut conn = store.pool().acquire().await.unwrap();
+        upsert(&mut conn, "s", "{\"x\":1}", "t").await.unwrap();
+        drop(conn);
+        let row = get(&store, "s").await.unwrap().unwrap();
+        assert_eq!((row.since, row.cursor), (None, None));
+        store.close().await;
+    }
+}

@@ -16,6 +16,7 @@ mod mcp;
 mod openapi;
 mod pull;
 mod reconcile;
+mod schedules;
 mod skills;
 mod slow_work;
 mod tasks;
