@@ -64,7 +64,8 @@ pub struct Backoff {
 
 /// The backoff after `runs` (newest first): failed runs in a row (runs still queued or running
 /// and skipped slots do not break the streak; a completed or cancelled run does), counted from
-/// the later of the newest failure's firing and its task's end.
+/// the newest failure's end: when it fired plus how long its task ran (both on the runner's
+/// clock's terms; the task's own timestamps are the system's).
 pub fn backoff(runs: &[RunRow]) -> Option<Backoff> {
     let mut failures = 0u32;
     let mut latest: Option<i64> = None;
@@ -81,12 +82,7 @@ pub fn backoff(runs: &[RunRow]) -> Option<Backoff> {
         failures += 1;
         if latest.is_none() {
             let fired = parse_stamp(&run.fired_at).unwrap_or(0);
-            let ended = run
-                .task_completed_at
-                .as_deref()
-                .and_then(parse_stamp)
-                .unwrap_or(0);
-            latest = Some(fired.max(ended));
+            latest = Some(fired.saturating_add(run.task_duration_ms.unwrap_or(0)));
         }
     }
     let step = BACKOFF_MS[(failures as usize).clamp(1, BACKOFF_MS.len()) - 1];
@@ -370,6 +366,7 @@ mod tests {
             fired_at: fired.to_owned(),
             task_status: status,
             task_completed_at: None,
+            task_duration_ms: Some(0),
             task_error: None,
         }
     }

@@ -32,6 +32,7 @@ pub struct RunRow {
     pub fired_at: String,
     pub task_status: Option<TaskStatus>,
     pub task_completed_at: Option<String>,
+    pub task_duration_ms: Option<i64>,
     pub task_error: Option<String>,
 }
 
@@ -210,7 +211,8 @@ async fn record_in(
 pub async fn runs(store: &Store, name: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT r.slot, r.trigger, r.task_id, r.outcome, r.message, r.fired_at,
-                t.status AS task_status, t.completed_at AS task_completed_at, t.error AS task_error
+                t.status AS task_status, t.completed_at AS task_completed_at,
+                t.duration_ms AS task_duration_ms, t.error AS task_error
          FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id
          WHERE r.schedule = $1
          ORDER BY r.fired_at DESC, r.slot DESC

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::harness::{claw_in, expect, options, stdout, TestServer, BOUND};
 
 /// A Config running tasks with the command provider: a prompt starting with `sleep` runs for
-/// 30 s, one starting with `fail` fails, anything else completes at once.
+/// 30 s, one starting with `fail` fails after 0.2 s, anything else completes at once.
 const CONFIG: &str = r#"apiVersion: openclaw.dev/v1
 kind: Config
 metadata:
@@ -23,7 +23,7 @@ metadata:
 spec:
   model:
     provider: command
-    command: ["sh", "-c", "read -r p; case \"$p\" in sleep*) exec sleep 30;; fail*) exit 3;; esac; echo done"]
+    command: ["sh", "-c", "read -r p; case \"$p\" in sleep*) exec sleep 30;; fail*) sleep 0.2; exit 3;; esac; echo done"]
   tasks:
     concurrency: 4
 "#;
@@ -293,6 +293,49 @@ async fn forbid_skips_a_slot_while_the_last_run_is_going_and_replace_cancels_it(
         "{cancelled}"
     );
     wait_task(&s, &r2, "running").await;
+    assert_eq!(v["status"]["skipped"], 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn failed_runs_back_off_as_openclaws_cron_and_show_it() {
+    let spec = "  every: 1m\n  prompt: fail always\n";
+    let (s, clock) = start("2026-06-01T08:00:00Z", &[("flaky", schedule("flaky", spec))]).await;
+    advance_to(&s, &clock, "2026-06-01T08:01:00Z").await;
+    let id = get(&s, "flaky").await["status"]["last_runs"][0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_task(&s, &id, "failed").await;
+    let v = get(&s, "flaky").await;
+    assert_eq!(v["status"]["consecutive_failures"], 1);
+    let until = v["status"]["backoff_until"].as_str().unwrap().to_owned();
+    assert!(until.starts_with("2026-06-01T08:01:30"), "30 s after the failure: {until}");
+    assert_eq!(v["status"]["last_runs"][0]["outcome"], "failed");
+
+    advance_to(&s, &clock, "2026-06-01T08:02:00Z").await;
+    let id = get(&s, "flaky").await["status"]["last_runs"][0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_task(&s, &id, "failed").await;
+    let v = get(&s, "flaky").await;
+    assert_eq!(v["status"]["consecutive_failures"], 2);
+    let until = v["status"]["backoff_until"].as_str().unwrap().to_owned();
+    assert!(until.starts_with("2026-06-01T08:03:00."), "60 s after the second: {until}");
+    // The 08:03 slot is due but waits for the backoff's end, then fires (once).
+    advance_to(&s, &clock, "2026-06-01T08:03:00Z").await;
+    assert_eq!(slots(&get(&s, "flaky").await).len(), 2);
+    advance_to(&s, &clock, "2026-06-01T08:03:05Z").await;
+    let v = get(&s, "flaky").await;
+    assert_eq!(
+        slots(&v),
+        [
+            "2026-06-01T08:03:00.000Z",
+            "2026-06-01T08:02:00.000Z",
+            "2026-06-01T08:01:00.000Z"
+        ]
+    );
     assert_eq!(v["status"]["skipped"], 0);
     s.stop().await;
 }
