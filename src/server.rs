@@ -43,11 +43,6 @@ pub struct ServeOptions {
     pub clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for dyn Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock(now_ms = {})", self.now_ms())
-    }
-}
 
 impl ServeOptions {
     /// The documented defaults for a manifests and data dir.

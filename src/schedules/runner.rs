@@ -235,7 +235,7 @@ impl Runner {
         let to = stamp(now);
         let too_late = spec
             .starting_deadline_seconds
-            .is_some_and(|d| now - last > (d as i64).saturating_mul(1000));
+            .is_some_and(|d| now - last > i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(1000));
         if too_late {
             tracing::info!(schedule = %name, missed = count, "missed slots are past the starting deadline; skipped");
             rows::advance(&self.store, name, &row.spec, from, &to, count as i64, None).await?;
