@@ -43,7 +43,6 @@ pub struct ServeOptions {
     pub clock: Arc<dyn Clock>,
 }
 
-
 impl ServeOptions {
     /// The documented defaults for a manifests and data dir.
     pub fn new(manifests: impl Into<PathBuf>, data: impl Into<PathBuf>) -> Self {

@@ -139,7 +139,10 @@ struct ScheduleName {
     name: String,
 }
 
-async fn find(state: &AppState, name: &str) -> Result<(Resource, Option<ResourceStatus>), ApiError> {
+async fn find(
+    state: &AppState,
+    name: &str,
+) -> Result<(Resource, Option<ResourceStatus>), ApiError> {
     super::resources::find_declared(state, Kind::Schedule, name).await
 }
 
@@ -164,9 +167,12 @@ async fn item(
     let now = state.schedules.now_ms();
     // The applied row may hold an older spec for a moment (a write is in force when it
     // returns, so only while the reconciler has not caught up with a hand edit).
-    let current = row
-        .as_ref()
-        .filter(|row| serde_json::from_str::<ScheduleSpec>(&row.spec).ok().as_ref() == Some(spec));
+    let current = row.as_ref().filter(|row| {
+        serde_json::from_str::<ScheduleSpec>(&row.spec)
+            .ok()
+            .as_ref()
+            == Some(spec)
+    });
     let since = current.and_then(|row| row.since.as_deref().and_then(parse_stamp));
     let cursor = current.and_then(|row| row.cursor.as_deref().and_then(parse_stamp));
     let next_runs = match Timing::of(spec) {
@@ -212,7 +218,9 @@ async fn item(
                 .collect(),
             skipped: row.as_ref().map_or(0, |row| row.skipped),
             consecutive_failures: backoff.map_or(0, |b| b.failures),
-            backoff_until: backoff.filter(|b| b.until_ms > now).map(|b| stamp(b.until_ms)),
+            backoff_until: backoff
+                .filter(|b| b.until_ms > now)
+                .map(|b| stamp(b.until_ms)),
             since: since.map(stamp),
         },
         file: r.origin.file.display().to_string(),

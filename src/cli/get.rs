@@ -93,7 +93,10 @@ fn schedule_table(items: &[Value]) -> String {
         .map(|i| {
             let spec = &i["spec"];
             let when = if let Some(cron) = spec["cron"].as_str() {
-                format!("cron {cron} ({})", spec["timezone"].as_str().unwrap_or("UTC"))
+                format!(
+                    "cron {cron} ({})",
+                    spec["timezone"].as_str().unwrap_or("UTC")
+                )
             } else if let Some(every) = spec["every"].as_str() {
                 format!("every {every}")
             } else {
@@ -116,7 +119,9 @@ fn schedule_table(items: &[Value]) -> String {
         })
         .collect();
     columns(
-        &["NAME", "WHEN", "SUSPEND", "NEXT RUN", "LAST RUN", "OUTCOME", "SKIPPED"],
+        &[
+            "NAME", "WHEN", "SUSPEND", "NEXT RUN", "LAST RUN", "OUTCOME", "SKIPPED",
+        ],
         &rows,
     )
 }

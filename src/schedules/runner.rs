@@ -233,9 +233,9 @@ impl Runner {
             }
         }
         let to = stamp(now);
-        let too_late = spec
-            .starting_deadline_seconds
-            .is_some_and(|d| now - last > i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(1000));
+        let too_late = spec.starting_deadline_seconds.is_some_and(|d| {
+            now - last > i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(1000)
+        });
         if too_late {
             tracing::info!(schedule = %name, missed = count, "missed slots are past the starting deadline; skipped");
             rows::advance(&self.store, name, &row.spec, from, &to, count as i64, None).await?;
@@ -251,7 +251,11 @@ impl Runner {
             Err(format!(
                 "concurrency: forbid, and {} is still {}",
                 active[0],
-                if active.len() > 1 { "among the runs going" } else { "going" }
+                if active.len() > 1 {
+                    "among the runs going"
+                } else {
+                    "going"
+                }
             ))
         } else {
             self.tasks
@@ -277,16 +281,8 @@ impl Runner {
                 fired_at: &fired_at,
             },
         };
-        let (_, recorded) = rows::advance(
-            &self.store,
-            name,
-            &row.spec,
-            from,
-            &to,
-            skipped,
-            Some(&run),
-        )
-        .await?;
+        let (_, recorded) =
+            rows::advance(&self.store, name, &row.spec, from, &to, skipped, Some(&run)).await?;
         if recorded {
             match &prepared {
                 Ok(task) => {
@@ -328,8 +324,8 @@ impl Runner {
         let row = rows::get(&self.store, name)
             .await?
             .ok_or_else(|| RunNowError::NotFound(name.to_owned()))?;
-        let spec: ScheduleSpec = serde_json::from_str(&row.spec)
-            .map_err(|_| RunNowError::NotFound(name.to_owned()))?;
+        let spec: ScheduleSpec =
+            serde_json::from_str(&row.spec).map_err(|_| RunNowError::NotFound(name.to_owned()))?;
         let task = self.tasks.prepare(&task_body(&spec))?;
         let slot = format!("manual:{}", task.id);
         let fired_at = stamp(self.clock.now_ms());

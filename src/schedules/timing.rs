@@ -277,7 +277,10 @@ mod tests {
         // An hourly job just loses the hour that does not exist.
         let t = cron("15 * * * *", "Europe/Berlin");
         let got = stamps(t.upcoming(ms("2026-03-29T00:20:00Z"), 0, 2));
-        assert_eq!(got, ["2026-03-29T01:15:00.000Z", "2026-03-29T02:15:00.000Z"]);
+        assert_eq!(
+            got,
+            ["2026-03-29T01:15:00.000Z", "2026-03-29T02:15:00.000Z"]
+        );
         // 03:15 CEST, then 04:15 CEST: 02:15 does not exist, and 03:15 fires once.
     }
 
@@ -302,7 +305,10 @@ mod tests {
             0,
             100,
         );
-        assert_eq!((n, last.map(stamp)), (1, Some("2026-10-26T01:30:00.000Z".into())));
+        assert_eq!(
+            (n, last.map(stamp)),
+            (1, Some("2026-10-26T01:30:00.000Z".into()))
+        );
     }
 
     #[test]
@@ -324,7 +330,13 @@ mod tests {
         let pointers: Vec<&str> = bad.iter().map(|(p, _)| *p).collect();
         assert_eq!(pointers, ["/spec/cron", "/spec/timezone", "/spec/every"]);
         assert!(bad[1].1.contains("Mars/Olympus"), "{bad:?}");
-        assert!(check(&json!({"cron": "*/5 9-17 * * mon-fri", "timezone": "America/New_York"})).is_empty());
-        assert!(!check(&json!({"cron": "* * * * * *"})).is_empty(), "6 fields");
+        assert!(
+            check(&json!({"cron": "*/5 9-17 * * mon-fri", "timezone": "America/New_York"}))
+                .is_empty()
+        );
+        assert!(
+            !check(&json!({"cron": "* * * * * *"})).is_empty(),
+            "6 fields"
+        );
     }
 }

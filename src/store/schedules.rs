@@ -77,21 +77,21 @@ pub async fn delete(tx: &mut SqliteConnection, name: &str) -> Result<(), StoreEr
 
 /// Every schedule, by name.
 pub async fn all(store: &Store) -> Result<Vec<ScheduleRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT name, spec, since, cursor, skipped FROM schedules ORDER BY name",
+    Ok(
+        sqlx::query_as("SELECT name, spec, since, cursor, skipped FROM schedules ORDER BY name")
+            .fetch_all(store.pool())
+            .await?,
     )
-    .fetch_all(store.pool())
-    .await?)
 }
 
 /// One schedule.
 pub async fn get(store: &Store, name: &str) -> Result<Option<ScheduleRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT name, spec, since, cursor, skipped FROM schedules WHERE name = $1",
+    Ok(
+        sqlx::query_as("SELECT name, spec, since, cursor, skipped FROM schedules WHERE name = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?,
     )
-    .bind(name)
-    .fetch_optional(store.pool())
-    .await?)
 }
 
 /// Starts the clock of a spec the runner sees for the first time (only if `spec` is still the

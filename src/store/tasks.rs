@@ -76,7 +76,9 @@ pub struct NewTask<'a> {
 /// statement asks for the write lock; a deferred transaction would then have to upgrade a read
 /// to a write, which SQLite refuses at once with "database is locked" when another connection
 /// is writing (the busy timeout does not apply), and a finished task would stay `running`.
-pub(super) async fn begin_write(store: &Store) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+pub(super) async fn begin_write(
+    store: &Store,
+) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
     Ok(store.pool().begin_with("BEGIN IMMEDIATE").await?)
 }
 

@@ -218,7 +218,7 @@ impl TaskService {
             "the server stopped while this task was running (restart or crash); it was not resumed",
             |row| {
                 task_event(
-                    &row,
+                    row,
                     EventType::TaskFailed,
                     TaskStatus::Failed,
                     row.duration_ms,
@@ -448,13 +448,7 @@ impl TaskService {
 
     async fn claim(&self) -> Result<Option<TaskRow>, StoreError> {
         let row = rows::claim_next(&self.store, &now(), |row| {
-            task_event(
-                &row,
-                EventType::TaskStarted,
-                TaskStatus::Running,
-                None,
-                None,
-            )
+            task_event(row, EventType::TaskStarted, TaskStatus::Running, None, None)
         })
         .await?;
         if let Some(row) = &row {

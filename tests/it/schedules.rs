@@ -210,7 +210,11 @@ async fn cron_in_a_named_zone_skips_the_missing_hour_and_fires_the_repeated_one_
     // exist that day. It falls back on 2026-10-25 (03:00 CEST → 02:00 CET): 02:30 happens
     // twice.
     let spec = "  cron: \"30 2 * * *\"\n  timezone: Europe/Berlin\n  prompt: nightly\n";
-    let (s, clock) = start("2026-03-28T12:00:00Z", &[("nightly", schedule("nightly", spec))]).await;
+    let (s, clock) = start(
+        "2026-03-28T12:00:00Z",
+        &[("nightly", schedule("nightly", spec))],
+    )
+    .await;
     let v = get(&s, "nightly").await;
     // The 29th has no 02:30.
     assert_eq!(
@@ -231,17 +235,31 @@ async fn cron_in_a_named_zone_skips_the_missing_hour_and_fires_the_repeated_one_
     advance_to(&s, &clock, "2026-03-30T00:30:00Z").await; // 02:30 CEST
     let v = get(&s, "nightly").await;
     assert_eq!(slots(&v), ["2026-03-30T00:30:00.000Z"]);
-    assert_eq!(v["status"]["skipped"], 0, "a slot that does not exist is no missed slot");
+    assert_eq!(
+        v["status"]["skipped"], 0,
+        "a slot that does not exist is no missed slot"
+    );
     s.stop().await;
 
     let spec = "  cron: \"30 2 * * *\"\n  timezone: Europe/Berlin\n  prompt: nightly\n";
-    let (s, clock) = start("2026-10-24T12:00:00Z", &[("nightly", schedule("nightly", spec))]).await;
+    let (s, clock) = start(
+        "2026-10-24T12:00:00Z",
+        &[("nightly", schedule("nightly", spec))],
+    )
+    .await;
     advance_to(&s, &clock, "2026-10-25T00:30:00Z").await; // the first 02:30 (CEST)
-    assert_eq!(slots(&get(&s, "nightly").await), ["2026-10-25T00:30:00.000Z"]);
+    assert_eq!(
+        slots(&get(&s, "nightly").await),
+        ["2026-10-25T00:30:00.000Z"]
+    );
     advance_to(&s, &clock, "2026-10-25T01:30:00Z").await; // the second 02:30 (CET)
     advance_to(&s, &clock, "2026-10-25T12:00:00Z").await;
     let v = get(&s, "nightly").await;
-    assert_eq!(slots(&v), ["2026-10-25T00:30:00.000Z"], "the repeated hour fired twice");
+    assert_eq!(
+        slots(&v),
+        ["2026-10-25T00:30:00.000Z"],
+        "the repeated hour fired twice"
+    );
     assert_eq!(v["status"]["next_runs"][0], "2026-10-26T01:30:00.000Z");
     assert_eq!(v["status"]["skipped"], 0);
 }
@@ -277,19 +295,22 @@ async fn forbid_skips_a_slot_while_the_last_run_is_going_and_replace_cancels_it(
     assert_eq!(last["slot"], "2026-06-01T08:02:00.000Z");
     assert_eq!(last["outcome"], "skipped");
     assert!(last["task_id"].is_null());
-    assert!(
-        last["message"].as_str().unwrap().contains(&f1),
-        "{last}"
-    );
+    assert!(last["message"].as_str().unwrap().contains(&f1), "{last}");
     assert_eq!(v["status"]["skipped"], 1);
     assert_eq!(task(&s, &f1).await["status"], "running");
 
     let v = get(&s, "replace").await;
-    let r2 = v["status"]["last_runs"][0]["task_id"].as_str().unwrap().to_owned();
+    let r2 = v["status"]["last_runs"][0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(r1, r2);
     let cancelled = wait_task(&s, &r1, "cancelled").await;
     assert!(
-        cancelled["error"].as_str().unwrap().contains("schedule:replace"),
+        cancelled["error"]
+            .as_str()
+            .unwrap()
+            .contains("schedule:replace"),
         "{cancelled}"
     );
     wait_task(&s, &r2, "running").await;
@@ -300,7 +321,11 @@ async fn forbid_skips_a_slot_while_the_last_run_is_going_and_replace_cancels_it(
 #[tokio::test]
 async fn failed_runs_back_off_as_openclaws_cron_and_show_it() {
     let spec = "  every: 1m\n  prompt: fail always\n";
-    let (s, clock) = start("2026-06-01T08:00:00Z", &[("flaky", schedule("flaky", spec))]).await;
+    let (s, clock) = start(
+        "2026-06-01T08:00:00Z",
+        &[("flaky", schedule("flaky", spec))],
+    )
+    .await;
     advance_to(&s, &clock, "2026-06-01T08:01:00Z").await;
     let id = get(&s, "flaky").await["status"]["last_runs"][0]["task_id"]
         .as_str()
@@ -310,7 +335,10 @@ async fn failed_runs_back_off_as_openclaws_cron_and_show_it() {
     let v = get(&s, "flaky").await;
     assert_eq!(v["status"]["consecutive_failures"], 1);
     let until = v["status"]["backoff_until"].as_str().unwrap().to_owned();
-    assert!(until.starts_with("2026-06-01T08:01:30"), "30 s after the failure: {until}");
+    assert!(
+        until.starts_with("2026-06-01T08:01:30"),
+        "30 s after the failure: {until}"
+    );
     assert_eq!(v["status"]["last_runs"][0]["outcome"], "failed");
 
     advance_to(&s, &clock, "2026-06-01T08:02:00Z").await;
@@ -322,7 +350,10 @@ async fn failed_runs_back_off_as_openclaws_cron_and_show_it() {
     let v = get(&s, "flaky").await;
     assert_eq!(v["status"]["consecutive_failures"], 2);
     let until = v["status"]["backoff_until"].as_str().unwrap().to_owned();
-    assert!(until.starts_with("2026-06-01T08:03:00."), "60 s after the second: {until}");
+    assert!(
+        until.starts_with("2026-06-01T08:03:00."),
+        "60 s after the second: {until}"
+    );
     // The 08:03 slot is due but waits for the backoff's end, then fires (once).
     advance_to(&s, &clock, "2026-06-01T08:03:00Z").await;
     assert_eq!(slots(&get(&s, "flaky").await).len(), 2);
@@ -375,7 +406,10 @@ async fn suspend_stops_the_clock_and_a_manual_run_still_starts_a_task() {
         .send()
         .await
         .unwrap();
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/api/v1/tasks/task_"));
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/api/v1/tasks/task_"));
     let created = expect(r, StatusCode::CREATED).await;
     let id = created["id"].as_str().unwrap();
     let t = wait_task(&s, id, "completed").await;
@@ -402,11 +436,9 @@ async fn suspend_stops_the_clock_and_a_manual_run_still_starts_a_task() {
         .unwrap();
     let v = expect(r, StatusCode::OK).await;
     assert_eq!(v["status"]["suspended"], false);
-    assert!(
-        std::fs::read_to_string(s.path("schedules/paused.yaml"))
-            .unwrap()
-            .contains("suspend: false")
-    );
+    assert!(std::fs::read_to_string(s.path("schedules/paused.yaml"))
+        .unwrap()
+        .contains("suspend: false"));
     settle(&s, &clock).await;
     assert_eq!(
         get(&s, "paused").await["status"]["next_runs"][0],
@@ -439,7 +471,10 @@ async fn a_restart_in_the_middle_of_a_slot_does_not_fire_it_again() {
         let v = get(&s, "long").await;
         assert_eq!(slots(&v), ["2026-06-01T08:01:00.000Z"]);
         let t = task(&s, &id).await;
-        assert_eq!(t["status"], "failed", "the restart ended the running task: {t}");
+        assert_eq!(
+            t["status"], "failed",
+            "the restart ended the running task: {t}"
+        );
         let all = expect(s.get("/api/v1/tasks", &s.admin).await, StatusCode::OK).await;
         assert_eq!(all["total"], 1, "one task in all: {all}");
         dirs = s.stop().await;
@@ -468,7 +503,10 @@ async fn missed_slots_after_downtime_fire_once_within_the_deadline_and_are_count
     assert_eq!(slots(&v), ["2026-06-01T08:35:00.000Z"], "one fire, not 35");
     assert_eq!(v["status"]["skipped"], 34);
     let v = get(&s, "late").await;
-    assert!(slots(&v).is_empty(), "08:30 is 5 min late, past the 60 s deadline");
+    assert!(
+        slots(&v).is_empty(),
+        "08:30 is 5 min late, past the 60 s deadline"
+    );
     assert_eq!(v["status"]["skipped"], 3);
     assert_eq!(v["status"]["next_runs"][0], "2026-06-01T08:40:00.000Z");
     advance_to(&s, &clock, "2026-06-01T08:40:00Z").await;
@@ -484,18 +522,27 @@ async fn schedules_are_written_back_and_refused_when_invalid() {
             .json(&body)
             .send()
     };
-    let r = post(json!({"name": "bad", "cron": "61 * * * *", "timezone": "Mars/Olympus", "prompt": "p"}))
-        .await
-        .unwrap();
+    let r = post(
+        json!({"name": "bad", "cron": "61 * * * *", "timezone": "Mars/Olympus", "prompt": "p"}),
+    )
+    .await
+    .unwrap();
     let e = expect(r, StatusCode::BAD_REQUEST).await;
     let text = e.to_string();
-    assert!(text.contains("/spec/cron") && text.contains("Mars/Olympus"), "{text}");
+    assert!(
+        text.contains("/spec/cron") && text.contains("Mars/Olympus"),
+        "{text}"
+    );
     assert!(!s.path("schedules/bad.yaml").exists());
-    let r = post(json!({"name": "both", "every": "1m", "at": "2026-06-01T09:00:00Z", "prompt": "p"}))
-        .await
-        .unwrap();
+    let r =
+        post(json!({"name": "both", "every": "1m", "at": "2026-06-01T09:00:00Z", "prompt": "p"}))
+            .await
+            .unwrap();
     let e = expect(r, StatusCode::BAD_REQUEST).await;
-    assert!(e.to_string().contains("exactly one of cron, every or at"), "{e}");
+    assert!(
+        e.to_string().contains("exactly one of cron, every or at"),
+        "{e}"
+    );
 
     let r = post(json!({"name": "once", "at": "2026-06-01T08:30:00Z", "prompt": "one shot"}))
         .await
@@ -504,7 +551,10 @@ async fn schedules_are_written_back_and_refused_when_invalid() {
     let v = expect(r, StatusCode::CREATED).await;
     assert_eq!(v["spec"]["at"], "2026-06-01T08:30:00Z");
     let text = std::fs::read_to_string(s.path("schedules/once.yaml")).unwrap();
-    assert!(text.contains("kind: Schedule") && text.contains("one shot"), "{text}");
+    assert!(
+        text.contains("kind: Schedule") && text.contains("one shot"),
+        "{text}"
+    );
     settle(&s, &clock).await;
     assert_eq!(
         get(&s, "once").await["status"]["next_runs"],
@@ -547,12 +597,20 @@ fn validate_names_file_line_and_field_of_a_bad_cron_or_zone() {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let f = file.display();
-    assert!(text.contains(&format!("{f}:6:3: Schedule/bad: /spec/cron: invalid cron expression")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{f}:6:3: Schedule/bad: /spec/cron: invalid cron expression"
+        )),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "{f}:7:3: Schedule/bad: /spec/timezone: unknown time zone \"Mars/Olympus\""
         )),
         "{text}"
     );
-    assert!(text.contains(&format!("{f}:15:3: Schedule/worse: /spec/every:")), "{text}");
+    assert!(
+        text.contains(&format!("{f}:15:3: Schedule/worse: /spec/every:")),
+        "{text}"
+    );
 }

@@ -37,7 +37,8 @@ impl Handler for ScheduleHandler {
             return Err(ApplyError::new("WrongKind", "not a Schedule"));
         };
         // The loader checked these already; a spec that still fails is refused, not stored.
-        let timing = Timing::of(spec).map_err(|e| ApplyError::new("InvalidTiming", e.to_string()))?;
+        let timing =
+            Timing::of(spec).map_err(|e| ApplyError::new("InvalidTiming", e.to_string()))?;
         let json = serde_json::to_string(spec)
             .map_err(|e| ApplyError::new("InvalidSpec", e.to_string()))?;
         let now = crate::tasks::service::timestamp(time::OffsetDateTime::now_utc());
@@ -48,7 +49,9 @@ impl Handler for ScheduleHandler {
                 s.cron.as_deref().unwrap_or_default(),
                 s.timezone.as_deref().unwrap_or("UTC")
             ),
-            (Timing::Every { .. }, s) => format!("every {}", s.every.as_deref().unwrap_or_default()),
+            (Timing::Every { .. }, s) => {
+                format!("every {}", s.every.as_deref().unwrap_or_default())
+            }
             (Timing::At { .. }, _) => "once".to_owned(),
         };
         Ok(if spec.suspend {
