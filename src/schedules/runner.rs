@@ -51,8 +51,9 @@ pub struct Runner {
     tasks: Arc<TaskService>,
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
-    /// The clock reading of the last finished pass (tests await their time being handled).
-    pub passed: watch::Sender<i64>,
+    /// Passes begun, passes finished, and the clock reading the last finished one ran at
+    /// (tests await a pass that began after their change).
+    pub passes: watch::Sender<(u64, u64, i64)>,
 }
 
 /// A failing streak: how many runs in a row failed, and until when the schedule waits.
@@ -148,7 +149,7 @@ impl Runner {
             store,
             tasks,
             live,
-            passed: watch::Sender::new(i64::MIN),
+            passes: watch::Sender::new((0, 0, i64::MIN)),
             clock,
         })
     }
@@ -163,6 +164,7 @@ impl Runner {
         tokio::spawn(async move {
             loop {
                 let now = self.clock.now_ms();
+                self.passes.send_modify(|p| p.0 += 1);
                 let wake = match self.pass(now).await {
                     Ok(wake) => wake.unwrap_or(i64::MAX).min(now + RESCAN_MS),
                     Err(e) => {
@@ -170,7 +172,7 @@ impl Runner {
                         now + 5_000
                     }
                 };
-                self.passed.send_replace(now);
+                self.passes.send_modify(|p| *p = (p.0, p.0, now));
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = self.clock.sleep_until_or(Some(wake), &self.live.schedules) => {}

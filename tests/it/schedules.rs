@@ -75,20 +75,23 @@ async fn restart(
     (s, clock)
 }
 
-/// Waits until the schedule runner has finished a pass at the clock's current time (and the
-/// pass after it, which sees what the first one recorded).
+/// Waits until the schedule runner has finished a whole pass begun after this call (so at the
+/// clock's current time, and after whatever the test changed before).
 async fn settle(s: &TestServer, clock: &ManualClock) {
     let target = clock.now_ms();
     let runner = s.server.as_ref().unwrap().schedules.clone();
-    for _ in 0..2 {
-        let mut passed = runner.passed.subscribe();
-        passed.mark_unchanged();
-        s.live().schedules.notify_one();
-        tokio::time::timeout(BOUND, passed.wait_for(|t| *t >= target))
-            .await
-            .expect("the schedule runner made no pass")
-            .unwrap();
-    }
+    let mut passes = runner.passes.subscribe();
+    let (begun, _, _) = *passes.borrow_and_update();
+    // Passes begun so far may have missed the change; the next one will not, and the notify
+    // makes sure there is one.
+    s.live().schedules.notify_one();
+    tokio::time::timeout(
+        BOUND,
+        passes.wait_for(|(_, finished, at)| *finished > begun && *at >= target),
+    )
+    .await
+    .expect("the schedule runner made no pass")
+    .unwrap();
 }
 
 async fn advance_to(s: &TestServer, clock: &ManualClock, at: &str) {
@@ -334,10 +337,11 @@ async fn failed_runs_back_off_as_openclaws_cron_and_show_it() {
     wait_task(&s, &id, "failed").await;
     let v = get(&s, "flaky").await;
     assert_eq!(v["status"]["consecutive_failures"], 1);
-    let until = v["status"]["backoff_until"].as_str().unwrap().to_owned();
+    // 30 s after the failed run ended (it ran at least 0.2 s).
+    let until = ms(v["status"]["backoff_until"].as_str().unwrap());
     assert!(
-        until.starts_with("2026-06-01T08:01:30"),
-        "30 s after the failure: {until}"
+        (ms("2026-06-01T08:01:30.2Z")..ms("2026-06-01T08:01:35Z")).contains(&until),
+        "{v}"
     );
     assert_eq!(v["status"]["last_runs"][0]["outcome"], "failed");
 
@@ -349,10 +353,11 @@ async fn failed_runs_back_off_as_openclaws_cron_and_show_it() {
     wait_task(&s, &id, "failed").await;
     let v = get(&s, "flaky").await;
     assert_eq!(v["status"]["consecutive_failures"], 2);
-    let until = v["status"]["backoff_until"].as_str().unwrap().to_owned();
+    // 60 s after the second.
+    let until = ms(v["status"]["backoff_until"].as_str().unwrap());
     assert!(
-        until.starts_with("2026-06-01T08:03:00."),
-        "60 s after the second: {until}"
+        (ms("2026-06-01T08:03:00.2Z")..ms("2026-06-01T08:03:05Z")).contains(&until),
+        "{v}"
     );
     // The 08:03 slot is due but waits for the backoff's end, then fires (once).
     advance_to(&s, &clock, "2026-06-01T08:03:00Z").await;
