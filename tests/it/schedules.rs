@@ -585,6 +585,50 @@ async fn schedules_are_written_back_and_refused_when_invalid() {
     s.stop().await;
 }
 
+#[tokio::test]
+async fn claw_get_schedules_shows_timing_next_and_last_run() {
+    let spec = "  cron: \"0 9 * * 1-5\"\n  timezone: America/New_York\n  prompt: standup\n";
+    let (s, clock) = start(
+        "2026-06-01T12:00:00Z",
+        &[("standup", schedule("standup", spec))],
+    )
+    .await;
+    advance_to(&s, &clock, "2026-06-01T13:00:00Z").await; // 09:00 EDT, a Monday
+    let claw = |args: &'static [&'static str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_claw"))
+            .args(args)
+            .env("CLAW_URL", &s.base)
+            .env("CLAW_TOKEN", &s.admin)
+            .env_remove("OPENCLAW_TOKEN")
+            .output()
+    };
+    let out = claw(&["get", "schedules"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("NAME     WHEN"), "{text}");
+    let row: Vec<&str> = lines[1]
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        row[..5],
+        [
+            "standup",
+            "cron 0 9 * * 1-5 (America/New_York)",
+            "False",
+            "2026-06-02T13:00:00.000Z",
+            "2026-06-01T13:00:00.000Z"
+        ],
+        "{text}"
+    );
+    let out = claw(&["get", "Schedule", "-o", "json"]).await.unwrap();
+    let items: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(items[0]["name"], "standup");
+    s.stop().await;
+}
+
 #[test]
 fn validate_names_file_line_and_field_of_a_bad_cron_or_zone() {
     let dir = tempfile::tempdir().unwrap();
