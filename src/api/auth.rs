@@ -38,8 +38,9 @@ impl Caller {
     }
 }
 
-/// The scope a call needs: GETs need `read`; creating and cancelling tasks, and every call of
-/// the OpenAI-compatible `/v1/...`, need `execute`; everything else needs `full`.
+/// The scope a call needs: GETs need `read`; creating and cancelling tasks, starting a
+/// schedule's task now, and every call of the OpenAI-compatible `/v1/...`, need `execute`;
+/// everything else needs `full`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
     // The OpenAI-compatible door runs tasks: execute, even to list its models.
     if super::openai::is_openai_path(path) {
@@ -55,7 +56,11 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
         || path
             .strip_prefix("/tasks/")
             .and_then(|rest| rest.strip_suffix("/cancel"))
-            .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || path
+            .strip_prefix("/schedules/")
+            .and_then(|rest| rest.strip_suffix("/run"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
     if method == Method::POST && is_task_call {
         Scope::Execute
     } else {

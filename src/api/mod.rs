@@ -21,6 +21,7 @@ pub mod openai;
 pub mod openapi;
 pub mod ratelimit;
 pub mod resources;
+pub mod schedules;
 pub mod skills;
 pub mod stats;
 pub mod status;
@@ -83,6 +84,8 @@ pub struct Shared {
     pub tasks: Arc<TaskService>,
     pub store: crate::store::Store,
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
+    /// The schedule runner (manual runs, its clock for next run times).
+    pub schedules: Arc<crate::schedules::Runner>,
     /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
     pub git_trigger: Option<Arc<crate::gitops::pull::Trigger>>,
     /// `--allow-api-privileged`: writes may grant manifest-only settings (SPEC §5a).
@@ -177,6 +180,7 @@ pub(crate) fn routes() -> Routes {
             .merge(resources::router())
             .merge(tasks::router())
             .merge(webhooks::router())
+            .merge(schedules::router())
             .merge(skills::router())
             .merge(mcp::router())
             .merge(stats::router())

@@ -40,6 +40,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"details\"?, \"retry_after\"?}}
         (name = "skills", description = "Skill manifests"),
         (name = "config", description = "The Config manifest"),
         (name = "webhooks", description = "Webhook manifests and their deliveries"),
+        (name = "schedules", description = "Schedule manifests: tasks that run on their own"),
         (name = "mcp", description = "McpServer manifests and their live state"),
         (name = "resources", description = "Every declared resource and the reconciler"),
         (name = "openai", description = "The OpenAI-compatible API (`/v1`), off unless Config `api.openai_compatible`; errors in OpenAI's shape"),

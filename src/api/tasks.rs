@@ -100,6 +100,13 @@ pub struct Task {
     pub completed_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// The Schedule that started the task (absent for tasks created by `POST /tasks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The slot it was started for (RFC 3339); absent for a manual run
+    /// (`POST /schedules/:name/run`) and for tasks no Schedule started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_slot: Option<String>,
 }
 
 impl From<&TaskRow> for Task {
@@ -119,6 +126,8 @@ impl From<&TaskRow> for Task {
             completed_at: row.completed_at.clone(),
             duration_ms: row.duration_ms,
             error: row.error.clone(),
+            schedule: row.schedule.clone(),
+            schedule_slot: row.schedule_slot.clone(),
         }
     }
 }

@@ -108,6 +108,7 @@ pub mod deliveries;
 pub mod idempotency;
 pub mod outbox;
 pub mod resources;
+pub mod schedules;
 pub mod secrets;
 pub mod stats;
 pub mod tasks;

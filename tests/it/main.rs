@@ -21,6 +21,7 @@ mod openapi;
 mod postgres;
 mod pull;
 mod reconcile;
+mod schedules;
 mod skills;
 mod slow_work;
 mod tasks;

@@ -23,6 +23,7 @@ from .models import (
     Page,
     ReconcileReport,
     ResourceStatus,
+    Schedule,
     Skill,
     Status,
     Task,
@@ -328,6 +329,31 @@ class Calls:
     @staticmethod
     def webhook_test(webhook_id: str) -> Req[DeliveryQueued]:
         return Req("POST", f"/webhooks/{seg(webhook_id)}/test", parse=_model(DeliveryQueued))
+
+    # schedules
+    @staticmethod
+    def schedule_list(query: Dict[str, QueryValue]) -> Req[Page[Schedule]]:
+        return Req("GET", "/schedules", query=query, parse=_page(Schedule))
+
+    @staticmethod
+    def schedule_get(name: str) -> Req[Schedule]:
+        return Req("GET", f"/schedules/{seg(name)}", parse=_model(Schedule))
+
+    @staticmethod
+    def schedule_create(body: Dict[str, Any], key: Optional[str]) -> Req[Schedule]:
+        return Req("POST", "/schedules", body=body, idempotency_key=key or new_key(), parse=_model(Schedule))
+
+    @staticmethod
+    def schedule_update(name: str, patch: Mapping[str, Any]) -> Req[Schedule]:
+        return Req("PATCH", f"/schedules/{seg(name)}", body=dict(patch), parse=_model(Schedule))
+
+    @staticmethod
+    def schedule_delete(name: str) -> Req[None]:
+        return Req("DELETE", f"/schedules/{seg(name)}", parse=_none)
+
+    @staticmethod
+    def schedule_run(name: str) -> Req[TaskCreated]:
+        return Req("POST", f"/schedules/{seg(name)}/run", parse=_model(TaskCreated))
 
     # MCP servers
     @staticmethod
