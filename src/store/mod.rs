@@ -346,10 +346,14 @@ impl Store {
                     .into(),
             });
         }
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
             url: target.clone(),
             reason: e.to_string().replace(url, &target),
         })?;
+        if !migrate {
+            // CLI verbs only read.
+            options = options.options([("default_transaction_read_only", "on")]);
+        }
         let err = |source| StoreError::Open {
             target: target.clone(),
             source,
@@ -482,10 +486,9 @@ pub(crate) mod test_sql {
         let mut out = vec![(Some(dir), sqlite)];
         if super::test_pg::bin_dir().is_some() {
             let url = super::test_pg::fresh_database();
-            let pg = Store::open_with(std::path::Path::new("/nonexistent"), Some(&url))
-                .await
-                .unwrap();
-            out.push((None, pg));
+            let dir = tempfile::tempdir().unwrap();
+            let pg = Store::open_with(dir.path(), Some(&url)).await.unwrap();
+            out.push((Some(dir), pg));
         }
         out
     }

@@ -228,7 +228,8 @@ fn push_search_arm(
     push_dates(qb, f);
 }
 
-/// The `ILIKE` pattern for `q`: any substring, with `%`, `_` and `\\` taken literally.
+/// The `ILIKE` pattern for `q`: any substring, with `%`, `_` and the escape character (a
+/// backslash) taken literally.
 fn like_pattern(q: &str) -> String {
     let mut p = String::with_capacity(q.len() + 2);
     p.push('%');
@@ -249,7 +250,8 @@ fn push_where_pg(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
     if let Some(q) = &f.q {
         qb.push(" AND tasks.prompt ILIKE ")
             .push_bind(like_pattern(q))
-            .push(" ESCAPE '\\'");
+            // An E'' literal: one backslash whatever `standard_conforming_strings` says.
+            .push(" ESCAPE E'\\\\'");
     }
     if !f.statuses.is_empty() {
         push_statuses(qb, &f.statuses);

@@ -63,6 +63,9 @@ pub const FANOUT_BATCH: i64 = 1024;
 /// A day in milliseconds (Config `webhooks.retention_days` is in days).
 const DAY_MS: i64 = 24 * 3_600_000;
 
+/// A resolved secret, or why it cannot be (naming the reference, never a value).
+type Resolved = Result<Arc<str>, String>;
+
 /// How long past its timeout a claimed attempt stays claimed (PostgreSQL): the time to
 /// record it. A claim older than that is a dead sender's, and another replica retakes it.
 const CLAIM_MARGIN_MS: i64 = 30_000;
@@ -85,8 +88,9 @@ pub struct Dispatcher {
     store: Store,
     live: Arc<Live>,
     secrets: SecretContext,
-    /// `{ref}` secrets sealed in the database (PostgreSQL), opened: value or why not.
-    sealed: Mutex<HashMap<String, Result<Arc<str>, String>>>,
+    /// `{ref}` secrets sealed in the database (PostgreSQL), opened: value or why not; `None`
+    /// for a name the database does not hold (then it is a file in the data dir).
+    sealed: Mutex<HashMap<String, Option<Resolved>>>,
     clock: Arc<dyn Clock>,
     lookup: Arc<dyn Lookup>,
     rng: Mutex<Box<dyn RngCore + Send>>,
@@ -382,8 +386,8 @@ impl Dispatcher {
     }
 
     /// On PostgreSQL, `{ref}` secrets live sealed in the database: reads them again when an
-    /// endpoint names one not seen yet (a secret is never changed in place: a new one gets a
-    /// new name).
+    /// endpoint names one not looked up yet (a secret is never changed in place: a new one gets
+    /// a new name, so what was read stays true).
     async fn refresh_sealed<'a>(
         &self,
         refs: impl Iterator<Item = &'a str>,
@@ -391,19 +395,21 @@ impl Dispatcher {
         if !self.store.is_postgres() {
             return Ok(());
         }
-        let missing = {
+        let missing: Vec<String> = {
             let sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
             refs.filter_map(|r| match serde_json::from_str::<SecretRef>(r) {
-                Ok(SecretRef::Ref(name)) => Some(name),
+                Ok(SecretRef::Ref(name)) if !sealed.contains_key(&name) => Some(name),
                 _ => None,
             })
-            .any(|name| !sealed.contains_key(&name))
+            .collect()
         };
-        if missing {
+        if !missing.is_empty() {
             let opened = crate::store::secrets::open_all(&self.store).await?;
             let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
-            sealed.clear();
-            sealed.extend(opened.into_iter().map(|(n, v)| (n, v.map(Arc::from))));
+            sealed.extend(opened.into_iter().map(|(n, v)| (n, Some(v.map(Arc::from)))));
+            for name in missing {
+                sealed.entry(name).or_insert(None);
+            }
         }
         Ok(())
     }
@@ -415,7 +421,7 @@ impl Dispatcher {
         })?;
         if let SecretRef::Ref(name) = &reference {
             let sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(found) = sealed.get(name) {
+            if let Some(Some(found)) = sealed.get(name) {
                 return found.clone();
             }
         }

@@ -363,3 +363,78 @@ async fn the_tutorials_slack_notifier_verifies_our_signature_unchanged() {
     );
     s.stop().await;
 }
+
+/// On PostgreSQL a webhook secret given to the API is sealed in the database; a replica given
+/// another key cannot open it, and its delivery attempts say which secret and which keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_another_key_names_the_secret_it_cannot_open() {
+    if crate::postgres::bin_dir().is_none() {
+        eprintln!("skipped: PostgreSQL is not installed");
+        return;
+    }
+    let url = crate::postgres::fresh_database();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = |name: &str, byte: u8| {
+        use base64::Engine as _;
+        let path = keys.path().join(name);
+        std::fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD.encode([byte; 32]),
+        )
+        .unwrap();
+        path
+    };
+    let (key_a, key_b) = (key_file("a", 1), key_file("b", 2));
+    let s = TestServer::start_custom(
+        |_| {},
+        |o| {
+            o.database_url = Some(url.clone());
+            o.secret_key_file = Some(key_a.clone());
+        },
+    )
+    .await;
+    let r = s
+        .request(Method::POST, "/api/v1/webhooks", Some(&s.admin))
+        .json(&json!({"name": "hook", "url": "http://127.0.0.1:9/h", "events": ["*"], "secret": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    expect(r, StatusCode::CREATED).await;
+    let admin = s.admin.clone();
+    let (manifests, data) = s.stop().await;
+
+    let mut options = crate::harness::options(manifests.path(), data.path());
+    options.database_url = Some(url);
+    options.secret_key_file = Some(key_b);
+    let server = claw::server::start(options).await.unwrap();
+    let mut recorded = server.webhooks.recorded();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/webhooks/hook/test", server.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    expect(r, StatusCode::ACCEPTED).await;
+    tokio::time::timeout(crate::harness::BOUND, recorded.wait_for(|n| *n >= 1))
+        .await
+        .expect("an attempt recorded")
+        .unwrap();
+    let r = http
+        .get(format!("{}/api/v1/webhooks/hook/deliveries", server.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let deliveries = expect(r, StatusCode::OK).await;
+    let error = deliveries["items"][0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("stored secret \"webhook-hook-") && error.contains("sealed with key"),
+        "{deliveries}"
+    );
+    assert!(!error.contains("s3cret"));
+    server.shutdown().await;
+}
