@@ -235,7 +235,10 @@ async fn expired_and_abandoned_keys_are_not_honoured_and_expired_ones_are_pruned
     use claw::store::idempotency as keys;
     use claw::tasks::service::timestamp;
     let s = TestServer::start().await;
-    let store = claw::store::Store::open(s.data.path()).await.unwrap();
+    let url = crate::harness::database_url(s.data.path());
+    let store = claw::store::Store::open_with(s.data.path(), url.as_deref())
+        .await
+        .unwrap();
     let mine = token::hash_hex(&s.admin);
     let now = time::OffsetDateTime::now_utc();
     // A key first used 25 hours ago (with another body), and one whose first request began
