@@ -253,6 +253,20 @@ pub fn task(
     duration_ms: Option<i64>,
     error: Option<&str>,
 ) -> Event {
+    task_from(event, task_id, prompt, status, duration_ms, error, None)
+}
+
+/// A task event as [`task`], plus `schedule` and `schedule_slot` (null for a manual run) for a
+/// task a Schedule started.
+pub fn task_from(
+    event: EventType,
+    task_id: &str,
+    prompt: &str,
+    status: TaskStatus,
+    duration_ms: Option<i64>,
+    error: Option<&str>,
+    schedule: Option<(&str, Option<&str>)>,
+) -> Event {
     let mut data = Map::new();
     data.insert("task_id".into(), task_id.into());
     data.insert("prompt".into(), prompt.into());
@@ -262,6 +276,10 @@ pub fn task(
     }
     if let Some(e) = error {
         data.insert("error".into(), e.into());
+    }
+    if let Some((name, slot)) = schedule {
+        data.insert("schedule".into(), name.into());
+        data.insert("schedule_slot".into(), slot.into());
     }
     Event::new(event, Value::Object(data))
 }

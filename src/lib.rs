@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod mcp;
 pub mod metrics;
 pub mod reconcile;
+pub mod schedules;
 pub mod server;
 pub mod skills;
 pub mod store;

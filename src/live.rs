@@ -38,6 +38,8 @@ pub struct Live {
     pub passes: tokio::sync::watch::Sender<u64>,
     /// Signalled after events are written to the outbox, so delivery starts without polling.
     pub outbox: tokio::sync::Notify,
+    /// Signalled when a Schedule is applied or deleted, so the schedule runner looks again.
+    pub schedules: tokio::sync::Notify,
     /// Reconcile requests handled, including those that found nothing changed.
     pub reconcile_requests: std::sync::atomic::AtomicU64,
     /// Counters and latencies for `GET /metrics`.
@@ -65,6 +67,7 @@ impl Live {
             data,
             passes: tokio::sync::watch::Sender::new(0),
             outbox: tokio::sync::Notify::new(),
+            schedules: tokio::sync::Notify::new(),
             reconcile_requests: std::sync::atomic::AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
             mcp: Arc::new(Supervisor::default()),

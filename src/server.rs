@@ -19,7 +19,7 @@ use crate::manifest::write::WriteError;
 use crate::reconcile::{controller, Controller, Scope, Stopped};
 use crate::store::{self, Store, StoreError};
 use crate::tasks::service::TaskService;
-use crate::webhooks::clock::SystemClock;
+use crate::webhooks::clock::{Clock, SystemClock};
 use crate::webhooks::dispatcher::Dispatcher;
 
 /// How to run the server (the `serve` flags).
@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     /// A file holding the key for secrets kept in the database (else `CLAW_SECRET_KEY`).
     pub secret_key_file: Option<PathBuf>,
+    /// The clock schedules fire by (tests drive a manual one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServeOptions {
@@ -60,6 +62,7 @@ impl ServeOptions {
             allow_api_privileged: false,
             database_url: None,
             secret_key_file: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -108,6 +111,8 @@ pub struct Server {
     pub live: Arc<Live>,
     /// The webhook dispatcher, for in-process callers awaiting delivery progress.
     pub webhooks: Arc<Dispatcher>,
+    /// The schedule runner, for in-process callers awaiting its passes.
+    pub schedules: Arc<crate::schedules::Runner>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store: Store,
@@ -312,6 +317,13 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         Arc::new(SystemClock),
     ));
     tasks.push(webhooks.clone().spawn(stop.child_token()));
+    let schedules = crate::schedules::Runner::new(
+        store.clone(),
+        task_service.clone(),
+        live.clone(),
+        options.clock.clone(),
+    );
+    tasks.push(schedules.clone().spawn(stop.child_token()));
 
     let app = api::router(
         AppState::new(api::Shared {
@@ -321,6 +333,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             tasks: task_service.clone(),
             store: store.clone(),
             webhooks: webhooks.clone(),
+            schedules: schedules.clone(),
             git_trigger,
             allow_api_privileged: options.allow_api_privileged,
         }),
@@ -339,6 +352,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         controller,
         live,
         webhooks,
+        schedules,
         stop,
         tasks,
         store,

@@ -148,6 +148,10 @@ export interface Task {
   completed_at: string | null;
   duration_ms: number | null;
   error: string | null;
+  /** The Schedule that started the task (absent otherwise). */
+  schedule?: string;
+  /** The slot it was started for (RFC 3339); absent for a manual run. */
+  schedule_slot?: string;
 }
 
 export interface TaskFile {
@@ -311,6 +315,65 @@ export interface WebhookCreateParams {
 
 export type WebhookUpdateParams = Partial<Omit<WebhookCreateParams, "name">>;
 
+// Schedules
+
+export interface ScheduleTiming {
+  /** 5-field cron expression (one of `cron`, `every`, `at`). */
+  cron?: string;
+  /** IANA zone of `cron` (default UTC). */
+  timezone?: string;
+  /** Interval, e.g. `15m`, `1h30m`. */
+  every?: string;
+  /** One-shot instant (RFC 3339). */
+  at?: string;
+}
+
+export interface ScheduleSpec extends ScheduleTiming {
+  prompt: string;
+  options?: TaskOptions;
+  concurrency?: "allow" | "forbid" | "replace";
+  suspend?: boolean;
+  starting_deadline_seconds?: number;
+  history_limit?: number;
+  description?: string;
+}
+
+export interface ScheduleRun {
+  /** RFC 3339; null for a manual run. */
+  slot: string | null;
+  trigger: "slot" | "manual";
+  task_id: string | null;
+  /** The task's status, or `skipped` / `failed` when no task was started. */
+  outcome: string;
+  message: string | null;
+  fired_at: string;
+  completed_at: string | null;
+  error: string | null;
+}
+
+export interface Schedule {
+  name: string;
+  spec: ScheduleSpec;
+  status: {
+    condition: ResourceCondition | null;
+    suspended: boolean;
+    /** The next run times (RFC 3339), at most 5. */
+    next_runs: string[];
+    last_runs: ScheduleRun[];
+    skipped: number;
+    consecutive_failures: number;
+    backoff_until: string | null;
+    since: string | null;
+  };
+  file: string;
+}
+
+export interface ScheduleCreateParams extends ScheduleSpec {
+  name: string;
+}
+
+export type ScheduleUpdateParams = MergePatch<ScheduleSpec>;
+
 export interface DeliveryAttempt {
   attempt: number;
   at: string;
@@ -394,6 +457,7 @@ export declare class OpenClaw {
   readonly skills: Skills;
   readonly config: ConfigApi;
   readonly webhooks: Webhooks;
+  readonly schedules: Schedules;
   readonly mcpServers: McpServers;
   readonly resources: Resources;
 
@@ -452,6 +516,17 @@ export interface Webhooks {
   iterateDeliveries(id: string, params?: { limit?: number }, opts?: IterateOptions): AsyncGenerator<Delivery, void, undefined>;
   redeliver(id: string, deliveryId: string, opts?: CallOptions): Promise<{ id: string; status: string }>;
   test(id: string, opts?: CallOptions): Promise<{ delivery_id: string; status: string }>;
+}
+
+export interface Schedules {
+  list(params?: PageParams, opts?: CallOptions): Promise<Page<Schedule>>;
+  iterate(params?: { limit?: number }, opts?: IterateOptions): AsyncGenerator<Schedule, void, undefined>;
+  get(name: string, opts?: CallOptions): Promise<Schedule>;
+  create(params: ScheduleCreateParams, opts?: CreateOptions): Promise<Schedule>;
+  update(name: string, patch: ScheduleUpdateParams, opts?: CallOptions): Promise<Schedule>;
+  delete(name: string, opts?: CallOptions): Promise<void>;
+  /** `POST /schedules/:name/run`: start one task now (even when suspended). */
+  run(name: string, opts?: CallOptions): Promise<TaskCreated>;
 }
 
 export interface McpServers {

@@ -38,9 +38,14 @@ impl Caller {
     }
 }
 
-/// The scope a call needs: GETs need `read`; creating and cancelling tasks need `execute`;
+/// The scope a call needs: GETs need `read`; creating and cancelling tasks, starting a
+/// schedule's task now, and every call of the OpenAI-compatible `/v1/...`, need `execute`;
 /// everything else needs `full`.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
+    // The OpenAI-compatible door runs tasks: execute, even to list its models.
+    if super::openai::is_openai_path(path) {
+        return Scope::Execute;
+    }
     if method == Method::GET || method == Method::HEAD {
         return Scope::Read;
     }
@@ -51,7 +56,11 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
         || path
             .strip_prefix("/tasks/")
             .and_then(|rest| rest.strip_suffix("/cancel"))
-            .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || path
+            .strip_prefix("/schedules/")
+            .and_then(|rest| rest.strip_suffix("/run"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
     if method == Method::POST && is_task_call {
         Scope::Execute
     } else {
@@ -201,6 +210,11 @@ mod tests {
         assert_eq!(
             required_scope(&Method::DELETE, "/api/v1/tasks/x"),
             Scope::Full
+        );
+        assert_eq!(required_scope(&Method::GET, "/v1/models"), Scope::Execute);
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/chat/completions"),
+            Scope::Execute
         );
     }
 

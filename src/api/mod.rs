@@ -3,19 +3,25 @@
 //!
 //! Requests pass request id -> JSON errors (which log server errors) -> trace -> body limit
 //! (one stack around the routes) -> metrics -> (for `/api/v1`) authentication, scope and rate limit ([`auth`];
-//! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> one module per
-//! resource; each module's routes carry their full paths. Handlers read [`Live`] state and ask the
+//! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> `Idempotency-Key`
+//! on creating POSTs ([`idempotency`]) -> one module per
+//! resource; each module's routes carry their full paths. The OpenAI-compatible `/v1/...`
+//! ([`openai`]) passes its Config switch, then the same authentication; the JSON-errors layer
+//! gives its errors OpenAI's shape. Handlers read [`Live`] state and ask the
 //! [`Controller`] for writes; they never touch manifest files or the store's tables directly.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod hooks;
+pub mod idempotency;
 pub mod mcp;
 pub mod metrics;
+pub mod openai;
 pub mod openapi;
 pub mod ratelimit;
 pub mod resources;
+pub mod schedules;
 pub mod skills;
 pub mod stats;
 pub mod status;
@@ -78,6 +84,8 @@ pub struct Shared {
     pub tasks: Arc<TaskService>,
     pub store: crate::store::Store,
     pub webhooks: Arc<crate::webhooks::dispatcher::Dispatcher>,
+    /// The schedule runner (manual runs, its clock for next run times).
+    pub schedules: Arc<crate::schedules::Runner>,
     /// Pull mode's `POST /api/v1/hooks/git` target (`None` outside pull mode).
     pub git_trigger: Option<Arc<crate::gitops::pull::Trigger>>,
     /// `--allow-api-privileged`: writes may grant manifest-only settings (SPEC §5a).
@@ -159,6 +167,9 @@ pub(crate) struct Routes {
     pub hooks: OpenApiRouter<AppState>,
     /// No token: `/healthz`, `/readyz`, `/api/v1/openapi.json`.
     pub public: OpenApiRouter<AppState>,
+    /// The OpenAI-compatible `/v1/...` ([`openai`]): the bearer token, behind the Config's
+    /// switch; errors in OpenAI's shape.
+    pub openai: OpenApiRouter<AppState>,
 }
 
 pub(crate) fn routes() -> Routes {
@@ -169,6 +180,7 @@ pub(crate) fn routes() -> Routes {
             .merge(resources::router())
             .merge(tasks::router())
             .merge(webhooks::router())
+            .merge(schedules::router())
             .merge(skills::router())
             .merge(mcp::router())
             .merge(stats::router())
@@ -179,6 +191,7 @@ pub(crate) fn routes() -> Routes {
             .routes(routes!(healthz))
             .routes(routes!(readyz))
             .routes(routes!(openapi::serve)),
+        openai: openai::router(),
     }
 }
 
@@ -188,18 +201,36 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         bearer,
         hooks,
         public,
+        openai,
     } = routes();
-    let bearer = Router::from(bearer).route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    // Inside authentication: an `Idempotency-Key` belongs to the caller's token.
+    let bearer = Router::from(bearer)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     let hooks = Router::from(hooks).route_layer(middleware::from_fn_with_state(
         state.clone(),
         hooks::authenticate_unless_signed,
     ));
+    // The switch before authentication: while it is off, `/v1` is not there for anyone.
+    let openai = Router::from(openai)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            openai::enabled,
+        ));
     let routes = Router::from(public)
         .merge(bearer)
         .merge(hooks)
+        .merge(openai)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -376,9 +407,16 @@ async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // A `Uri` clone shares its bytes: no allocation on the (usual) path without an error.
     let uri = req.uri().clone();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let path = uri.path();
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was refused unread, so the connection cannot carry another request: say
+        // so, or a client may send its next request on a connection about to be closed.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if status.is_server_error() {
         let id = response.headers().get(&X_REQUEST_ID);
         let id = id.and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -388,9 +426,27 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // `/v1/...` speaks OpenAI's error shape, whoever produced the error.
+    if openai::is_openai_path(path) {
+        let ours = if is_json {
+            response
+        } else {
+            with_json_error(&method, path, response)
+        };
+        return openai::rewrite_error(ours).await;
+    }
+    if is_json {
+        return response;
+    }
+    with_json_error(&method, path, response)
+}
+
+/// Our JSON error body for an error answer that has none (axum's 405, tower-http's 413, ...).
+fn with_json_error(method: &Method, path: &str, response: Response) -> Response {
+    let status = response.status();
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,

@@ -40,8 +40,10 @@ Errors are `{\"error\": {\"code\", \"message\", \"details\"?, \"retry_after\"?}}
         (name = "skills", description = "Skill manifests"),
         (name = "config", description = "The Config manifest"),
         (name = "webhooks", description = "Webhook manifests and their deliveries"),
+        (name = "schedules", description = "Schedule manifests: tasks that run on their own"),
         (name = "mcp", description = "McpServer manifests and their live state"),
         (name = "resources", description = "Every declared resource and the reconciler"),
+        (name = "openai", description = "The OpenAI-compatible API (`/v1`), off unless Config `api.openai_compatible`; errors in OpenAI's shape"),
     )
 )]
 struct Base;
@@ -55,6 +57,7 @@ pub fn document() -> Value {
         bearer,
         hooks,
         public,
+        openai,
     } = super::routes();
     let mut doc = to_value(Base::openapi());
     let mut paths = Map::new();
@@ -63,6 +66,7 @@ pub fn document() -> Value {
         (bearer.into_openapi(), Auth::Bearer),
         (hooks.into_openapi(), Auth::BearerOrSignature),
         (public.into_openapi(), Auth::None),
+        (openai.into_openapi(), Auth::OpenAi),
     ] {
         let mut part = to_value(part);
         if let Some(Value::Object(part_paths)) = part.get_mut("paths").map(Value::take) {
@@ -132,6 +136,8 @@ enum Auth {
     BearerOrSignature,
     /// No token.
     None,
+    /// The OpenAI-compatible `/v1/...`: the bearer token, errors in OpenAI's shape.
+    OpenAi,
 }
 
 /// A path template made concrete, for [`auth::required_scope`].
@@ -156,6 +162,9 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
             .entry("400")
             .or_insert_with(|| reference("InvalidBody"));
         responses.insert("413".into(), reference("PayloadTooLarge"));
+    }
+    if method == "post" && super::idempotency::ROUTES.contains(&path) {
+        idempotent(op, &mut responses);
     }
     if auth == Auth::None {
         op.insert("security".into(), json!([]));
@@ -186,9 +195,11 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
     );
     // Every answer past authentication carries the rate-limit headers (a signed git hook is
     // not rate-limited, so it has none).
-    if auth == Auth::Bearer {
+    if auth == Auth::Bearer || auth == Auth::OpenAi {
         for (status, response) in responses.iter_mut() {
-            if status != "400" && status != "413" {
+            // `/v1`'s 404 may be the switch's, which answers before authentication.
+            let before_auth = auth == Auth::OpenAi && status == "404";
+            if status != "400" && status != "413" && !before_auth {
                 add_rate_limit_headers(response);
             }
         }
@@ -201,7 +212,61 @@ fn decorate(path: &str, method: &str, op: &mut Value, auth: Auth) {
         responses.insert("403".into(), reference("Forbidden"));
     }
     responses.insert("429".into(), reference("RateLimited"));
+    if auth == Auth::OpenAi {
+        // The same answers, in OpenAI's error shape.
+        for response in responses.values_mut() {
+            if let Some(Value::String(r)) = response.get_mut("$ref") {
+                if let Some(name) = r.strip_prefix("#/components/responses/") {
+                    *r = format!("#/components/responses/{OPENAI_PREFIX}{name}");
+                }
+            }
+        }
+    }
     op.insert("responses".into(), Value::Object(sort_statuses(responses)));
+}
+
+/// Prefix of the common responses in OpenAI's error shape (`/v1/...`).
+const OPENAI_PREFIX: &str = "OpenAi";
+
+/// The `Idempotency-Key` header of a creating POST ([`super::idempotency`]): the parameter,
+/// `Idempotent-Replayed` on its answers, and the 409 / 422 it adds.
+fn idempotent(op: &mut Map<String, Value>, responses: &mut Map<String, Value>) {
+    let parameters = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Some(list) = parameters.as_array_mut() {
+        list.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe, as Stripe's header does: the same key with the same method, path and body within 24 h answers the first response again (with `Idempotent-Replayed: true`) instead of creating twice; the same key with another request is 422 `idempotency_key_reused`. Keys are per token; 1 to 255 printable ASCII characters (else 400 `invalid_idempotency_key`). Responses of 5xx, 408, 409, 425 and 429 are not kept: a retry runs again.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": super::idempotency::MAX_KEY_LEN, "pattern": "^[\\x21-\\x7E]([\\x20-\\x7E]*[\\x21-\\x7E])?$" }
+        }));
+    }
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('2') {
+            if let Some(r) = response.as_object_mut().filter(|r| !r.contains_key("$ref")) {
+                let headers = r.entry("headers").or_insert_with(|| json!({}));
+                headers["Idempotent-Replayed"] = header_ref("Idempotent-Replayed");
+            }
+        }
+    }
+    let in_progress = "`idempotency_key_in_progress`: a request with this `Idempotency-Key` is still running; retry after `Retry-After` seconds with the same key";
+    match responses.get_mut("409").and_then(Value::as_object_mut) {
+        Some(r) => {
+            let before = r.get("description").and_then(Value::as_str).unwrap_or("");
+            let description = format!("{before}; or {in_progress}");
+            r.insert("description".into(), description.into());
+        }
+        None => {
+            responses.insert("409".into(), error_response(in_progress, json!({})));
+        }
+    }
+    responses.insert(
+        "422".into(),
+        error_response(
+            "`idempotency_key_reused`: this `Idempotency-Key` was used with another request within 24 h",
+            json!({}),
+        ),
+    );
 }
 
 fn sort_statuses(responses: Map<String, Value>) -> Map<String, Value> {
@@ -251,6 +316,27 @@ fn rate_limit_headers() -> Value {
 }
 
 fn common_responses() -> Value {
+    let mut ours = our_common_responses();
+    // Each again for `/v1/...`, whose errors are OpenAI's `{"error": {"message", "type",
+    // "param", "code"}}`.
+    let theirs: Vec<(String, Value)> = ours
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, response)| {
+            let mut response = response.clone();
+            response["content"][JSON]["schema"] =
+                json!({ "$ref": "#/components/schemas/OpenAiErrorBody" });
+            (format!("{OPENAI_PREFIX}{name}"), response)
+        })
+        .collect();
+    if let Some(map) = ours.as_object_mut() {
+        map.extend(theirs);
+    }
+    ours
+}
+
+fn our_common_responses() -> Value {
     let mut limited = rate_limit_headers();
     limited["Retry-After"] = header_ref("Retry-After");
     json!({
@@ -286,6 +372,11 @@ fn common_headers() -> Value {
         "X-RateLimit-Limit": integer("Requests the token may make per window (Config `rate_limit.burst`)"),
         "X-RateLimit-Remaining": integer("Requests left in the current window"),
         "X-RateLimit-Reset": integer("Unix time (seconds) when the window is full again"),
+        "Idempotent-Replayed": {
+            "description": "`true` when this is the stored response of an earlier request with the same `Idempotency-Key`",
+            "required": false,
+            "schema": { "type": "string", "enum": ["true"] }
+        },
         "Retry-After": {
             "description": "Seconds to wait before retrying (at least 1)",
             "required": true,

@@ -100,6 +100,13 @@ pub struct Task {
     pub completed_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// The Schedule that started the task (absent for tasks created by `POST /tasks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The slot it was started for (RFC 3339); absent for a manual run
+    /// (`POST /schedules/:name/run`) and for tasks no Schedule started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_slot: Option<String>,
 }
 
 impl From<&TaskRow> for Task {
@@ -119,6 +126,8 @@ impl From<&TaskRow> for Task {
             completed_at: row.completed_at.clone(),
             duration_ms: row.duration_ms,
             error: row.error.clone(),
+            schedule: row.schedule.clone(),
+            schedule_slot: row.schedule_slot.clone(),
         }
     }
 }
@@ -344,6 +353,10 @@ async fn list(
     let q = filters.q.filter(|q| !q.is_empty());
     if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
         return Err(bad("q is limited to 200 characters".into()));
+    }
+    // SQLite's full-text query parser ends a string at NUL ("unterminated string").
+    if q.as_ref().is_some_and(|q| q.contains('\0')) {
+        return Err(bad("q may not contain NUL (U+0000)".into()));
     }
     let filter = Filter {
         statuses,

@@ -39,16 +39,19 @@ pub enum Kind {
     Webhook,
     /// An MCP server.
     McpServer,
+    /// A task that runs on its own (cron, interval or one-shot).
+    Schedule,
 }
 
 impl Kind {
     /// Every kind, in a stable order (the order resources are reconciled in).
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Config,
         Kind::Token,
         Kind::Skill,
         Kind::Webhook,
         Kind::McpServer,
+        Kind::Schedule,
     ];
 
     /// The `kind` string of a document, e.g. `McpServer`.
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Skill => "Skill",
             Kind::Webhook => "Webhook",
             Kind::McpServer => "McpServer",
+            Kind::Schedule => "Schedule",
         }
     }
 
@@ -70,6 +74,7 @@ impl Kind {
             Kind::Skill => "skills",
             Kind::Webhook => "webhooks",
             Kind::McpServer => "mcpservers",
+            Kind::Schedule => "schedules",
         }
     }
 }
@@ -82,7 +87,7 @@ impl fmt::Display for Kind {
 
 /// Error of parsing a [`Kind`] from a string that is not exactly one of the kind names.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind \"{0}\": expected one of Config, Token, Skill, Webhook, McpServer")]
+#[error("unknown kind \"{0}\": expected one of Config, Token, Skill, Webhook, McpServer, Schedule")]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {
@@ -152,6 +157,8 @@ pub struct ConfigSpec {
     pub skills: SkillsConfig,
     /// Git integration settings.
     pub git: GitConfig,
+    /// Optional API surfaces.
+    pub api: ApiConfig,
 }
 
 /// A model provider.
@@ -358,6 +365,14 @@ impl Default for GitConfig {
             author_email: "claw@localhost".to_owned(),
         }
     }
+}
+
+/// `spec.api` of the Config: optional API surfaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve `POST /v1/chat/completions` and `GET /v1/models` (OpenAI's wire format).
+    pub openai_compatible: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,6 +722,94 @@ impl From<McpServerSpec> for RawMcpServerSpec {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Schedule
+
+/// Spec of a `Schedule` document: when (exactly one of `cron`, `every`, `at`), what (`prompt`
+/// and `options`, as in `POST /tasks`) and how (`concurrency`, `suspend`, deadline, history).
+/// `cron`, `timezone` and `every` are checked beyond the schema by
+/// [`crate::schedules::timing::check`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// 5-field cron expression, evaluated in `timezone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// IANA time zone of `cron` (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Interval between runs (`30s`, `15m`, `1h30m`), counted from when the spec was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// One-shot: the instant of the only run.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub at: Option<OffsetDateTime>,
+    /// What the agent should do.
+    pub prompt: String,
+    /// Task options, as in `POST /tasks`.
+    #[serde(default, skip_serializing_if = "ScheduleTaskOptions::is_empty")]
+    pub options: ScheduleTaskOptions,
+    /// What happens when a slot comes while the previous run is still going.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    /// Stops the clock: no slot fires (a manual run still does).
+    #[serde(default)]
+    pub suspend: bool,
+    /// Missed slots older than this are skipped; unset, a missed slot is never too old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_deadline_seconds: Option<u64>,
+    /// How many runs are kept and shown.
+    #[serde(default = "default_history_limit")]
+    pub history_limit: u32,
+    /// Human description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn default_history_limit() -> u32 {
+    10
+}
+
+/// The `options` of a scheduled task: the fields of `POST /tasks`'s `options`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleTaskOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<Vec<String>>,
+}
+
+impl ScheduleTaskOptions {
+    /// True when no option is set.
+    pub fn is_empty(&self) -> bool {
+        *self == ScheduleTaskOptions::default()
+    }
+}
+
+/// A Schedule's concurrency policy (as a Kubernetes CronJob's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concurrency {
+    /// Start the new run beside the running one.
+    #[default]
+    Allow,
+    /// Skip the slot while a run is queued or running.
+    Forbid,
+    /// Cancel the running run, then start the new one.
+    Replace,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Any kind
 
 /// The typed `spec` of a document of any kind.
@@ -724,6 +827,8 @@ pub enum Spec {
     Webhook(WebhookSpec),
     /// Spec of an McpServer.
     McpServer(McpServerSpec),
+    /// Spec of a Schedule.
+    Schedule(ScheduleSpec),
 }
 
 impl Spec {
@@ -735,6 +840,7 @@ impl Spec {
             Kind::Skill => Spec::Skill(SkillSpec::deserialize(spec)?),
             Kind::Webhook => Spec::Webhook(WebhookSpec::deserialize(spec)?),
             Kind::McpServer => Spec::McpServer(McpServerSpec::deserialize(spec)?),
+            Kind::Schedule => Spec::Schedule(ScheduleSpec::deserialize(spec)?),
         })
     }
 
@@ -746,6 +852,7 @@ impl Spec {
             Spec::Skill(_) => Kind::Skill,
             Spec::Webhook(_) => Kind::Webhook,
             Spec::McpServer(_) => Kind::McpServer,
+            Spec::Schedule(_) => Kind::Schedule,
         }
     }
 
@@ -832,6 +939,9 @@ mod tests {
                 auto_commit: true,
                 author_name: "CI bot".to_owned(),
                 author_email: "ci@example.com".to_owned(),
+            },
+            api: ApiConfig {
+                openai_compatible: true,
             },
         }
     }
@@ -993,6 +1103,60 @@ mod tests {
                     headers,
                 }))),
             ),
+            (
+                meta("nightly"),
+                Spec::Schedule(ScheduleSpec {
+                    cron: Some("30 2 * * 1-5".to_owned()),
+                    timezone: Some("Europe/Berlin".to_owned()),
+                    every: None,
+                    at: None,
+                    prompt: "Summarize the latest git commits".to_owned(),
+                    options: ScheduleTaskOptions {
+                        model: Some("gpt-4o".to_owned()),
+                        max_tokens: Some(2000),
+                        working_directory: Some("/srv/repo".to_owned()),
+                        timeout_seconds: Some(600),
+                        mcp_servers: Some(vec!["files".to_owned()]),
+                    },
+                    concurrency: Concurrency::Forbid,
+                    suspend: true,
+                    starting_deadline_seconds: Some(300),
+                    history_limit: 5,
+                    description: Some("Nightly summary".to_owned()),
+                }),
+            ),
+            (
+                meta("poll"),
+                Spec::Schedule(ScheduleSpec {
+                    cron: None,
+                    timezone: None,
+                    every: Some("1h30m".to_owned()),
+                    at: None,
+                    prompt: "Analyze the error logs".to_owned(),
+                    options: ScheduleTaskOptions::default(),
+                    concurrency: Concurrency::Replace,
+                    suspend: false,
+                    starting_deadline_seconds: None,
+                    history_limit: 10,
+                    description: None,
+                }),
+            ),
+            (
+                meta("once"),
+                Spec::Schedule(ScheduleSpec {
+                    cron: None,
+                    timezone: None,
+                    every: None,
+                    at: Some(datetime!(2030-01-01 09:00:00 UTC)),
+                    prompt: "Happy new year".to_owned(),
+                    options: ScheduleTaskOptions::default(),
+                    concurrency: Concurrency::Allow,
+                    suspend: false,
+                    starting_deadline_seconds: None,
+                    history_limit: 1,
+                    description: None,
+                }),
+            ),
         ]
     }
 
@@ -1119,6 +1283,7 @@ mod tests {
                 json!({"url": "https://x.example", "events": ["*"], "secret": {"ref": "x"}}),
             ),
             (Kind::McpServer, json!({"command": "x"})),
+            (Kind::Schedule, json!({"every": "1m", "prompt": "p"})),
         ];
         for (kind, spec) in minimal {
             let name = if kind == Kind::Config { "default" } else { "x" };
@@ -1354,7 +1519,7 @@ mod tests {
         let err = "token".parse::<Kind>().unwrap_err();
         assert!(err
             .to_string()
-            .contains("Config, Token, Skill, Webhook, McpServer"));
+            .contains("Config, Token, Skill, Webhook, McpServer, Schedule"));
     }
 
     #[test]

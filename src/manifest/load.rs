@@ -154,6 +154,17 @@ pub fn parse_document(file: &Arc<Path>, doc: &SourceDoc) -> Result<Resource, Vec
     if !errors.is_empty() {
         return Err(errors);
     }
+    if kind == Kind::Schedule {
+        // What the schema cannot say: the cron expression parses, the zone exists.
+        if let Some(spec) = value.get("spec") {
+            for (pointer, message) in crate::schedules::timing::check(spec) {
+                errors.push(diag(pointer, message));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
     // `{ref: NAME}` secrets the API stored for a webhook are that webhook's alone (SPEC §5a):
     // anything else naming one could send it elsewhere (e.g. as a model API key).
     if let (Some(spec), Some(name)) = (value.get("spec"), name.as_deref()) {

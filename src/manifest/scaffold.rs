@@ -34,6 +34,8 @@ spec:
     timeout_seconds: 15
     max_attempts: 8
     retention_days: 7            # delivered / failed deliveries kept this long
+  api:
+    openai_compatible: false     # serve POST /v1/chat/completions and GET /v1/models (OpenAI's API)
   git:
     auto_commit: false           # commit each API write-back (when the dir is a git working copy)
     author_name: claw            # author and committer of those commits

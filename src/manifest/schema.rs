@@ -18,6 +18,7 @@ const TOKEN: &str = include_str!("../../schemas/token.schema.json");
 const SKILL: &str = include_str!("../../schemas/skill.schema.json");
 const WEBHOOK: &str = include_str!("../../schemas/webhook.schema.json");
 const MCPSERVER: &str = include_str!("../../schemas/mcpserver.schema.json");
+const SCHEDULE: &str = include_str!("../../schemas/schedule.schema.json");
 
 /// The message of every error inside a secret reference, whatever the keyword: the value is
 /// likely a pasted secret, and the three accepted shapes are what the user needs to see.
@@ -40,12 +41,13 @@ fn compile(text: &str) -> Compiled {
     Compiled { schema, validator }
 }
 
-static COMPILED: [LazyLock<Compiled>; 5] = [
+static COMPILED: [LazyLock<Compiled>; 6] = [
     LazyLock::new(|| compile(CONFIG)),
     LazyLock::new(|| compile(TOKEN)),
     LazyLock::new(|| compile(SKILL)),
     LazyLock::new(|| compile(WEBHOOK)),
     LazyLock::new(|| compile(MCPSERVER)),
+    LazyLock::new(|| compile(SCHEDULE)),
 ];
 
 fn compiled(kind: Kind) -> &'static Compiled {
@@ -55,6 +57,7 @@ fn compiled(kind: Kind) -> &'static Compiled {
         Kind::Skill => 2,
         Kind::Webhook => 3,
         Kind::McpServer => 4,
+        Kind::Schedule => 5,
     };
     &COMPILED[index]
 }
@@ -67,6 +70,7 @@ pub fn schema_text(kind: Kind) -> &'static str {
         Kind::Skill => SKILL,
         Kind::Webhook => WEBHOOK,
         Kind::McpServer => MCPSERVER,
+        Kind::Schedule => SCHEDULE,
     }
 }
 

@@ -113,7 +113,7 @@ async fn fail_running(
     now: &str,
     error: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+    let rows: Vec<FailedRow> = sqlx::query_as(
         "UPDATE tasks SET status = $3, completed_at = $1, error = $2,
                 duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE
                     CAST(EXTRACT(EPOCH FROM (CAST($1 AS TIMESTAMPTZ) - CAST(started_at AS TIMESTAMPTZ))) * 1000 AS BIGINT) END
@@ -121,7 +121,7 @@ async fn fail_running(
            AND (replica = ANY($5)
                 OR (CAST($6 AS TEXT) IS NOT NULL AND started_at < $6
                     AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = tasks.replica)))
-         RETURNING id, prompt, CAST(duration_ms AS TEXT)",
+         RETURNING id, prompt, CAST(duration_ms AS TEXT), schedule, schedule_slot",
     )
     .bind(now)
     .bind(error)
@@ -131,15 +131,16 @@ async fn fail_running(
     .bind(orphaned_before)
     .fetch_all(&mut *tx)
     .await?;
-    for (id, prompt, duration) in &rows {
+    for (id, prompt, duration, schedule, slot) in &rows {
         let duration = duration.as_deref().and_then(|d| d.parse().ok());
-        let event = events::task(
+        let event = events::task_from(
             EventType::TaskFailed,
             id,
             prompt,
             TaskStatus::Failed,
             duration,
             Some(error),
+            schedule.as_deref().map(|name| (name, slot.as_deref())),
         );
         sqlx::query("INSERT INTO outbox (id, event, payload, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&event.id)
@@ -149,8 +150,11 @@ async fn fail_running(
             .execute(&mut *tx)
             .await?;
     }
-    Ok(rows.into_iter().map(|(id, _, _)| id).collect())
+    Ok(rows.into_iter().map(|row| row.0).collect())
 }
+
+/// A failed task: id, prompt, duration (as text), Schedule and slot that started it.
+type FailedRow = (String, String, Option<String>, Option<String>, Option<String>);
 
 /// One replica's consumption of one token's budget.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -106,8 +106,10 @@ pub(crate) use with_tx;
 
 pub mod cluster;
 pub mod deliveries;
+pub mod idempotency;
 pub mod outbox;
 pub mod resources;
+pub mod schedules;
 pub mod secrets;
 pub mod stats;
 pub mod tasks;

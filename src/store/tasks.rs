@@ -34,6 +34,10 @@ pub struct TaskRow {
     pub files: Option<String>,
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
+    /// The Schedule that started the task, if one did.
+    pub schedule: Option<String>,
+    /// The slot it started the task for (fixed-width RFC 3339); `None` for a manual run.
+    pub schedule_slot: Option<String>,
 }
 
 macro_rules! qualified_columns {
@@ -41,14 +45,15 @@ macro_rules! qualified_columns {
         "tasks.seq, tasks.id, tasks.status, tasks.prompt, tasks.options, tasks.model, tasks.max_tokens, \
          tasks.working_directory, tasks.timeout_seconds, tasks.created_by, tasks.created_at, tasks.started_at, \
          tasks.completed_at, tasks.duration_ms, tasks.error, tasks.output, tasks.files, tasks.input_tokens, \
-         tasks.output_tokens"
+         tasks.output_tokens, tasks.schedule, tasks.schedule_slot"
     };
 }
 
 macro_rules! columns {
     () => {
         "seq, id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, \
-         created_by, created_at, started_at, completed_at, duration_ms, error, output, files, input_tokens, output_tokens"
+         created_by, created_at, started_at, completed_at, duration_ms, error, output, files, input_tokens, output_tokens, \
+         schedule, schedule_slot"
     };
 }
 
@@ -71,15 +76,45 @@ pub struct NewTask<'a> {
 /// statement asks for the write lock; a deferred transaction would then have to upgrade a read
 /// to a write, which SQLite refuses at once with "database is locked" when another connection
 /// is writing (the busy timeout does not apply), and a finished task would stay `running`.
-async fn begin_write(store: &Store) -> Result<Tx, StoreError> {
+pub(super) async fn begin_write(store: &Store) -> Result<Tx, StoreError> {
     store.begin_write().await
 }
 
 /// Enqueues a task.
 pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
     let mut tx = begin_write(store).await?;
-    insert_many(&mut tx, std::slice::from_ref(t), TaskStatus::Queued).await?;
+    insert_in(&mut tx, t, None).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Enqueues a task inside the caller's write transaction (begun with [`begin_write`]);
+/// `schedule` names the Schedule and slot that started it.
+pub(super) async fn insert_in(
+    tx: &mut Tx,
+    t: &NewTask<'_>,
+    schedule: Option<(&str, Option<&str>)>,
+) -> Result<(), StoreError> {
+    with_tx!(&mut *tx, conn => {
+    sqlx::query(
+        "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at, schedule, schedule_slot)
+         VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)",
+    )
+    .bind(t.id)
+    .bind(t.prompt)
+    .bind(t.options)
+    .bind(t.model)
+    .bind(t.max_tokens)
+    .bind(t.working_directory)
+    .bind(t.timeout_seconds)
+    .bind(t.created_by)
+    .bind(t.created_at)
+    .bind(TaskStatus::Queued)
+    .bind(schedule.map(|s| s.0))
+    .bind(schedule.and_then(|s| s.1))
+    .execute(conn)
+    .await?;
+    });
     Ok(())
 }
 

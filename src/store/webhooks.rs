@@ -98,6 +98,50 @@ pub async fn upsert(
     Ok(())
 }
 
+/// One endpoint row for [`upsert_many`].
+pub struct NewEndpoint<'a> {
+    pub name: &'a str,
+    pub url: &'a str,
+    /// JSON array of event names.
+    pub events: String,
+    /// JSON of the secret reference.
+    pub secret_ref: String,
+    pub enabled: bool,
+}
+
+/// [`upsert`] for many endpoints in one statement per 500 (start-up and resyncs apply
+/// thousands; a statement each was a round trip to the database apiece).
+pub async fn upsert_many(
+    tx: &mut Tx,
+    rows: &[NewEndpoint<'_>],
+    now: &str,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(500) {
+        with_tx!(&mut *tx, conn => {
+            let mut qb = sqlx::QueryBuilder::<Engine>::new(
+                "INSERT INTO webhook_endpoints (name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(row.name)
+                    .push_bind(row.url)
+                    .push_bind(row.events.as_str())
+                    .push_bind(row.secret_ref.as_str())
+                    .push_bind(row.enabled)
+                    .push_bind(None::<String>)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (name) DO UPDATE SET url = excluded.url, events = excluded.events, \
+                 secret_ref = excluded.secret_ref, enabled = excluded.enabled, \
+                 disabled_reason = NULL, updated_at = excluded.updated_at",
+            );
+            qb.build().execute(conn).await?;
+        });
+    }
+    Ok(())
+}
+
 /// Removes an endpoint (its delivery history stays until retention prunes it).
 pub async fn delete(tx: &mut Tx, name: &str) -> Result<(), StoreError> {
     with_tx!(tx, conn => {

@@ -168,6 +168,29 @@ fn now() -> String {
     timestamp(OffsetDateTime::now_utc())
 }
 
+/// A task event for `row`, naming the Schedule and slot that started it, if any.
+fn task_event(
+    row: &TaskRow,
+    event: EventType,
+    status: TaskStatus,
+    duration_ms: Option<i64>,
+    error: Option<&str>,
+) -> events::Event {
+    let schedule = row
+        .schedule
+        .as_deref()
+        .map(|name| (name, row.schedule_slot.as_deref()));
+    events::task_from(
+        event,
+        &row.id,
+        &row.prompt,
+        status,
+        duration_ms,
+        error,
+        schedule,
+    )
+}
+
 /// The stored timestamp form: RFC 3339 UTC with milliseconds, fixed width, so text order is
 /// time order.
 pub fn timestamp(t: OffsetDateTime) -> String {
@@ -214,10 +237,9 @@ impl TaskService {
             }
             None => {
                 rows::fail_orphans(&store, &now(), error, |row| {
-                    events::task(
+                    task_event(
+                        row,
                         EventType::TaskFailed,
-                        &row.id,
-                        &row.prompt,
                         TaskStatus::Failed,
                         row.duration_ms,
                         row.error.as_deref(),
@@ -263,6 +285,17 @@ impl TaskService {
 
     /// Validates a `POST /tasks` body and enqueues the task.
     pub async fn create(&self, body: &Value, created_by: &str) -> Result<TaskRow, TaskError> {
+        let task = self.prepare(body)?;
+        rows::insert(&self.store, &task.row(created_by)).await?;
+        self.enqueued(&task.id, created_by);
+        rows::get(&self.store, &task.id)
+            .await?
+            .ok_or(TaskError::NotFound(task.id))
+    }
+
+    /// Validates a `POST /tasks` body against the Config in force and makes the task's row,
+    /// not yet stored (a Schedule stores it in the transaction that records its slot).
+    pub fn prepare(&self, body: &Value) -> Result<Prepared, TaskError> {
         let config = self.live.config.load();
         let request = validate(
             body,
@@ -271,23 +304,24 @@ impl TaskService {
             config.spec.model.max_tokens,
         )
         .map_err(TaskError::Invalid)?;
-        let id = format!("task_{}", uuid::Uuid::new_v4().simple());
-        let created_at = now();
-        rows::insert(
-            &self.store,
-            &NewTask {
-                id: &id,
-                prompt: &request.prompt,
-                options: &request.options.to_string(),
-                model: &request.model,
-                max_tokens: i64::from(request.max_tokens),
-                working_directory: request.working_directory.as_deref().and_then(Path::to_str),
-                timeout_seconds: request.timeout_seconds as i64,
-                created_by,
-                created_at: &created_at,
-            },
-        )
-        .await?;
+        Ok(Prepared {
+            id: format!("task_{}", uuid::Uuid::new_v4().simple()),
+            prompt: request.prompt,
+            options: request.options.to_string(),
+            model: request.model,
+            max_tokens: i64::from(request.max_tokens),
+            working_directory: request
+                .working_directory
+                .as_deref()
+                .and_then(Path::to_str)
+                .map(str::to_owned),
+            timeout_seconds: request.timeout_seconds as i64,
+            created_at: now(),
+        })
+    }
+
+    /// Counts a task stored as queued and wakes the dispatcher.
+    pub fn enqueued(&self, id: &str, created_by: &str) {
         self.counts.add(TaskStatus::Queued, 1);
         self.wake.notify_one();
         let cluster = &self.live.cluster;
@@ -298,9 +332,6 @@ impl TaskService {
             });
         }
         tracing::info!(task_id = %id, token = %created_by, "task queued");
-        rows::get(&self.store, &id)
-            .await?
-            .ok_or(TaskError::NotFound(id))
     }
 
     /// One task. Finished tasks never change, so they are served from memory once read.
@@ -354,6 +385,13 @@ impl TaskService {
     /// Cancels a queued or running task; a running one is stopped (its HTTP call dropped, its
     /// process group killed) before this returns, within a bound.
     pub async fn cancel(&self, id: &str, by: &str) -> Result<Arc<TaskRow>, TaskError> {
+        self.cancel_because(id, format!("cancelled by token '{by}'"))
+            .await
+    }
+
+    /// [`cancel`](Self::cancel) with the task's error given in full (e.g. the client of an
+    /// OpenAI-compatible stream disconnected).
+    pub async fn cancel_because(&self, id: &str, error: String) -> Result<Arc<TaskRow>, TaskError> {
         let row = self.get(id).await?;
         if row.status.is_terminal() {
             return Err(TaskError::Finished {
@@ -361,12 +399,10 @@ impl TaskService {
                 status: row.status,
             });
         }
-        let error = format!("cancelled by token '{by}'");
         if row.status == TaskStatus::Queued {
-            let event = events::task(
+            let event = task_event(
+                &row,
                 EventType::TaskFailed,
-                id,
-                &row.prompt,
                 TaskStatus::Cancelled,
                 Some(0),
                 Some(&error),
@@ -544,14 +580,7 @@ impl TaskService {
     /// Claims up to `n` queued tasks for this replica (see `store::tasks::claim`).
     async fn claim(&self, n: usize) -> Result<Vec<TaskRow>, StoreError> {
         let rows = rows::claim(&self.store, &now(), n as i64, |row| {
-            events::task(
-                EventType::TaskStarted,
-                &row.id,
-                &row.prompt,
-                TaskStatus::Running,
-                None,
-                None,
-            )
+            task_event(row, EventType::TaskStarted, TaskStatus::Running, None, None)
         })
         .await?;
         if !rows.is_empty() {
@@ -643,10 +672,9 @@ impl TaskService {
         } else {
             EventType::TaskFailed
         };
-        let event = events::task(
+        let event = task_event(
+            &row,
             event_type,
-            &row.id,
-            &row.prompt,
             status,
             Some(duration_ms),
             error.as_deref(),
@@ -861,6 +889,36 @@ impl Active {
             cancel: CancellationToken::new(),
             reason: None,
             local: false,
+        }
+    }
+}
+
+/// A validated task, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: String,
+    pub prompt: String,
+    pub options: String,
+    pub model: String,
+    pub max_tokens: i64,
+    pub working_directory: Option<String>,
+    pub timeout_seconds: i64,
+    pub created_at: String,
+}
+
+impl Prepared {
+    /// The row to insert, created by `created_by`.
+    pub fn row<'a>(&'a self, created_by: &'a str) -> NewTask<'a> {
+        NewTask {
+            id: &self.id,
+            prompt: &self.prompt,
+            options: &self.options,
+            model: &self.model,
+            max_tokens: self.max_tokens,
+            working_directory: self.working_directory.as_deref(),
+            timeout_seconds: self.timeout_seconds,
+            created_by,
+            created_at: &self.created_at,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Time as the dispatcher sees it. Every time decision of delivery (when an attempt is due, the
 //! timestamps it records, pruning) goes through a [`Clock`], so tests drive the retry schedule
-//! with a [`ManualClock`] instead of sleeping.
+//! with a [`ManualClock`] instead of sleeping. The schedule runner (`schedules::runner`) tells
+//! time by one too (`ServeOptions::clock`).
 
 use std::sync::Arc;
 
@@ -25,6 +26,12 @@ pub trait Clock: Send + Sync {
             },
             None => wake.notified().await,
         }
+    }
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock(now_ms = {})", self.now_ms())
     }
 }
 

@@ -9,6 +9,8 @@
 # Generated data never leaves the machine: the server and schemathesis run in a network
 # namespace of their own with only loopback up (`unshare -n`); the served Config also limits
 # webhook deliveries to loopback and runs tasks with a local program (`provider: command`).
+# The OpenAI-compatible `/v1` operations stay off (Config `api.openai_compatible` unset), so
+# they answer their documented 404; tests/it/openai.rs drives them with the official client.
 # Where namespaces are not permitted the run goes ahead without one, confined by that Config,
 # and says so.
 #

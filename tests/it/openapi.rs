@@ -53,6 +53,16 @@ async fn every_documented_scope_is_the_one_the_server_enforces() {
         .unwrap();
     })
     .await;
+    // The OpenAI-compatible routes are described too; they answer once switched on.
+    expect(
+        s.patch_config(
+            &s.admin,
+            serde_json::json!({"api": {"openai_compatible": true}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     let doc = expect(
         s.request(Method::GET, "/api/v1/openapi.json", None)
             .send()

@@ -496,6 +496,7 @@ async fn listing_pages_newest_first_with_every_filter() {
         "status=done",
         "created_after=yesterday",
         "offset=-1",
+        "q=ab%00cd",
     ] {
         let r = s.get(&format!("/api/v1/tasks?{bad}"), &s.admin).await;
         let body = expect(r, StatusCode::BAD_REQUEST).await;

@@ -438,3 +438,48 @@ async fn a_replica_with_another_key_names_the_secret_it_cannot_open() {
     assert!(!error.contains("s3cret"));
     server.shutdown().await;
 }
+
+/// At start-up webhooks are applied in one batch: one with a secret that cannot be resolved
+/// fails alone, the others around it are Ready and in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_webhooks_applies_all_but_the_one_whose_secret_is_missing() {
+    let s = TestServer::start_with(|dir| {
+        std::fs::write(dir.join("hook-secret.txt"), "s3cret").unwrap();
+        let doc = |name: &str, secret: &str| {
+            format!("---\napiVersion: openclaw.dev/v1\nkind: Webhook\nmetadata: {{name: {name}}}\nspec:\n  url: https://{name}.example/h\n  events: [\"*\"]\n  secret: {secret}\n")
+        };
+        let file = [
+            doc("first", "{fromFile: hook-secret.txt}"),
+            doc("broken", "{fromEnv: CLAW_TEST_SURELY_UNSET_SECRET}"),
+            doc("last", "{fromFile: hook-secret.txt}"),
+        ]
+        .concat();
+        std::fs::create_dir_all(dir.join("webhooks")).unwrap();
+        std::fs::write(dir.join("webhooks/all.yaml"), file).unwrap();
+    })
+    .await;
+    for (name, ready, reason) in [
+        ("first", true, "Applied"),
+        ("broken", false, "SecretUnavailable"),
+        ("last", true, "Applied"),
+    ] {
+        let v = expect(
+            s.get(&format!("/api/v1/webhooks/{name}"), &s.admin).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(v["status"]["ready"], ready, "{name}: {v}");
+        assert_eq!(v["status"]["reason"], reason, "{name}: {v}");
+    }
+    let store = crate::harness::open_store(s.data.path()).await;
+    let mut names: Vec<String> = claw::store::webhooks::list(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    store.close().await;
+    names.sort();
+    assert_eq!(names, ["first", "last"]);
+    s.stop().await;
+}

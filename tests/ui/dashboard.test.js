@@ -390,6 +390,15 @@ test('resources, skills, MCP servers and config pages render; a stale config edi
   await go('/ui/mcp');
   await page.waitForSelector('#mcp-list', { timeout: WAIT });
   await shot('mcp');
+  const created = await api('POST', '/schedules', admin, {
+    name: 'nightly', cron: '30 2 * * *', timezone: 'Europe/Berlin', prompt: 'nightly report',
+  });
+  assert.equal(created.status, 201);
+  await go('/ui/schedules');
+  const listed = await waitText('#schedule-list', /nightly/);
+  assert.match(listed, /cron 30 2 \* \* \* \(Europe\/Berlin\)/);
+  assert.match(listed, /never/, 'no run yet');
+  await shot('schedules');
 
   await go('/ui/config');
   await waitText('#config-json', /"model"/);

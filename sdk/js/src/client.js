@@ -1,6 +1,6 @@
 // The client: one `OpenClaw` object holding the base URL, the token and the retry policy,
 // with one namespace per resource of the API (`tasks`, `skills`, `config`, `webhooks`,
-// `mcpServers`, `resources`) and the single calls `status()` and `reconcile()`.
+// `schedules`, `mcpServers`, `resources`) and the single calls `status()` and `reconcile()`.
 //
 // Request and response bodies are the API's JSON as is (snake_case, as the tutorial shows
 // them); only the client's own options are camelCase.
@@ -56,6 +56,7 @@ export class OpenClaw {
     this.skills = new Skills(this);
     this.config = new ConfigApi(this);
     this.webhooks = new Webhooks(this);
+    this.schedules = new Schedules(this);
     this.mcpServers = new McpServers(this);
     this.resources = new Resources(this);
   }
@@ -90,7 +91,8 @@ export class OpenClaw {
 
   /**
    * Like `request`, also giving the `Response` (its body already read unless `opts.stream`).
-   * Retries a 429 after `Retry-After`, at most `maxRetries` times, with the same
+   * Retries a 429 (and a 409 `idempotency_key_in_progress`: the first request with this
+   * key is still running) after `Retry-After`, at most `maxRetries` times, with the same
    * `Idempotency-Key` on every attempt.
    */
   async requestWithResponse(method, path, opts = {}) {
@@ -116,7 +118,9 @@ export class OpenClaw {
         return { data: opts.stream ? undefined : parseBody(response, text), response };
       }
       const error = errorFromResponse(response, parseBody(response, text ?? (await response.text().catch(() => ""))));
-      if (response.status === 429 && attempt < this.maxRetries) {
+      const retryable =
+        response.status === 429 || (response.status === 409 && error.code === "idempotency_key_in_progress");
+      if (retryable && attempt < this.maxRetries) {
         const wait = error.retryAfter ?? Math.min(2 ** attempt, 30);
         if (wait <= this.maxRetryAfter) {
           await sleep(wait * 1000, opts.signal);
@@ -465,6 +469,46 @@ class Webhooks {
   /** `POST /webhooks/:id/test`: queue a `webhook.test` event; resolves to `{delivery_id, status}`. */
   test(id, opts = {}) {
     return this.#c.request("POST", `/webhooks/${seg(id)}/test`, opts);
+  }
+}
+
+/** `/schedules`: Schedule manifests (tasks that run on their own), their runs, run-now. */
+class Schedules {
+  #c;
+  constructor(client) {
+    this.#c = client;
+  }
+  /** `GET /schedules`: one page. */
+  list(params = {}, opts = {}) {
+    return this.#c.request("GET", "/schedules", { ...opts, query: params });
+  }
+  /** Every schedule. */
+  iterate(params = {}, opts = {}) {
+    return this.#c.paginate("/schedules", {}, { pageSize: params.limit, ...opts });
+  }
+  /** `GET /schedules/:name`: spec, next run times, last runs. */
+  get(name, opts = {}) {
+    return this.#c.request("GET", `/schedules/${seg(name)}`, opts);
+  }
+  /** `POST /schedules` with `{name, prompt, cron (+ timezone) | every | at, ...}`. */
+  create(params, opts = {}) {
+    return this.#c.request("POST", "/schedules", {
+      ...opts,
+      body: params,
+      idempotencyKey: opts.idempotencyKey ?? randomUUID(),
+    });
+  }
+  /** `PATCH /schedules/:name` with a merge patch of the spec. */
+  update(name, patch, opts = {}) {
+    return this.#c.request("PATCH", `/schedules/${seg(name)}`, { ...opts, body: patch });
+  }
+  /** `DELETE /schedules/:name`. */
+  delete(name, opts = {}) {
+    return this.#c.request("DELETE", `/schedules/${seg(name)}`, opts);
+  }
+  /** `POST /schedules/:name/run`: start one task now; resolves to `{id, status, created_at}`. */
+  run(name, opts = {}) {
+    return this.#c.request("POST", `/schedules/${seg(name)}/run`, opts);
   }
 }
 

@@ -22,6 +22,9 @@ const NOT_IN_SDK = {
   "GET /api/v1/openapi.json": "the description itself",
   "GET /api/v1/whoami": "the dashboard's (not in the SDKs yet)",
   "GET /api/v1/stats/hourly": "the dashboard's charts (not in the SDKs yet)",
+  "POST /v1/chat/completions": "OpenAI-compatible: for OpenAI's own clients",
+  "GET /v1/models": "OpenAI-compatible: for OpenAI's own clients",
+  "GET /v1/models/{model}": "OpenAI-compatible: for OpenAI's own clients",
 };
 
 function fakeFetch(seen) {
@@ -73,6 +76,13 @@ test("every operation of schemas/openapi.json has an SDK method", async (t) => {
     () => drain(c.webhooks.iterateDeliveries("ID")),
     () => c.webhooks.redeliver("ID", "DID"),
     () => c.webhooks.test("ID"),
+    () => c.schedules.list(),
+    () => drain(c.schedules.iterate()),
+    () => c.schedules.get("NAME"),
+    () => c.schedules.create({ name: "NAME", every: "1h", prompt: "p" }),
+    () => c.schedules.update("NAME", { suspend: true }),
+    () => c.schedules.delete("NAME"),
+    () => c.schedules.run("NAME"),
     () => c.mcpServers.list(),
     () => drain(c.mcpServers.iterate()),
     () => c.mcpServers.get("NAME"),

@@ -13,6 +13,7 @@ import {
   OpenClawError,
   PermissionDeniedError,
   RateLimitError,
+  UnprocessableEntityError,
 } from "openclaw-sdk";
 import { configYaml, startServer } from "./server.js";
 
@@ -138,6 +139,14 @@ describe("rate limits (a server allowing a burst of 2, then 1 request every 2 s)
     const other = await client.tasks.create({ prompt: "another" }, { idempotencyKey: "my-key-1" });
     assert.match(other.id, /^task_/);
     assert.equal(sent.filter((s) => s.path === "/api/v1/tasks").at(-1).key, "my-key-1");
+    // The server honours the key: the same create again is the first one, another is refused.
+    const again = await client.tasks.create({ prompt: "another" }, { idempotencyKey: "my-key-1" });
+    assert.equal(again.id, other.id);
+    await assert.rejects(client.tasks.create({ prompt: "not the same" }, { idempotencyKey: "my-key-1" }), (e) => {
+      assert.ok(e instanceof UnprocessableEntityError);
+      assert.equal(e.code, "idempotency_key_reused");
+      return true;
+    });
   });
 
   test("past the retry bound the 429 is thrown as a RateLimitError with retryAfter", async () => {

@@ -10,6 +10,7 @@ import OpenClawDefault, {
   type Task,
   type TaskResult,
   type Webhook,
+  type Schedule,
 } from "openclaw-sdk";
 
 async function tutorial(): Promise<string> {
@@ -76,6 +77,22 @@ async function everything(client: OpenClaw): Promise<void> {
   await client.webhooks.redeliver(hook.id, deliveries.items[0].id);
   const { delivery_id } = await client.webhooks.test(hook.id);
   await client.webhooks.delete(hook.id);
+
+  const nightly: Schedule = await client.schedules.create({
+    name: "nightly",
+    prompt: "Summarize the latest git commits",
+    cron: "0 9 * * 1-5",
+    timezone: "Europe/Berlin",
+    concurrency: "forbid",
+  });
+  const next: string | undefined = nightly.status.next_runs[0];
+  await client.schedules.update(nightly.name, { suspend: true, timezone: null });
+  const started = await client.schedules.run(nightly.name);
+  const runTask: Task = await client.tasks.get(started.id);
+  const from: string | undefined = runTask.schedule;
+  // @ts-expect-error concurrency is allow | forbid | replace
+  await client.schedules.create({ name: "x", prompt: "p", every: "1h", concurrency: "sometimes" });
+  await client.schedules.delete(nightly.name);
 
   const servers = await client.mcpServers.list();
   const tools = await client.mcpServers.tools(servers.items[0].name);

@@ -25,6 +25,9 @@ NOT_IN_SDK = {
     "GET /api/v1/openapi.json": "the description itself",
     "GET /api/v1/whoami": "the dashboard's (not in the SDKs yet)",
     "GET /api/v1/stats/hourly": "the dashboard's charts (not in the SDKs yet)",
+    "POST /v1/chat/completions": "OpenAI-compatible: for OpenAI's own clients",
+    "GET /v1/models": "OpenAI-compatible: for OpenAI's own clients",
+    "GET /v1/models/{model}": "OpenAI-compatible: for OpenAI's own clients",
 }
 
 
@@ -42,7 +45,7 @@ def test_every_operation_of_the_spec_has_a_method() -> None:
             return httpx.Response(204)
         body = {"items": [], "total": 0, "limit": 20, "offset": 0, "id": "ID", "status": "completed", "output": "",
                 "prompt": "", "created_at": "", "version": "", "uptime_seconds": 0, "server": "NAME", "name": "NAME", "url": ""}
-        if re.match(r"^/api/v1/(skills|webhooks)(/[^/]+)?$", request.url.path):
+        if re.match(r"^/api/v1/(skills|webhooks|schedules)(/[^/]+)?$", request.url.path):
             body["status"] = None  # there it is an object (the resource's condition)
         return httpx.Response(200, json=body, headers={"etag": '"e"'})
 
@@ -75,6 +78,13 @@ def test_every_operation_of_the_spec_has_a_method() -> None:
         lambda: list(c.webhooks.iterate_deliveries("ID")),
         lambda: c.webhooks.redeliver("ID", "DID"),
         lambda: c.webhooks.test("ID"),
+        c.schedules.list,
+        lambda: list(c.schedules.iterate()),
+        lambda: c.schedules.get("NAME"),
+        lambda: c.schedules.create(name="NAME", prompt="p", every="1h"),
+        lambda: c.schedules.update("NAME", suspend=True),
+        lambda: c.schedules.delete("NAME"),
+        lambda: c.schedules.run("NAME"),
         c.mcp_servers.list,
         lambda: list(c.mcp_servers.iterate()),
         lambda: c.mcp_servers.get("NAME"),

@@ -20,6 +20,7 @@ from openclaw_client import (
     OpenClawError,
     PermissionDeniedError,
     RateLimitError,
+    UnprocessableEntityError,
 )
 
 
@@ -120,8 +121,13 @@ def test_429_is_retried_after_retry_after_with_the_same_idempotency_key(limited:
     assert re.fullmatch(r"[0-9a-f-]{36}", creates[0]["key"])
     assert all(s["key"] == creates[0]["key"] for s in creates)
     assert elapsed >= 0.9
-    c.tasks.create(prompt="another", idempotency_key="my-key-1")
+    first = c.tasks.create(prompt="another", idempotency_key="my-key-1")
     assert [s for s in sent if s["path"] == "/api/v1/tasks"][-1]["key"] == "my-key-1"
+    # The server honours the key: the same create again is the first one, another is refused.
+    assert c.tasks.create(prompt="another", idempotency_key="my-key-1").id == first.id
+    with pytest.raises(UnprocessableEntityError) as reused:
+        c.tasks.create(prompt="not the same", idempotency_key="my-key-1")
+    assert reused.value.code == "idempotency_key_reused"
 
 
 def test_past_the_retry_bound_429_is_a_rate_limit_error(limited: Server) -> None:

@@ -3,6 +3,7 @@
 mod accept;
 mod config;
 mod mcp;
+mod schedule;
 mod skill;
 mod token;
 mod webhook;
@@ -30,6 +31,7 @@ pub fn all(live: &Arc<Live>, store: &Store) -> Vec<Arc<dyn Handler>> {
         Arc::new(mcp::McpHandler::new(live.clone(), config)),
         Arc::new(token::TokenHandler::new(live.clone())),
         Arc::new(webhook::WebhookHandler::new(live.clone(), store.clone())),
+        Arc::new(schedule::ScheduleHandler::new(live.clone())),
     ];
     for kind in Kind::ALL {
         if !handlers.iter().any(|h| h.kind() == kind) {

@@ -8,7 +8,7 @@ use crate::store::Tx;
 use async_trait::async_trait;
 
 use crate::live::Live;
-use crate::manifest::kinds::SecretRef;
+use crate::manifest::kinds::{SecretRef, WebhookSpec};
 use crate::manifest::{Kind, Resource, Spec};
 use crate::reconcile::handler::{ApplyError, Handler, Outcome};
 use crate::store;
@@ -33,7 +33,63 @@ impl Handler for WebhookHandler {
         Kind::Webhook
     }
 
+    async fn apply_many(
+        &self,
+        tx: &mut Tx,
+        resources: &[&Resource],
+    ) -> Vec<Result<Outcome, ApplyError>> {
+        let mut out = Vec::with_capacity(resources.len());
+        let mut rows = Vec::with_capacity(resources.len());
+        for r in resources {
+            let checked = self.check(tx, r).await;
+            if let Ok((spec, events)) = &checked {
+                rows.push(store::webhooks::NewEndpoint {
+                    name: r.name(),
+                    url: &spec.url,
+                    events: serde_json::to_string(events).unwrap_or_default(),
+                    secret_ref: serde_json::to_string(&spec.secret).unwrap_or_default(),
+                    enabled: spec.enabled,
+                });
+            }
+            out.push(checked.map(|(spec, events)| outcome(spec, &events)));
+        }
+        if let Err(e) = store::webhooks::upsert_many(tx, &rows, &now()).await {
+            let e = ApplyError::from(e);
+            for result in out.iter_mut().filter(|o| o.is_ok()) {
+                *result = Err(e.clone());
+            }
+        }
+        out
+    }
+
     async fn apply(&self, tx: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
+        let (spec, events) = self.check(tx, r).await?;
+        store::webhooks::upsert(
+            tx,
+            r.name(),
+            &spec.url,
+            &serde_json::to_string(&events).unwrap_or_default(),
+            &serde_json::to_string(&spec.secret).unwrap_or_default(),
+            spec.enabled,
+            &now(),
+        )
+        .await?;
+        Ok(outcome(spec, &events))
+    }
+
+    async fn delete(&self, tx: &mut Tx, name: &str) -> Result<(), ApplyError> {
+        store::webhooks::delete(tx, name).await?;
+        Ok(())
+    }
+}
+
+impl WebhookHandler {
+    /// The spec of `r` once its secret is proven resolvable, with its event names.
+    async fn check<'r>(
+        &self,
+        tx: &mut Tx,
+        r: &'r Resource,
+    ) -> Result<(&'r WebhookSpec, Vec<&'r str>), ApplyError> {
         let Spec::Webhook(spec) = &r.spec else {
             return Err(ApplyError::new("WrongKind", "not a Webhook"));
         };
@@ -61,32 +117,24 @@ impl Handler for WebhookHandler {
                 format!("spec.secret: {e}"),
             ));
         }
-        let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        store::webhooks::upsert(
-            tx,
-            r.name(),
-            &spec.url,
-            &serde_json::to_string(&events).unwrap_or_default(),
-            &serde_json::to_string(&spec.secret).unwrap_or_default(),
-            spec.enabled,
-            &now,
-        )
-        .await?;
-        Ok(if spec.enabled {
-            Outcome::applied(format!("delivering {} to {}", events.join(", "), spec.url))
-        } else {
-            Outcome {
-                reason: "Disabled",
-                message: "enabled: false in the manifest; nothing is delivered".into(),
-            }
-        })
+        Ok((spec, spec.events.iter().map(|e| e.as_str()).collect()))
     }
+}
 
-    async fn delete(&self, tx: &mut Tx, name: &str) -> Result<(), ApplyError> {
-        store::webhooks::delete(tx, name).await?;
-        Ok(())
+/// What an applied webhook reports.
+fn outcome(spec: &WebhookSpec, events: &[&str]) -> Outcome {
+    if spec.enabled {
+        Outcome::applied(format!("delivering {} to {}", events.join(", "), spec.url))
+    } else {
+        Outcome {
+            reason: "Disabled",
+            message: "enabled: false in the manifest; nothing is delivered".into(),
+        }
     }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

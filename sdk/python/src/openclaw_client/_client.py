@@ -1,5 +1,6 @@
 """The sync :class:`Client` and the async :class:`AsyncClient` (httpx), with one namespace per
-resource: ``tasks``, ``skills``, ``config``, ``webhooks``, ``mcp_servers``, ``resources``.
+resource: ``tasks``, ``skills``, ``config``, ``webhooks``, ``schedules``, ``mcp_servers``,
+``resources``.
 
 Both send the calls :class:`~openclaw_client._core.Calls` describes; a 429 is retried after
 ``Retry-After`` (at most ``max_retries`` times, the same ``Idempotency-Key`` on every attempt).
@@ -40,6 +41,7 @@ from .models import (
     Page,
     ReconcileReport,
     ResourceStatus,
+    Schedule,
     Skill,
     Status,
     Task,
@@ -95,6 +97,7 @@ class Client:
         self.skills = Skills(self)
         self.config = ConfigApi(self)
         self.webhooks = Webhooks(self)
+        self.schedules = Schedules(self)
         self.mcp_servers = McpServers(self)
         self.resources = Resources(self)
 
@@ -376,6 +379,39 @@ class Webhooks:
         return self._c._run(Calls.webhook_test(webhook_id))
 
 
+class Schedules:
+    """``/schedules``: Schedule manifests (tasks that run on their own), their runs, run-now."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def list(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> Page[Schedule]:
+        return self._c._run(Calls.schedule_list(page_query(limit, offset)))
+
+    def iterate(self, *, page_size: int = 100) -> Iterator[Schedule]:
+        return self._c._paginate(Calls.schedule_list, {}, page_size)
+
+    def get(self, name: str) -> Schedule:
+        return self._c._run(Calls.schedule_get(name))
+
+    def create(self, *, name: str, prompt: str, idempotency_key: Optional[str] = None, **spec: Any) -> Schedule:
+        """``POST /schedules``: one of ``cron`` (with ``timezone``), ``every`` or ``at``, and
+        ``options``, ``concurrency``, ``suspend``, ``starting_deadline_seconds``, ``history_limit``."""
+        body = {"name": name, "prompt": prompt, **spec}
+        return self._c._run(Calls.schedule_create(body, idempotency_key))
+
+    def update(self, name: str, **patch: Any) -> Schedule:
+        """A merge patch of the spec (``None`` removes a field)."""
+        return self._c._run(Calls.schedule_update(name, patch))
+
+    def delete(self, name: str) -> None:
+        return self._c._run(Calls.schedule_delete(name))
+
+    def run(self, name: str) -> TaskCreated:
+        """``POST /schedules/:name/run``: start one task now, even when suspended."""
+        return self._c._run(Calls.schedule_run(name))
+
+
 class McpServers:
     """``/mcp-servers``: declared MCP servers, their live state and tools."""
 
@@ -433,6 +469,7 @@ class AsyncClient:
         self.skills = AsyncSkills(self)
         self.config = AsyncConfigApi(self)
         self.webhooks = AsyncWebhooks(self)
+        self.schedules = AsyncSchedules(self)
         self.mcp_servers = AsyncMcpServers(self)
         self.resources = AsyncResources(self)
 
@@ -690,6 +727,35 @@ class AsyncWebhooks:
 
     async def test(self, webhook_id: str) -> DeliveryQueued:
         return await self._c._run(Calls.webhook_test(webhook_id))
+
+
+class AsyncSchedules:
+    """``/schedules`` (async)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def list(self, *, limit: Optional[int] = None, offset: Optional[int] = None) -> Page[Schedule]:
+        return await self._c._run(Calls.schedule_list(page_query(limit, offset)))
+
+    def iterate(self, *, page_size: int = 100) -> AsyncIterator[Schedule]:
+        return self._c._paginate(Calls.schedule_list, {}, page_size)
+
+    async def get(self, name: str) -> Schedule:
+        return await self._c._run(Calls.schedule_get(name))
+
+    async def create(self, *, name: str, prompt: str, idempotency_key: Optional[str] = None, **spec: Any) -> Schedule:
+        body = {"name": name, "prompt": prompt, **spec}
+        return await self._c._run(Calls.schedule_create(body, idempotency_key))
+
+    async def update(self, name: str, **patch: Any) -> Schedule:
+        return await self._c._run(Calls.schedule_update(name, patch))
+
+    async def delete(self, name: str) -> None:
+        return await self._c._run(Calls.schedule_delete(name))
+
+    async def run(self, name: str) -> TaskCreated:
+        return await self._c._run(Calls.schedule_run(name))
 
 
 class AsyncMcpServers:

@@ -23,6 +23,7 @@ from .models import (
     Page,
     ReconcileReport,
     ResourceStatus,
+    Schedule,
     Skill,
     Status,
     Task,
@@ -148,8 +149,10 @@ class Settings:
         return None if req.body is _MISSING else json.dumps(req.body).encode("utf-8")
 
     def retry_wait(self, error: OpenClawError, attempt: int) -> Optional[float]:
-        """Seconds to wait before retrying after ``error``, or None to raise it."""
-        if error.status != 429 or attempt >= self.max_retries:
+        """Seconds to wait before retrying after ``error``, or None to raise it: a 429, or a 409
+        ``idempotency_key_in_progress`` (the first request with this key is still running)."""
+        in_progress = error.status == 409 and error.code == "idempotency_key_in_progress"
+        if not (error.status == 429 or in_progress) or attempt >= self.max_retries:
             return None
         wait = error.retry_after if error.retry_after is not None else min(2.0**attempt, 30.0)
         return wait if wait <= self.max_retry_after else None
@@ -326,6 +329,31 @@ class Calls:
     @staticmethod
     def webhook_test(webhook_id: str) -> Req[DeliveryQueued]:
         return Req("POST", f"/webhooks/{seg(webhook_id)}/test", parse=_model(DeliveryQueued))
+
+    # schedules
+    @staticmethod
+    def schedule_list(query: Dict[str, QueryValue]) -> Req[Page[Schedule]]:
+        return Req("GET", "/schedules", query=query, parse=_page(Schedule))
+
+    @staticmethod
+    def schedule_get(name: str) -> Req[Schedule]:
+        return Req("GET", f"/schedules/{seg(name)}", parse=_model(Schedule))
+
+    @staticmethod
+    def schedule_create(body: Dict[str, Any], key: Optional[str]) -> Req[Schedule]:
+        return Req("POST", "/schedules", body=body, idempotency_key=key or new_key(), parse=_model(Schedule))
+
+    @staticmethod
+    def schedule_update(name: str, patch: Mapping[str, Any]) -> Req[Schedule]:
+        return Req("PATCH", f"/schedules/{seg(name)}", body=dict(patch), parse=_model(Schedule))
+
+    @staticmethod
+    def schedule_delete(name: str) -> Req[None]:
+        return Req("DELETE", f"/schedules/{seg(name)}", parse=_none)
+
+    @staticmethod
+    def schedule_run(name: str) -> Req[TaskCreated]:
+        return Req("POST", f"/schedules/{seg(name)}/run", parse=_model(TaskCreated))
 
     # MCP servers
     @staticmethod

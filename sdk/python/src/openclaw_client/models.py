@@ -127,6 +127,10 @@ class Task(Model):
     completed_at: Optional[str] = None
     duration_ms: Optional[int] = None
     error: Optional[str] = None
+    #: The Schedule that started the task, if one did.
+    schedule: Optional[str] = None
+    #: The slot it was started for (RFC 3339); None for a manual run.
+    schedule_slot: Optional[str] = None
 
 
 @dataclass
@@ -208,6 +212,45 @@ class Webhook(Model):
     file: Optional[str] = None
 
     _nested = {"status": ResourceCondition.from_dict}
+
+
+@dataclass
+class ScheduleRun(Model):
+    """One run of a schedule: ``outcome`` is its task's status, or ``skipped`` / ``failed``."""
+
+    trigger: str
+    outcome: str
+    fired_at: str
+    slot: Optional[str] = None
+    task_id: Optional[str] = None
+    message: Optional[str] = None
+    completed_at: Optional[str] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class ScheduleStatus(Model):
+    suspended: bool = False
+    condition: Optional[ResourceCondition] = None
+    #: The next run times (RFC 3339), at most 5.
+    next_runs: List[str] = field(default_factory=list)
+    last_runs: List[ScheduleRun] = field(default_factory=list)
+    skipped: int = 0
+    consecutive_failures: int = 0
+    backoff_until: Optional[str] = None
+    since: Optional[str] = None
+
+    _nested = {"condition": ResourceCondition.from_dict, "last_runs": _list_of(ScheduleRun)}
+
+
+@dataclass
+class Schedule(Model):
+    name: str
+    spec: Dict[str, Any] = field(default_factory=dict)
+    status: Optional[ScheduleStatus] = None
+    file: Optional[str] = None
+
+    _nested = {"status": ScheduleStatus.from_dict}
 
 
 @dataclass

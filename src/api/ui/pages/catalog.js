@@ -1,4 +1,5 @@
-// Skills and MCP servers (with their tools): read-only views of what is declared and running.
+// Schedules, skills and MCP servers (with their tools): read-only views of what is declared
+// and running.
 
 import { h, replace, badge, time, table, heading } from '../dom.js';
 import { get, all } from '../api.js';
@@ -8,6 +9,35 @@ const enc = encodeURIComponent;
 function ready(st) {
   if (!st) return badge('pending');
   return h('span', { title: `${st.reason}: ${st.message}` }, badge(st.ready ? 'ready' : 'not ready'), ' ', st.reason);
+}
+
+function when(spec) {
+  if (spec.cron) return `cron ${spec.cron} (${spec.timezone || 'UTC'})`;
+  if (spec.every) return `every ${spec.every}`;
+  return `at ${spec.at}`;
+}
+
+export async function schedules(main, _params, ctx) {
+  const results = h('div', { id: 'schedule-list' });
+  replace(main, heading('Schedules'), results);
+  await ctx.poll(async () => {
+    const items = await all('/schedules', { signal: ctx.signal });
+    replace(results, table(['Schedule', 'When', 'Prompt', 'State', 'Next run', 'Last run', 'Skipped', 'File'], items.map((s) => {
+      const last = s.status.last_runs[0];
+      return [
+        h('strong', {}, s.name),
+        h('code', {}, when(s.spec)),
+        h('span', { class: 'message' }, s.spec.prompt),
+        s.status.suspended ? badge('suspended') : ready(s.status.condition),
+        s.status.next_runs.length ? time(s.status.next_runs[0]) : h('span', { class: 'muted' }, 'none'),
+        last
+          ? [time(last.fired_at), ' ', last.task_id ? h('a', { href: `/ui/tasks/${enc(last.task_id)}` }, badge(last.outcome)) : badge(last.outcome)]
+          : h('span', { class: 'muted' }, 'never'),
+        String(s.status.skipped),
+        h('code', {}, s.file || ''),
+      ];
+    }), 'No schedules declared.'));
+  }, 5000);
 }
 
 export async function skills(main, _params, ctx) {

@@ -155,6 +155,9 @@ export async function show(main, [id], ctx) {
       h('section', { class: 'card', 'aria-labelledby': 'h-prompt' }, h('h2', { id: 'h-prompt' }, 'Prompt'), longText(task.prompt, 2000, 'prompt')),
       h('section', { class: 'card', 'aria-labelledby': 'h-details' }, h('h2', { id: 'h-details' }, 'Details'), facts([
         ['Created', [time(task.created_at), ' by ', task.created_by]],
+        task.schedule
+          ? ['Schedule', [h('a', { href: '/ui/schedules' }, task.schedule), task.schedule_slot ? [', slot ', time(task.schedule_slot)] : ' (run by hand)']]
+          : null,
         ['Started', time(task.started_at)],
         ['Finished', time(task.completed_at)],
         ['Duration', duration(task.duration_ms)],
