@@ -154,7 +154,13 @@ async fn fail_running(
 }
 
 /// A failed task: id, prompt, duration (as text), Schedule and slot that started it.
-type FailedRow = (String, String, Option<String>, Option<String>, Option<String>);
+type FailedRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// One replica's consumption of one token's budget.
 #[derive(Debug, Clone, sqlx::FromRow)]
