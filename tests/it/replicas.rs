@@ -61,6 +61,11 @@ impl Deployment {
             eprintln!("skipped: no PostgreSQL server binaries (initdb, pg_ctl) installed");
             return None;
         }
+        if postgres::selected() {
+            // Always on PostgreSQL: the suite's second run (CLAW_TEST_DATABASE) adds nothing.
+            eprintln!("skipped: already run in the suite's first run");
+            return None;
+        }
         let database_url = tokio::task::spawn_blocking(postgres::fresh_database)
             .await
             .unwrap();
