@@ -46,6 +46,9 @@ const COUNT_CAP: u64 = 1_000_000;
 const BACKOFF_WINDOW: i64 = 20;
 
 /// Fires Schedule slots as tasks.
+/// How often a replica that is not the leader checks whether it has become it.
+const FOLLOWER_RECHECK_MS: i64 = 1_000;
+
 pub struct Runner {
     store: Store,
     tasks: Arc<TaskService>,
@@ -183,6 +186,12 @@ impl Runner {
 
     /// One pass over every schedule at `now`; answers when the next one is due.
     async fn pass(&self, now: i64) -> Result<Option<i64>, StoreError> {
+        // The leader fires slots (SPEC §6); the others look again soon, so a new leader takes
+        // over within a second of its election. The (schedule, slot) key keeps a slot to one
+        // task even while two replicas both believe they lead.
+        if !self.live.cluster.is_leader() {
+            return Ok(Some(now + FOLLOWER_RECHECK_MS));
+        }
         let mut wake: Option<i64> = None;
         for row in rows::all(&self.store).await? {
             let next = match self.one(&row, now).await {

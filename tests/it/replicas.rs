@@ -647,3 +647,79 @@ async fn cancel_sse_and_write_backs_reach_across_replicas() {
     eprintln!("a write-back on one replica was in force on the other after {seen_after:?}");
     assert!(seen_after < Duration::from_secs(1), "{seen_after:?}");
 }
+
+/// Tasks a Schedule named `name` started, read on replica `i`: (slot, task id) pairs.
+async fn scheduled(d: &Deployment, i: usize, name: &str) -> Vec<(String, String)> {
+    let page: Value = Deployment::client()
+        .get(format!("{}/api/v1/tasks?limit=100", d.replicas[i].url))
+        .bearer_auth(&d.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["schedule"] == name)
+        .map(|t| {
+            (
+                t["schedule_slot"].as_str().unwrap_or_default().to_owned(),
+                t["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Two replicas and a Schedule firing every second: each slot starts one task, before and
+/// after the leader (which fires slots) is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_fire_each_schedule_slot_once_and_a_new_leader_goes_on() {
+    let (port, _) = receiver().await;
+    let Some(mut d) = Deployment::start(2, port).await else {
+        return;
+    };
+    let r = Deployment::client()
+        .post(format!("{}/api/v1/schedules", d.replicas[1].url))
+        .bearer_auth(&d.admin)
+        .json(&json!({"name": "tick", "every": "1s", "prompt": "scheduled tick"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+
+    let mut leader = None;
+    eventually("a leader", Duration::from_secs(10), async || {
+        leader = d.leader(0).await;
+        leader.is_some()
+    })
+    .await;
+    let leader = leader.unwrap();
+    let other = 1 - leader;
+    eventually("three slots fired", Duration::from_secs(20), async || {
+        scheduled(&d, other, "tick").await.len() >= 3
+    })
+    .await;
+    d.replicas[leader].child.0.kill().unwrap();
+    d.replicas[leader].child.0.wait().unwrap();
+    let before = scheduled(&d, other, "tick").await.len();
+    eventually(
+        "slots fired by the new leader",
+        Duration::from_secs(30),
+        async || scheduled(&d, other, "tick").await.len() >= before + 3,
+    )
+    .await;
+
+    let runs = scheduled(&d, other, "tick").await;
+    let mut slots: Vec<&str> = runs.iter().map(|(slot, _)| slot.as_str()).collect();
+    assert!(
+        slots.iter().all(|s| !s.is_empty()),
+        "every run names its slot: {runs:?}"
+    );
+    slots.sort_unstable();
+    let all = slots.len();
+    slots.dedup();
+    assert_eq!(slots.len(), all, "a slot started two tasks: {runs:?}");
+}
