@@ -263,6 +263,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             request_timeout(limits.request_timeout, req, next)
         }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            refuse_declared_oversize(limits.max_body_bytes, req, next)
+        }))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .service(routes);
@@ -400,6 +403,36 @@ async fn not_found(req: Request) -> ApiError {
         req.method(),
         req.uri().path()
     ))
+}
+
+/// How much of a body declared over the limit is read and thrown away before the 413, and for
+/// how long at most.
+const DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// A body whose `Content-Length` is over the limit gets 413 without reaching a handler — after
+/// what the client sends is read and discarded (up to [`DRAIN_BYTES`] / [`DRAIN_TIME`]), as
+/// nginx's lingering close does: a client still writing its body when the server closes the
+/// connection sees a broken pipe instead of the answer. Bodies without a length are cut by
+/// `RequestBodyLimitLayer` as they are read.
+async fn refuse_declared_oversize(max: usize, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => {
+            if n <= DRAIN_BYTES {
+                use futures_util::StreamExt;
+                let mut body = req.into_body().into_data_stream();
+                let drain = async { while let Some(Ok(_)) = body.next().await {} };
+                let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            }
+            StatusCode::PAYLOAD_TOO_LARGE.into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// Gives errors produced below our handlers (axum's 405, tower-http's 413, ...) our JSON body.
