@@ -107,15 +107,25 @@ async fn set_registry(s: &TestServer, registry: &str) {
     .await;
 }
 
-async fn outbox(data: &Path) -> Vec<Value> {
-    let store = crate::harness::open_store(data).await;
-    let events = claw::store::outbox::after(&store, 0, 1000).await.unwrap();
-    store.close().await;
-    events
-        .iter()
-        .map(|e| serde_json::from_str(&e.payload).unwrap())
-        .filter(|e: &Value| e["event"].as_str().unwrap().starts_with("skill."))
-        .collect()
+/// The `skill.*` events in the outbox, once there are `n` of them: an event is written when
+/// the loop records a finished job, a moment after its files are in place. Fails after
+/// `BOUND`.
+async fn outbox(data: &Path, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + crate::harness::BOUND;
+    loop {
+        let store = crate::harness::open_store(data).await;
+        let events = claw::store::outbox::after(&store, 0, 1000).await.unwrap();
+        store.close().await;
+        let skills: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.payload).unwrap())
+            .filter(|e: &Value| e["event"].as_str().unwrap().starts_with("skill."))
+            .collect();
+        if skills.len() >= n || tokio::time::Instant::now() >= deadline {
+            return skills;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -198,7 +208,7 @@ async fn registry_on_disk_installs_latest_exact_and_ranges_then_uninstalls() {
     s.wait_for("uninstalled", |_| skills_dir_empty(&data)).await;
     assert!(!installed.exists());
 
-    let events = outbox(&data).await;
+    let events = outbox(&data, 4).await;
     let seen: Vec<(&str, &str)> = events
         .iter()
         .map(|e| {
@@ -641,7 +651,7 @@ async fn post_and_delete_write_and_remove_the_manifest() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
-    let events = outbox(&data).await;
+    let events = outbox(&data, 2).await;
     let kinds: Vec<_> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
