@@ -116,9 +116,16 @@ async fn a_typo_in_a_token_file_does_not_revoke_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_manifest_vanishes_nothing_is_deleted_until_confirmed() {
-    let s = TestServer::start().await;
-    std::fs::remove_dir_all(s.path("tokens")).unwrap();
-    std::fs::remove_dir_all(s.path("configs")).unwrap();
+    // Every manifest in one dir, which then vanishes in one step (renamed into a hidden dir,
+    // which is not read): two removals could be seen by two passes.
+    let s = TestServer::start_with(|dir| {
+        std::fs::create_dir(dir.join("all")).unwrap();
+        for sub in ["tokens", "configs"] {
+            std::fs::rename(dir.join(sub), dir.join("all").join(sub)).unwrap();
+        }
+    })
+    .await;
+    std::fs::rename(s.path("all"), s.path(".gone")).unwrap();
     s.wait_for("the prune guard", |l| l.summary.load().prune_blocked > 0)
         .await;
     let status = expect(s.get("/api/v1/status", &s.admin).await, StatusCode::OK).await;

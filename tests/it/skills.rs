@@ -356,7 +356,8 @@ async fn tampered_files_are_restored_at_resync() {
         "skills/demo.yaml",
         &skill_manifest("demo", "  version: latest\n"),
     );
-    s.wait_for("installed", |_| installed_version(&data, "demo").is_some())
+    // Ready, not only on disk: the resync repairs what the loop has recorded as installed.
+    s.wait_for("installed", |live| ready_at(live, &data, "demo", "1.0.0"))
         .await;
     let dir = data.join("skills/demo");
     let original = std::fs::read_to_string(dir.join("SKILL.md")).unwrap();
