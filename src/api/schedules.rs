@@ -428,17 +428,5 @@ async fn run(
         Err(RunNowError::Store(e)) => return Err(ApiError::internal(e)),
     };
     tracing::info!(token = %caller.0.name, schedule = %name, task_id = %row.id, "schedule run by hand");
-    let mut response = (
-        StatusCode::CREATED,
-        Json(TaskCreated {
-            id: row.id.clone(),
-            status: row.status,
-            created_at: row.created_at.clone(),
-        }),
-    )
-        .into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", row.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(super::tasks::created(&row))
 }

@@ -223,6 +223,12 @@ async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let row = state.tasks.create(&body, &caller.name).await?;
+    Ok(created(&row))
+}
+
+/// The 201 answer to a created task (`POST /tasks`, `POST /schedules/:name/run`): its id,
+/// status and creation time, with `Location`.
+pub(crate) fn created(row: &TaskRow) -> Response {
     let mut response = (
         StatusCode::CREATED,
         Json(TaskCreated {
@@ -235,7 +241,7 @@ async fn create(
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", row.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }
 
 /// Get a task
