@@ -109,11 +109,55 @@ pub struct Metadata {
     /// Resource name, unique per kind.
     pub name: String,
     /// Free-form labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "StringMap::is_empty")]
+    pub labels: StringMap,
     /// Free-form annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "StringMap::is_empty")]
+    pub annotations: StringMap,
+}
+
+/// A small string-to-string map (labels, annotations): its pairs sorted by key in one
+/// allocation. A `BTreeMap` allocates a node with room for eleven pairs (about 550 bytes) for
+/// even one label, and a large manifests tree holds one per resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StringMap(Box<[(String, String)]>);
+
+impl StringMap {
+    /// True when there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pairs, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+}
+
+impl From<BTreeMap<String, String>> for StringMap {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        StringMap(map.into_iter().collect())
+    }
+}
+
+impl Serialize for StringMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(deserializer).map(StringMap::from)
+    }
 }
 
 impl Metadata {
@@ -825,10 +869,11 @@ pub enum Spec {
     Skill(SkillSpec),
     /// Spec of a Webhook.
     Webhook(WebhookSpec),
-    /// Spec of an McpServer.
-    McpServer(McpServerSpec),
+    /// Spec of an McpServer (boxed, as the Schedule: the enum is as large as its largest
+    /// variant, and the Tokens, most resources of a large tree, are small).
+    McpServer(Box<McpServerSpec>),
     /// Spec of a Schedule.
-    Schedule(ScheduleSpec),
+    Schedule(Box<ScheduleSpec>),
 }
 
 impl Spec {
@@ -839,8 +884,8 @@ impl Spec {
             Kind::Token => Spec::Token(TokenSpec::deserialize(spec)?),
             Kind::Skill => Spec::Skill(SkillSpec::deserialize(spec)?),
             Kind::Webhook => Spec::Webhook(WebhookSpec::deserialize(spec)?),
-            Kind::McpServer => Spec::McpServer(McpServerSpec::deserialize(spec)?),
-            Kind::Schedule => Spec::Schedule(ScheduleSpec::deserialize(spec)?),
+            Kind::McpServer => Spec::McpServer(Box::new(McpServerSpec::deserialize(spec)?)),
+            Kind::Schedule => Spec::Schedule(Box::new(ScheduleSpec::deserialize(spec)?)),
         })
     }
 
@@ -895,8 +940,9 @@ mod tests {
     fn full_metadata(name: &str) -> Metadata {
         Metadata {
             name: name.to_owned(),
-            labels: BTreeMap::from([("team".to_owned(), "platform".to_owned())]),
-            annotations: BTreeMap::from([("owner".to_owned(), "ops@example.com".to_owned())]),
+            labels: BTreeMap::from([("team".to_owned(), "platform".to_owned())]).into(),
+            annotations: BTreeMap::from([("owner".to_owned(), "ops@example.com".to_owned())])
+                .into(),
         }
     }
 
@@ -1089,23 +1135,23 @@ mod tests {
             ),
             (
                 meta("files"),
-                Spec::McpServer(mcp_example(McpTransport::Stdio(StdioTransport {
+                Spec::McpServer(Box::new(mcp_example(McpTransport::Stdio(StdioTransport {
                     command: "npx".to_owned(),
                     args: vec!["-y".to_owned(), "@mcp/files".to_owned()],
                     env,
                     cwd: Some("/srv".to_owned()),
-                }))),
+                })))),
             ),
             (
                 meta("remote"),
-                Spec::McpServer(mcp_example(McpTransport::Http(HttpTransport {
+                Spec::McpServer(Box::new(mcp_example(McpTransport::Http(HttpTransport {
                     url: "https://mcp.example.com/mcp".to_owned(),
                     headers,
-                }))),
+                })))),
             ),
             (
                 meta("nightly"),
-                Spec::Schedule(ScheduleSpec {
+                Spec::Schedule(Box::new(ScheduleSpec {
                     cron: Some("30 2 * * 1-5".to_owned()),
                     timezone: Some("Europe/Berlin".to_owned()),
                     every: None,
@@ -1123,11 +1169,11 @@ mod tests {
                     starting_deadline_seconds: Some(300),
                     history_limit: 5,
                     description: Some("Nightly summary".to_owned()),
-                }),
+                })),
             ),
             (
                 meta("poll"),
-                Spec::Schedule(ScheduleSpec {
+                Spec::Schedule(Box::new(ScheduleSpec {
                     cron: None,
                     timezone: None,
                     every: Some("1h30m".to_owned()),
@@ -1139,11 +1185,11 @@ mod tests {
                     starting_deadline_seconds: None,
                     history_limit: 10,
                     description: None,
-                }),
+                })),
             ),
             (
                 meta("once"),
-                Spec::Schedule(ScheduleSpec {
+                Spec::Schedule(Box::new(ScheduleSpec {
                     cron: None,
                     timezone: None,
                     every: None,
@@ -1155,7 +1201,7 @@ mod tests {
                     starting_deadline_seconds: None,
                     history_limit: 1,
                     description: None,
-                }),
+                })),
             ),
         ]
     }

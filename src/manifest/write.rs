@@ -13,9 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::kinds::{Kind, API_VERSION};
 use super::load::{self, FileLoad};
-use super::rules::Desired;
+use super::rules;
 use super::{edit, yaml};
-use super::{Diagnostic, Digest, ManifestSet};
+use super::{Diagnostic, Digest, ManifestSet, Resource};
 
 /// A change to one declarative resource.
 #[derive(Debug, Clone)]
@@ -101,11 +101,33 @@ pub fn new_document(kind: Kind, name: &str, labels: &Map<String, Value>, spec: V
     json!({ "apiVersion": API_VERSION, "kind": kind.as_str(), "metadata": metadata, "spec": spec })
 }
 
+/// What a write needs to know of the declared resources outside the file it edits. The
+/// reconciler answers from its index (a lookup per name, so a write costs what its file
+/// costs); a [`ManifestSet`] answers by scanning (the CLI, which loads the tree anyway).
+pub trait Declarations {
+    /// The resource an edit of `kind`/`name` is about: the first declaration, in file order.
+    fn find(&self, kind: Kind, name: &str) -> Option<&Resource>;
+    /// Every valid declaration of `kind`/`name`, in file order (path, then document).
+    fn declaring(&self, kind: Kind, name: &str) -> Vec<&Resource>;
+}
+
+impl Declarations for ManifestSet {
+    fn find(&self, kind: Kind, name: &str) -> Option<&Resource> {
+        ManifestSet::find(self, kind, name)
+    }
+
+    fn declaring(&self, kind: Kind, name: &str) -> Vec<&Resource> {
+        self.resources()
+            .filter(|r| r.kind == kind && r.name() == name)
+            .collect()
+    }
+}
+
 /// Computes and checks the new content of the file an edit touches. `expected` is the digest
 /// the caller last saw (If-Match); the write is refused if the resource no longer has it.
 pub fn prepare(
     root: &Path,
-    set: &ManifestSet,
+    set: &impl Declarations,
     edit: &Edit,
     expected: Option<&Digest>,
 ) -> Result<PreparedWrite, WriteError> {
@@ -190,26 +212,44 @@ pub fn prepare(
     }
     // Cross-resource rules, on the set as it would be; only problems in this file count, so an
     // unrelated broken file elsewhere does not block every write.
-    let mut after = ManifestSet {
-        files: set.files.clone(),
-    };
-    match &new_load {
-        Some(l) => after.files.insert(path.clone(), l.clone()),
-        None => after.files.remove(&path),
-    };
-    let problems: Vec<_> = Desired::of(&after, false)
-        .diagnostics
-        .into_iter()
-        .filter(|d| d.file == path)
-        .collect();
-    if !problems.is_empty() {
-        return Err(WriteError::Invalid(problems));
+    if let Some(l) = &new_load {
+        let problems = rule_problems(set, &path, l);
+        if !problems.is_empty() {
+            return Err(WriteError::Invalid(problems));
+        }
     }
     Ok(PreparedWrite {
         path,
         text: new_text,
         load: new_load,
     })
+}
+
+/// The cross-resource rules' errors in the file at `path` if its content became `new`: each
+/// name it declares judged with that name's declarations elsewhere, in file order (the same
+/// verdicts as [`rules::Desired::of`] on the whole tree, restricted to this file).
+fn rule_problems(set: &impl Declarations, path: &Path, new: &FileLoad) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in &new.resources {
+        if !seen.insert((r.kind, r.name())) {
+            continue;
+        }
+        let others = set.declaring(r.kind, r.name());
+        let (before, after): (Vec<&Resource>, Vec<&Resource>) = others
+            .into_iter()
+            .filter(|o| &*o.origin.file != path)
+            .partition(|o| &*o.origin.file < path);
+        let mine = new
+            .resources
+            .iter()
+            .map(|m| &**m)
+            .filter(|m| m.kind == r.kind && m.name() == r.name());
+        let (_, errors) = rules::admit_one(before.into_iter().chain(mine).chain(after));
+        problems.extend(errors.into_iter().filter(|d| d.file == path));
+    }
+    problems.sort_by_key(|d| (d.line, d.column));
+    problems
 }
 
 fn render(value: &Value, previous: Option<(&str, &yaml::SourceDoc)>) -> Result<String, WriteError> {

@@ -282,13 +282,15 @@ impl Supervisor {
         }
         let shared = Arc::new(Shared::new(name, &desired, self.version.clone()));
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(supervise(
+        // Boxed: the supervision future is several KiB, and a task keeps its cell (sized for
+        // the future) until its handle is dropped, even when it ended at once (disabled).
+        let task = tokio::spawn(Box::pin(supervise(
             name.to_owned(),
             desired.clone(),
             shared.clone(),
             cancel.clone(),
             self.backoff,
-        ));
+        )));
         lock(&self.servers).insert(
             name.to_owned(),
             Entry {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, StepResult};
 use super::handler::{Handler, Job};
-use super::index::{Index, Key};
+use super::index::{Index, Key, View};
 use super::plan::{self, Action, Decision, Hold, Step};
 use super::read;
 use super::record::{self, Book, SummaryParts};
@@ -216,11 +216,15 @@ impl Reconciler {
         // Bring the file in question up to date first, so the edit applies to what is on disk.
         let (kind, name) = edit.target();
         let key = (kind, name.to_owned());
-        if let Some(r) = self.index.desired(&self.set, &key) {
+        if let Some(r) = self.index.desired(&key) {
             let file = r.origin.file.to_path_buf();
             self.reconcile(Scope::file(file)).await;
         }
-        let prepared = write::prepare(&self.root, &self.set, &edit, expected.as_ref())?;
+        let view = View {
+            set: &self.set,
+            index: &self.index,
+        };
+        let prepared = write::prepare(&self.root, &view, &edit, expected.as_ref())?;
         let root = self.root.clone();
         let git = self.live.config.load().spec.git.clone();
         let checkout = self.checkout.clone();
@@ -251,7 +255,7 @@ impl Reconciler {
         };
         let (report, _) = self.reconcile(scope).await;
         Ok(WriteOutcome {
-            digest: self.index.desired(&self.set, &key).map(|r| r.digest),
+            digest: self.index.desired(&key).map(|r| r.digest),
             path: prepared.path,
             report,
         })
@@ -373,7 +377,7 @@ impl Reconciler {
             .into_iter()
             .map(|step| {
                 let key = (step.kind, step.name.clone());
-                let desired = self.index.desired(&self.set, &key).map(|r| &**r);
+                let desired = self.index.desired(&key).map(|r| &**r);
                 (step, desired)
             })
             .collect();
@@ -409,7 +413,7 @@ impl Reconciler {
             let decision = plan::decide(
                 key.0,
                 &key.1,
-                self.index.desired(&self.set, key).map(|r| &**r),
+                self.index.desired(key).map(|r| &**r),
                 self.actual.get(key),
                 self.index.claimed(key),
                 self.hold.is_some(),
@@ -474,7 +478,7 @@ impl Reconciler {
                         }
                         s.set(ready, outcome.reason, message, now);
                     });
-                    if let (false, Some(r)) = (ready, self.index.desired(&self.set, &key)) {
+                    if let (false, Some(r)) = (ready, self.index.desired(&key)) {
                         let (job, generation) = (Job::Apply(r.clone()), Some(r.digest));
                         jobs.extend(self.work.schedule(
                             &self.handlers,
@@ -512,7 +516,7 @@ impl Reconciler {
         now: OffsetDateTime,
     ) {
         for key in touched {
-            let Some(r) = self.index.desired(&self.set, key) else {
+            let Some(r) = self.index.desired(key) else {
                 self.live.resources.set_resource(key.0, &key.1, None);
                 if !self.actual.contains_key(key) && !self.index.claimed(key) {
                     // Neither declared nor applied (e.g. a failed apply whose file is gone):
@@ -570,7 +574,7 @@ impl Reconciler {
             if planned.contains(&key) || self.work.busy(&key) {
                 continue;
             }
-            let Some(r) = self.index.desired(&self.set, &key) else {
+            let Some(r) = self.index.desired(&key) else {
                 continue;
             };
             if self.actual.get(&key).is_none_or(|a| a.digest != r.digest) {
@@ -618,7 +622,7 @@ impl Reconciler {
     ) {
         let origin = self
             .index
-            .desired(&self.set, key)
+            .desired(key)
             .map(|r| (r.origin.file.clone(), r.origin.line));
         let origin = origin.as_ref().map(|(f, l)| (f, *l));
         self.book
@@ -658,7 +662,7 @@ impl Reconciler {
             return None;
         }
         // Work for a spec that is no longer the one declared is never published.
-        let current = self.index.desired(&self.set, key).map(|r| r.digest);
+        let current = self.index.desired(key).map(|r| r.digest);
         let generation = generation.filter(|g| current == Some(*g))?;
         if !self.actual.contains_key(key) {
             return None;
@@ -708,11 +712,7 @@ impl Reconciler {
         if !self.work.failing(&key) || self.work.busy(&key) {
             return;
         }
-        let Some(r) = self
-            .index
-            .desired(&self.set, &key)
-            .filter(|r| r.digest == generation)
-        else {
+        let Some(r) = self.index.desired(&key).filter(|r| r.digest == generation) else {
             return;
         };
         let job = Job::Apply(r.clone());

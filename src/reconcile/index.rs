@@ -13,6 +13,7 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256};
 
 use crate::manifest::rules::{self, CONFIG_NAME};
+use crate::manifest::write::Declarations;
 use crate::manifest::{Diagnostic, Digest, FileLoad, Kind, ManifestSet, Resource};
 
 /// A resource's identity.
@@ -23,8 +24,9 @@ struct Owners {
     /// Files declaring it with a valid document, in path order (a file declaring a name twice
     /// is listed once; the rules see both documents). Shared with the resources' origins.
     files: Vec<Arc<Path>>,
-    /// Whether the rules admitted one of its documents.
-    admitted: bool,
+    /// The declaration the rules admitted, if any: kept here so that looking up what takes
+    /// part costs one hash lookup, not a walk of the files (a path comparison per level).
+    winner: Option<Arc<Resource>>,
 }
 
 /// Names declared by the manifests and the rules' verdict on each.
@@ -81,7 +83,7 @@ impl Index {
                 let key = (r.kind, r.name().to_owned());
                 let owners = self.owners.entry(key.clone()).or_insert_with(|| Owners {
                     files: Vec::with_capacity(1),
-                    admitted: false,
+                    winner: None,
                 });
                 if let Err(at) = owners.files.binary_search(&r.origin.file) {
                     owners.files.insert(at, r.origin.file.clone());
@@ -99,37 +101,45 @@ impl Index {
             }
         }
         for key in &touched {
-            self.judge(set, key);
+            self.judge(set, key, path, new);
         }
         touched
     }
 
-    /// Applies the rules to one name again.
-    fn judge(&mut self, set: &ManifestSet, key: &Key) {
+    /// Applies the rules to one name again. `path` and `file` are the file being taken in
+    /// (already in `set`): its declarations are read from it without a lookup.
+    fn judge(&mut self, set: &ManifestSet, key: &Key, path: &Path, file: Option<&FileLoad>) {
         let errors = match self.owners.get_mut(key) {
             None => Vec::new(),
             Some(owners) if owners.files.is_empty() => {
-                self.admitted -= usize::from(owners.admitted);
+                self.admitted -= usize::from(owners.winner.is_some());
                 self.owners.remove(key);
                 Vec::new()
             }
             Some(owners) => {
-                let declared = owners
+                let declared: Vec<&Arc<Resource>> = owners
                     .files
                     .iter()
-                    .filter_map(|p| set.files.get(p.as_ref()))
-                    .flat_map(|f| f.resources.iter().map(|r| &**r))
-                    .filter(|r| r.kind == key.0 && r.name() == key.1);
-                let (winner, errors) = rules::admit_one(declared);
-                let admitted = winner.is_some();
-                if admitted != owners.admitted {
-                    owners.admitted = admitted;
-                    if admitted {
-                        self.admitted += 1;
-                    } else {
-                        self.admitted -= 1;
-                    }
+                    .filter_map(|p| match file {
+                        Some(f) if **p == *path => Some(f),
+                        _ => set.files.get(p.as_ref()),
+                    })
+                    .flat_map(|f| f.resources.iter())
+                    .filter(|r| r.kind == key.0 && r.name() == key.1)
+                    .collect();
+                let (winner, errors) = rules::admit_one(declared.iter().map(|r| &***r));
+                let winner = winner.and_then(|w| {
+                    declared
+                        .iter()
+                        .find(|r| std::ptr::eq(&****r, w))
+                        .map(|r| (*r).clone())
+                });
+                match (owners.winner.is_some(), winner.is_some()) {
+                    (false, true) => self.admitted += 1,
+                    (true, false) => self.admitted -= 1,
+                    _ => {}
                 }
+                owners.winner = winner;
                 errors
             }
         };
@@ -159,21 +169,29 @@ impl Index {
     }
 
     /// The resource that takes part for `key`, if any.
-    pub fn desired<'a>(&self, set: &'a ManifestSet, key: &Key) -> Option<&'a Arc<Resource>> {
-        let owners = self.owners.get(key).filter(|o| o.admitted)?;
+    pub fn desired(&self, key: &Key) -> Option<&Arc<Resource>> {
+        self.owners.get(key)?.winner.as_ref()
+    }
+
+    /// Every valid declaration of `kind`/`name`, in file order (path, then document).
+    pub fn declaring<'a>(&self, set: &'a ManifestSet, kind: Kind, name: &str) -> Vec<&'a Resource> {
+        let Some(owners) = self.owners.get(&(kind, name.to_owned())) else {
+            return Vec::new();
+        };
         owners
             .files
             .iter()
             .filter_map(|p| set.files.get(p.as_ref()))
-            .flat_map(|f| f.resources.iter())
-            .find(|r| r.kind == key.0 && r.name() == key.1)
+            .flat_map(|f| f.resources.iter().map(|r| &**r))
+            .filter(|r| r.kind == kind && r.name() == name)
+            .collect()
     }
 
     /// Every name that takes part.
     pub fn admitted(&self) -> impl Iterator<Item = &Key> {
         self.owners
             .iter()
-            .filter(|(_, o)| o.admitted)
+            .filter(|(_, o)| o.winner.is_some())
             .map(|(k, _)| k)
     }
 
@@ -211,7 +229,7 @@ impl Index {
     pub fn has_config(&self) -> bool {
         self.owners
             .get(&(Kind::Config, CONFIG_NAME.to_owned()))
-            .is_some_and(|o| o.admitted)
+            .is_some_and(|o| o.winner.is_some())
     }
 
     /// The content revision (used when the manifests are not a git working copy).
@@ -221,6 +239,25 @@ impl Index {
             out[i * 8..i * 8 + 8].copy_from_slice(&part.to_le_bytes());
         }
         Sha256::digest(out).into()
+    }
+}
+
+/// The declarations a write-back checks against, looked up per name in the index.
+pub struct View<'a> {
+    pub set: &'a ManifestSet,
+    pub index: &'a Index,
+}
+
+impl Declarations for View<'_> {
+    fn find(&self, kind: Kind, name: &str) -> Option<&Resource> {
+        self.index
+            .declaring(self.set, kind, name)
+            .into_iter()
+            .next()
+    }
+
+    fn declaring(&self, kind: Kind, name: &str) -> Vec<&Resource> {
+        self.index.declaring(self.set, kind, name)
     }
 }
 
@@ -262,13 +299,13 @@ mod tests {
         assert_eq!(index.rule_errors().count(), 1);
         let key = (Kind::Token, "ci".to_owned());
         assert_eq!(
-            index.desired(&set, &key).unwrap().origin.file.as_ref(),
+            index.desired(&key).unwrap().origin.file.as_ref(),
             Path::new("a.yaml")
         );
         // The first declaration goes: the duplicate takes over, and its error goes too.
         put(&mut set, &mut index, "a.yaml", None);
         assert_eq!(
-            index.desired(&set, &key).unwrap().origin.file.as_ref(),
+            index.desired(&key).unwrap().origin.file.as_ref(),
             Path::new("c.yaml")
         );
         assert_eq!(index.rule_errors().count(), 0);
