@@ -85,9 +85,12 @@ pub fn init(root: &Path) -> Result<Scaffold, WriteError> {
 /// True when `root` is missing or declares no Token (then `serve` initialises it). Stops at
 /// the first Token, and parses only files that mention one.
 pub fn needs_init(root: &Path) -> bool {
-    let Ok(files) = super::load::scan(root) else {
+    let Ok(mut files) = super::load::scan(root) else {
         return !root.exists();
     };
+    // Tokens are most likely under `tokens/`: look there first (a stable sort keeps the rest in
+    // order), so a large tree is not read up to its first Token.
+    files.sort_by_key(|rel| !rel.starts_with("tokens"));
     !files.iter().any(|rel| {
         matches!(super::load::read_file(root, rel), Ok(Some(text)) if text.contains("Token")
             && super::load::parse_file(rel, &text).resources.iter().any(|r| r.kind == Kind::Token))

@@ -49,6 +49,12 @@ pub fn read_changes(
 ) -> io::Result<Changes> {
     let mut candidates: BTreeSet<PathBuf> = known.keys().cloned().collect();
     match scope {
+        // Nothing known yet (start-up): the scan is the list, already sorted and unique.
+        Scope::Full if candidates.is_empty() => match load::scan(root) {
+            Ok(found) => return read_all(root, found, known),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        },
         Scope::Full => match load::scan(root) {
             Ok(found) => candidates.extend(found),
             // A vanished root means every manifest is gone; the prune guard decides.
@@ -68,7 +74,15 @@ pub fn read_changes(
             }
         }
     }
-    let candidates: Vec<PathBuf> = candidates.into_iter().collect();
+    read_all(root, candidates.into_iter().collect(), known)
+}
+
+/// Reads `candidates` (sorted) and returns those whose content changed, in their order.
+fn read_all(
+    root: &Path,
+    candidates: Vec<PathBuf>,
+    known: &HashMap<PathBuf, Digest>,
+) -> io::Result<Changes> {
     // Start-up and resyncs read every file: spread them over the cores (in path order still).
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
