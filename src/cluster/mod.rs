@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +70,8 @@ pub struct Cluster {
     started_at: String,
     address: OnceLock<String>,
     leader: AtomicBool,
+    /// The same, for those who act when it changes (the reconciler's hand-over).
+    leads: watch::Sender<bool>,
     /// When this replica took the lead (stored with its heartbeat).
     leader_since: std::sync::Mutex<Option<String>>,
     pg: OnceLock<PgPool>,
@@ -90,6 +92,7 @@ impl Cluster {
             started_at: now(),
             address: OnceLock::new(),
             leader: AtomicBool::new(true),
+            leads: watch::Sender::new(true),
             leader_since: std::sync::Mutex::new(None),
             pg: OnceLock::new(),
             notices: OnceLock::new(),
@@ -110,6 +113,18 @@ impl Cluster {
         self.leader.load(Ordering::Acquire)
     }
 
+    /// Whether this process leads, and every change of it.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leads.subscribe()
+    }
+
+    /// On PostgreSQL, before anything else runs: other replicas may share the database, so
+    /// this process does not lead until [`Cluster::join`] has taken the lock (its first
+    /// reconcile writes no shared rows; the hand-over writes them once it leads).
+    pub fn expect_peers(&self) {
+        self.set_leader(false);
+    }
+
     /// True when other replicas may share the database.
     pub fn is_clustered(&self) -> bool {
         self.pg.get().is_some()
@@ -127,6 +142,7 @@ impl Cluster {
         let mut since = self.leader_since.lock().unwrap_or_else(|e| e.into_inner());
         *since = leads.then(now);
         self.leader.store(leads, Ordering::Release);
+        self.leads.send_if_modified(|was| std::mem::replace(was, leads) != leads);
     }
 
     fn address(&self) -> &str {
@@ -179,7 +195,7 @@ impl Cluster {
                 wanted: id.to_owned(),
             });
         }
-        self.leader.store(false, Ordering::Release);
+        self.set_leader(false);
         if self.pg.set(pool.clone()).is_err() {
             return Ok(Vec::new()); // already joined
         }

@@ -138,17 +138,22 @@ impl Counts {
 
     /// `{"queued":n,...}` for every status, as JSON text.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(96);
-        out.push('{');
-        for (i, (s, n)) in self.each().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!("\"{s}\":{n}"));
-        }
-        out.push('}');
-        out
+        render_counts(self.each())
     }
+}
+
+/// `{"queued":n,...}` for `(status, count)` pairs, as JSON text.
+pub fn render_counts(counts: impl IntoIterator<Item = (TaskStatus, i64)>) -> String {
+    let mut out = String::with_capacity(96);
+    out.push('{');
+    for (i, (s, n)) in counts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("\"{s}\":{n}"));
+    }
+    out.push('}');
+    out
 }
 
 /// The task service; shared by the API and the dispatcher.
@@ -274,9 +279,32 @@ impl TaskService {
         }))
     }
 
-    /// Tasks per status.
+    /// Tasks per status, as this process counted them since it started.
     pub fn counts(&self) -> &Counts {
         &self.counts
+    }
+
+    /// Tasks per status in the whole deployment (`GET /status`, `/metrics`): alone, this
+    /// process's counts (no query); with replicas, read from the shared database, so every
+    /// replica answers the same (a process only counts the tasks it created and ran).
+    pub async fn deployment_counts(&self) -> Vec<(TaskStatus, i64)> {
+        if self.live.cluster.is_clustered() {
+            match rows::counts(&self.store).await {
+                Ok(found) => {
+                    return TaskStatus::ALL
+                        .into_iter()
+                        .map(|s| {
+                            let n = found.iter().find(|(f, _)| *f == s).map_or(0, |(_, n)| *n);
+                            (s, n)
+                        })
+                        .collect()
+                }
+                Err(e) => tracing::warn!(
+                    "cannot count the deployment's tasks (showing this replica's own counts): {e}"
+                ),
+            }
+        }
+        self.counts.each().collect()
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
