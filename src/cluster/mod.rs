@@ -142,7 +142,8 @@ impl Cluster {
         let mut since = self.leader_since.lock().unwrap_or_else(|e| e.into_inner());
         *since = leads.then(now);
         self.leader.store(leads, Ordering::Release);
-        self.leads.send_if_modified(|was| std::mem::replace(was, leads) != leads);
+        self.leads
+            .send_if_modified(|was| std::mem::replace(was, leads) != leads);
     }
 
     fn address(&self) -> &str {

@@ -80,6 +80,9 @@ pub const PRUNE_EVERY_MS: i64 = 3_600_000;
 /// signal `Live::outbox` (another process, a forgotten notify). A read when nothing is new.
 pub const RESCAN_MS: i64 = 1_000;
 
+/// How soon the outbox is read again when events wait behind an open transaction.
+const HELD_RESCAN_MS: i64 = 20;
+
 /// How long to wait before trying again after a database error.
 const STORE_RETRY_MS: i64 = 1_000;
 
@@ -267,13 +270,18 @@ impl Dispatcher {
         // others send due deliveries only.
         let leads = self.live.cluster.is_leader();
         if state.fan_out {
+            state.fan_out = false;
+            state.next_rescan_ms = now + RESCAN_MS;
             if leads {
                 while deliveries::fan_out_at(&self.store, FANOUT_BATCH, now).await?
                     == FANOUT_BATCH as usize
                 {}
+                // PostgreSQL: events committed behind a transaction still open are read once
+                // it ends, which may write no event (and so wake no one): look again soon.
+                if deliveries::fan_out_held(&self.store).await? {
+                    state.next_rescan_ms = now + HELD_RESCAN_MS;
+                }
             }
-            state.fan_out = false;
-            state.next_rescan_ms = now + RESCAN_MS;
         }
         if now >= state.next_prune_ms {
             if leads {

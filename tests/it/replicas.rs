@@ -819,7 +819,11 @@ async fn only_the_leader_writes_resource_rows_and_a_new_leader_writes_them_all_a
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     // ... but no follower wrote a shared row.
     for table in ["resources", "tokens", "webhook_endpoints"] {
-        assert_eq!(count_rows(&mut db, table).await, 0, "{table}: a follower wrote");
+        assert_eq!(
+            count_rows(&mut db, table).await,
+            0,
+            "{table}: a follower wrote"
+        );
     }
 
     // The lock is free: a replica leads and writes the whole current picture at once, the
