@@ -1,6 +1,7 @@
-//! `LISTEN/NOTIFY` between replicas. Every replica listens on [`CHANNEL`] (JSON [`Notice`]s)
-//! and on [`OUTBOX_CHANNEL`] (raised by a trigger on `outbox` inserts, once per transaction,
-//! so the leader fans out events other replicas wrote at once). Notices are sent in order by
+//! `LISTEN/NOTIFY` between replicas. Every replica listens on [`CHANNEL`] (JSON [`Notice`]s);
+//! the leader alone on [`OUTBOX_CHANNEL`] (raised by a trigger on `outbox` inserts, once per
+//! transaction, so it fans out events other replicas wrote at once; PostgreSQL signals only
+//! listening sessions, so the followers hear nothing of the busiest channel). Notices are sent in order by
 //! one publisher task per replica, batched into one statement; a notification's payload is
 //! limited to 8000 bytes, so task output is cut into pieces below it.
 
@@ -96,17 +97,42 @@ pub(super) async fn listen(
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, StoreError> {
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen_all([CHANNEL, OUTBOX_CHANNEL]).await?;
+    listener.listen(CHANNEL).await?;
+    let mut leadership = cluster.leadership();
+    let mut hears_outbox = false;
     Ok(tokio::spawn(async move {
         loop {
+            // The outbox channel while this replica leads (a new leader looks at the outbox
+            // once: events may have come while nobody fanned out).
+            let leads = *leadership.borrow_and_update();
+            if leads != hears_outbox {
+                let changed = if leads {
+                    listener.listen(OUTBOX_CHANNEL).await
+                } else {
+                    listener.unlisten(OUTBOX_CHANNEL).await
+                };
+                match changed {
+                    Ok(()) => {
+                        hears_outbox = leads;
+                        if leads {
+                            live.outbox.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("cluster notices: cannot (un)listen to the outbox: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = leadership.changed() => continue,
                 received = listener.try_recv() => received,
             };
             match received {
                 Ok(Some(n)) if n.channel() == OUTBOX_CHANNEL => {
-                    // Only the leader fans out; the others' workers are woken by their own
-                    // events and rescan for due deliveries every second.
+                    // Only the leader fans out (a follower hears this only while it unlistens).
                     if cluster.is_leader() {
                         live.outbox.notify_one();
                     }

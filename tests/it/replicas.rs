@@ -557,6 +557,12 @@ async fn a_killed_leader_is_replaced_and_a_killed_replica_s_task_fails_once() {
 /// Reads the SSE stream of `id` on `url` until a final status; returns the output and the
 /// final status.
 async fn follow(url: &str, token: &str, id: &str) -> (String, String) {
+    follow_until(url, token, id, None).await
+}
+
+/// Follows the task's SSE stream until a final status, or until its output contains `until`;
+/// returns the output and the last status.
+async fn follow_until(url: &str, token: &str, id: &str, until: Option<&str>) -> (String, String) {
     let r = Deployment::client()
         .get(format!("{url}/api/v1/tasks/{id}/events"))
         .bearer_auth(token)
@@ -587,7 +593,12 @@ async fn follow(url: &str, token: &str, id: &str) -> (String, String) {
                 .and_then(|d| serde_json::from_str(d.trim()).ok())
                 .unwrap_or(Value::Null);
             match name {
-                "output" => output.push_str(data["text"].as_str().unwrap_or("")),
+                "output" => {
+                    output.push_str(data["text"].as_str().unwrap_or(""));
+                    if until.is_some_and(|u| output.contains(u)) {
+                        return (output, "running".into());
+                    }
+                }
                 "status" => {
                     let status = data["status"].as_str().unwrap_or("").to_owned();
                     if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
@@ -614,6 +625,18 @@ async fn cancel_sse_and_write_backs_reach_across_replicas() {
     let (output, status) = follow(&d.replicas[elsewhere].url, &d.admin, &id).await;
     assert_eq!(status, "completed");
     assert!(output.contains("tick12"), "output relayed: {output:?}");
+
+    // Opened elsewhere once the task has printed: what it printed before is replayed, then
+    // the rest follows, each line once.
+    let id = d.create(0, "ticks").await;
+    let (pid, _) = d.started(&id).await;
+    let runner = d.index_of_pid(pid);
+    follow_until(&d.replicas[runner].url, &d.admin, &id, Some("tick2\n")).await;
+    let (output, status) = follow(&d.replicas[1 - runner].url, &d.admin, &id).await;
+    assert_eq!(status, "completed");
+    let ticks: Vec<&str> = output.lines().filter(|l| l.starts_with("tick")).collect();
+    let expected: Vec<String> = (1..=12).map(|i| format!("tick{i}")).collect();
+    assert_eq!(ticks, expected, "output: {output:?}");
 
     // Cancel on the replica that does not run the task: stopped where it runs.
     let id = d.create(1, "sleep until cancelled").await;
