@@ -11,8 +11,10 @@
 //! - `leases.rs`: a replica not seen for [`LEASE`] is dead; the leader fails its running
 //!   tasks ("the replica running it stopped", with their `task.failed` events).
 //! - `notify.rs`: `LISTEN/NOTIFY` — a cancel reaches the replica running the task, a task's
-//!   progress reaches SSE subscribers on every replica, a write-back's new revision makes every
-//!   replica fetch at once.
+//!   progress reaches the replicas that follow it (SSE), a write-back's new revision makes
+//!   every replica fetch at once.
+//! - The shared resource rows are the leader's to write ([`Cluster::leadership`] tells the
+//!   reconciler when it takes over, `reconcile/apply.rs`).
 //! - `ratelimit.rs`: each replica publishes its per-token consumption every
 //!   [`RATE_SYNC`] and charges the others' to its own limiter, so a token's budget is
 //!   deployment-wide (ARCHITECTURE.md "Replicas").

@@ -885,6 +885,7 @@ impl TaskService {
         self.wake.notify_one();
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         row: &TaskRow,
