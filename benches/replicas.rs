@@ -22,7 +22,12 @@
 //! ```text
 //! cargo bench --bench replicas
 //! cargo bench --bench replicas -- --tasks 2000 --endpoints 10
+//! cargo bench --bench replicas -- --statements
 //! ```
+//!
+//! `--statements` loads `pg_stat_statements` into the cluster and prints, per PostgreSQL
+//! setup, the statements that took the most server time during the load (calls, rows, ms):
+//! where the coordination's cost goes.
 //!
 //! This machine's cores are shared by every process (and PostgreSQL): 3 replicas cannot
 //! triple anything here; the figure to watch is that coordination does not make them slower.
@@ -46,19 +51,22 @@ use axum::Router;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const USAGE: &str = "usage: cargo bench --bench replicas -- [--tasks N] [--endpoints N]";
+const USAGE: &str =
+    "usage: cargo bench --bench replicas -- [--tasks N] [--endpoints N] [--statements]";
 
 const SCRIPT: &str = r#"cat >/dev/null; echo "$CLAW_TASK_ID" >> "$CLAW_BENCH_LOG"; echo ok"#;
 
 struct Args {
     tasks: usize,
     endpoints: usize,
+    statements: bool,
 }
 
 fn args() -> Args {
     let mut a = Args {
         tasks: 1000,
         endpoints: 5,
+        statements: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,6 +78,7 @@ fn args() -> Args {
         match arg.as_str() {
             "--tasks" => a.tasks = value("--tasks"),
             "--endpoints" => a.endpoints = value("--endpoints"),
+            "--statements" => a.statements = true,
             "--bench" => {}
             other => panic!("unknown argument {other}\n{USAGE}"),
         }
@@ -79,6 +88,13 @@ fn args() -> Args {
 
 fn main() -> ExitCode {
     let a = args();
+    if a.statements && std::env::var_os("CLAW_TEST_PG_OPTIONS").is_none() {
+        // Read by `postgres::cluster` when it starts the server (set before any thread runs).
+        std::env::set_var(
+            "CLAW_TEST_PG_OPTIONS",
+            "-c shared_preload_libraries=pg_stat_statements",
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -303,6 +319,14 @@ struct Run {
     failover: Option<f64>,
 }
 
+impl Run {
+    /// CPU of every claw process and PostgreSQL per task (tasks and their deliveries), ms.
+    fn cpu_per_task_ms(&self, tasks: usize) -> f64 {
+        let total: f64 = self.cpu.iter().sum::<f64>() + self.postgres_cpu.unwrap_or(0.0);
+        1000.0 * total / tasks.max(1) as f64
+    }
+}
+
 async fn setup(
     a: &Args,
     name: &str,
@@ -340,6 +364,10 @@ async fn setup(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let stats = match (&database, a.statements) {
+        (Some(url), true) => Some(Statements::reset(url).await?),
+        _ => None,
+    };
     let cpu_before: Vec<f64> = procs.iter().map(|p| cpu_seconds(p.pid)).collect();
     let pg_before = postgres_cpu(pg_data);
     let started = Instant::now();
@@ -407,6 +435,9 @@ async fn setup(
         .map(|(p, before)| cpu_seconds(p.pid) - before)
         .collect();
     let pg_cpu = database.as_ref().map(|_| postgres_cpu(pg_data) - pg_before);
+    if let Some(stats) = stats {
+        stats.print(name).await?;
+    }
     let mut runs: HashMap<String, usize> = HashMap::new();
     for id in lines(&log) {
         *runs.entry(id).or_default() += 1;
@@ -436,6 +467,53 @@ async fn setup(
         sent_twice,
         failover,
     })
+}
+
+/// `pg_stat_statements` of one setup's database.
+struct Statements {
+    pool: sqlx::PgPool,
+}
+
+impl Statements {
+    /// Connects to the setup's database and forgets what was counted so far.
+    async fn reset(url: &str) -> Result<Statements> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await?;
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
+            .await?;
+        Ok(Statements { pool })
+    }
+
+    /// Prints the statements that took the most time since the reset.
+    async fn print(&self, name: &str) -> Result<()> {
+        let rows: Vec<(String, i64, i64, f64)> = sqlx::query_as(
+            "SELECT query, calls, rows, total_exec_time FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY total_exec_time DESC LIMIT 20",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let (calls, ms): (i64, f64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(calls), 0)::BIGINT, COALESCE(SUM(total_exec_time), 0) FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        println!("\n{name}: {calls} statements, {ms:.0} ms of execution; the costliest:");
+        println!("{:>8} {:>8} {:>9}  statement", "calls", "rows", "ms");
+        for (query, calls, rows, ms) in rows {
+            let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = query.chars().take(110).collect();
+            println!("{calls:>8} {rows:>8} {ms:>9.1}  {short}");
+        }
+        Ok(())
+    }
 }
 
 /// Kills the leader (-9) and times until another replica names a new one.
@@ -509,11 +587,12 @@ async fn bench(a: Args) -> Result<bool> {
         setup(&a, "postgres, 3 replicas", 3, Some(fresh()), &pg_data, true).await?,
     ];
     println!(
-        "\n{:<22} {:>9} {:>13} {:>7}  {:<36} {:>13} {:>9} {:>10}",
+        "\n{:<22} {:>9} {:>13} {:>7} {:>12}  {:<36} {:>13} {:>9} {:>10}",
         "setup",
         "tasks/s",
         "deliveries/s",
         "wall s",
+        "CPU ms/task",
         "claw CPU s per process (% wall)",
         "postgres CPU",
         "run twice",
@@ -529,11 +608,12 @@ async fn bench(a: Args) -> Result<bool> {
             format!("{c:.1} ({:.0}%)", 100.0 * c / r.wall)
         });
         println!(
-            "{:<22} {:>9.1} {:>13.1} {:>7.1}  {:<36} {:>13} {:>9} {:>10}",
+            "{:<22} {:>9.1} {:>13.1} {:>7.1} {:>12.1}  {:<36} {:>13} {:>9} {:>10}",
             r.name,
             r.tasks_per_s,
             r.deliveries_per_s,
             r.wall,
+            r.cpu_per_task_ms(a.tasks),
             cpu.join(", "),
             pg,
             r.run_twice,
@@ -588,6 +668,7 @@ async fn bench(a: Args) -> Result<bool> {
             "cpu_s": r.cpu,
             "postgres_cpu_s": r.postgres_cpu,
             "wall_s": r.wall,
+            "cpu_ms_per_task": r.cpu_per_task_ms(a.tasks),
             "run_twice": r.run_twice,
             "sent_twice": r.sent_twice,
         })).collect::<Vec<_>>(),

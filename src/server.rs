@@ -214,6 +214,11 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     }
 
     let live = Live::new(options.manifests.clone(), options.data.clone());
+    if store.cluster_pool().is_some() {
+        // Shared rows are the leader's to write, and whether this replica leads is known
+        // once it joins (below): until then it converges without writing them.
+        live.cluster.expect_peers();
+    }
     let stop = CancellationToken::new();
     let (controller, reconciler) = controller::start(
         controller::Options {

@@ -107,7 +107,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
 
     family(&mut out, "claw_tasks", "gauge", "Tasks by status.");
-    for (status, n) in state.tasks.counts().each() {
+    for (status, n) in state.tasks.deployment_counts().await {
         let _ = writeln!(out, "claw_tasks{{status=\"{status}\"}} {n}");
     }
 

@@ -117,7 +117,7 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
         "{{\"status\":\"{health}\",\"version\":\"{}\",\"uptime_seconds\":{},\"mcp_servers\":{mcp},\"reconciler\":{reconciler},\"tasks\":{},\"replicas\":{}}}",
         env!("CARGO_PKG_VERSION"),
         state.live.started.elapsed().as_secs(),
-        state.tasks.counts().render(),
+        crate::tasks::service::render_counts(state.tasks.deployment_counts().await),
         state.live.cluster.rendered(),
     );
     ([(header::CONTENT_TYPE, "application/json")], body)

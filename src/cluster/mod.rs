@@ -11,8 +11,10 @@
 //! - `leases.rs`: a replica not seen for [`LEASE`] is dead; the leader fails its running
 //!   tasks ("the replica running it stopped", with their `task.failed` events).
 //! - `notify.rs`: `LISTEN/NOTIFY` — a cancel reaches the replica running the task, a task's
-//!   progress reaches SSE subscribers on every replica, a write-back's new revision makes every
-//!   replica fetch at once.
+//!   progress reaches the replicas that follow it (SSE), a write-back's new revision makes
+//!   every replica fetch at once.
+//! - The shared resource rows are the leader's to write ([`Cluster::leadership`] tells the
+//!   reconciler when it takes over, `reconcile/apply.rs`).
 //! - `ratelimit.rs`: each replica publishes its per-token consumption every
 //!   [`RATE_SYNC`] and charges the others' to its own limiter, so a token's budget is
 //!   deployment-wide (ARCHITECTURE.md "Replicas").
@@ -32,7 +34,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +72,8 @@ pub struct Cluster {
     started_at: String,
     address: OnceLock<String>,
     leader: AtomicBool,
+    /// The same, for those who act when it changes (the reconciler's hand-over).
+    leads: watch::Sender<bool>,
     /// When this replica took the lead (stored with its heartbeat).
     leader_since: std::sync::Mutex<Option<String>>,
     pg: OnceLock<PgPool>,
@@ -90,6 +94,7 @@ impl Cluster {
             started_at: now(),
             address: OnceLock::new(),
             leader: AtomicBool::new(true),
+            leads: watch::Sender::new(true),
             leader_since: std::sync::Mutex::new(None),
             pg: OnceLock::new(),
             notices: OnceLock::new(),
@@ -110,6 +115,18 @@ impl Cluster {
         self.leader.load(Ordering::Acquire)
     }
 
+    /// Whether this process leads, and every change of it.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leads.subscribe()
+    }
+
+    /// On PostgreSQL, before anything else runs: other replicas may share the database, so
+    /// this process does not lead until [`Cluster::join`] has taken the lock (its first
+    /// reconcile writes no shared rows; the hand-over writes them once it leads).
+    pub fn expect_peers(&self) {
+        self.set_leader(false);
+    }
+
     /// True when other replicas may share the database.
     pub fn is_clustered(&self) -> bool {
         self.pg.get().is_some()
@@ -127,6 +144,8 @@ impl Cluster {
         let mut since = self.leader_since.lock().unwrap_or_else(|e| e.into_inner());
         *since = leads.then(now);
         self.leader.store(leads, Ordering::Release);
+        self.leads
+            .send_if_modified(|was| std::mem::replace(was, leads) != leads);
     }
 
     fn address(&self) -> &str {
@@ -179,7 +198,7 @@ impl Cluster {
                 wanted: id.to_owned(),
             });
         }
-        self.leader.store(false, Ordering::Release);
+        self.set_leader(false);
         if self.pg.set(pool.clone()).is_err() {
             return Ok(Vec::new()); // already joined
         }

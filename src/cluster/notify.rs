@@ -1,6 +1,7 @@
-//! `LISTEN/NOTIFY` between replicas. Every replica listens on [`CHANNEL`] (JSON [`Notice`]s)
-//! and on [`OUTBOX_CHANNEL`] (raised by a trigger on `outbox` inserts, once per transaction,
-//! so the leader fans out events other replicas wrote at once). Notices are sent in order by
+//! `LISTEN/NOTIFY` between replicas. Every replica listens on [`CHANNEL`] (JSON [`Notice`]s);
+//! the leader alone on [`OUTBOX_CHANNEL`] (raised by a trigger on `outbox` inserts, once per
+//! transaction, so it fans out events other replicas wrote at once; PostgreSQL signals only
+//! listening sessions, so the followers hear nothing of the busiest channel). Notices are sent in order by
 //! one publisher task per replica, batched into one statement; a notification's payload is
 //! limited to 8000 bytes, so task output is cut into pieces below it.
 
@@ -53,8 +54,25 @@ pub enum Notice {
         error: Option<String>,
         duration_ms: Option<i64>,
     },
-    /// A task was queued: replicas with free capacity look at the queue.
+    /// A task was queued that its replica cannot start at once: replicas with free capacity
+    /// look at the queue.
     Queued { from: String },
+    /// Replica `from` follows `task` (an SSE stream, a cancel awaiting the end): the replica
+    /// that runs it (or claims it later) sends `from` a [`Notice::Replay`], then publishes the
+    /// task's `output` and `status` until it ends. Unwatched tasks publish neither.
+    Watch { from: String, task: String },
+    /// For replica `to`'s followers of `task`: its status and the output so far (`part` 0,
+    /// then the rest of a long output in further parts); the `output` and `status` notices
+    /// that follow continue from there.
+    Replay {
+        from: String,
+        to: String,
+        task: String,
+        status: TaskStatus,
+        text: String,
+        #[serde(default)]
+        part: u32,
+    },
     /// A write-back pushed a new manifest revision: fetch now.
     Revision { from: String },
 }
@@ -79,17 +97,42 @@ pub(super) async fn listen(
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, StoreError> {
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen_all([CHANNEL, OUTBOX_CHANNEL]).await?;
+    listener.listen(CHANNEL).await?;
+    let mut leadership = cluster.leadership();
+    let mut hears_outbox = false;
     Ok(tokio::spawn(async move {
         loop {
+            // The outbox channel while this replica leads (a new leader looks at the outbox
+            // once: events may have come while nobody fanned out).
+            let leads = *leadership.borrow_and_update();
+            if leads != hears_outbox {
+                let changed = if leads {
+                    listener.listen(OUTBOX_CHANNEL).await
+                } else {
+                    listener.unlisten(OUTBOX_CHANNEL).await
+                };
+                match changed {
+                    Ok(()) => {
+                        hears_outbox = leads;
+                        if leads {
+                            live.outbox.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("cluster notices: cannot (un)listen to the outbox: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = leadership.changed() => continue,
                 received = listener.try_recv() => received,
             };
             match received {
                 Ok(Some(n)) if n.channel() == OUTBOX_CHANNEL => {
-                    // Only the leader fans out; the others' workers are woken by their own
-                    // events and rescan for due deliveries every second.
+                    // Only the leader fans out (a follower hears this only while it unlistens).
                     if cluster.is_leader() {
                         live.outbox.notify_one();
                     }
@@ -167,22 +210,52 @@ fn push(batch: &mut Vec<String>, notice: Notice) {
     };
     match notice {
         Notice::Output { from, task, text } if text.len() > OUTPUT_PIECE => {
-            let mut rest = text.as_str();
-            while !rest.is_empty() {
-                let mut end = rest.len().min(OUTPUT_PIECE);
-                while !rest.is_char_boundary(end) {
-                    end -= 1;
-                }
+            for piece in pieces(&text) {
                 one(Notice::Output {
                     from: from.clone(),
                     task: task.clone(),
-                    text: rest[..end].to_owned(),
+                    text: piece.to_owned(),
                 });
-                rest = &rest[end..];
+            }
+        }
+        Notice::Replay {
+            from,
+            to,
+            task,
+            status,
+            text,
+            ..
+        } if text.len() > OUTPUT_PIECE => {
+            for (part, piece) in pieces(&text).enumerate() {
+                one(Notice::Replay {
+                    from: from.clone(),
+                    to: to.clone(),
+                    task: task.clone(),
+                    status,
+                    text: piece.to_owned(),
+                    part: u32::try_from(part).unwrap_or(u32::MAX),
+                });
             }
         }
         notice => one(notice),
     }
+}
+
+/// `text` in pieces of at most [`OUTPUT_PIECE`] bytes, cut on character boundaries.
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(OUTPUT_PIECE);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (piece, after) = rest.split_at(end);
+        rest = after;
+        Some(piece)
+    })
 }
 
 async fn send(pool: &PgPool, batch: &[String]) -> Result<(), StoreError> {
@@ -223,5 +296,34 @@ mod tests {
             }
         }
         assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn a_long_replay_comes_in_numbered_parts() {
+        let text = "x".repeat(3000);
+        let mut batch = Vec::new();
+        push(
+            &mut batch,
+            Notice::Replay {
+                from: "a".into(),
+                to: "b".into(),
+                task: "t".into(),
+                status: TaskStatus::Running,
+                text: text.clone(),
+                part: 0,
+            },
+        );
+        let mut joined = String::new();
+        for (i, json) in batch.iter().enumerate() {
+            let wire: Wire = serde_json::from_str(json).unwrap();
+            match wire.notice {
+                Notice::Replay { text, part, to, .. } => {
+                    assert_eq!((part as usize, to.as_str()), (i, "b"));
+                    joined.push_str(&text);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((batch.len(), joined), (3, text));
     }
 }

@@ -2,6 +2,11 @@
 //! the kind handlers' fast parts (see [`super::handler`]), with the `resources` rows that say
 //! what is applied. Nothing here waits on the network or a process: the handlers' slow parts
 //! run afterwards, in the scheduler.
+//!
+//! With replicas the rows (`resources`, tokens, webhook endpoints, schedules) are one picture
+//! written by the leader alone (SPEC §6, single duties): a replica that does not lead runs the
+//! same transaction, so its handlers stage the same runtime state (tokens, Config, …), then
+//! rolls it back instead of committing, and publishes what its handlers staged.
 
 use std::sync::Arc;
 
@@ -24,12 +29,15 @@ pub struct StepResult {
 
 /// Applies `steps` (each with its desired resource for create / update) in one transaction;
 /// publishes the handlers' staged changes when it commits, discards them when it does not.
+/// Unless `writes_rows` (a replica that does not lead), the transaction is rolled back once
+/// every step succeeded in it: the staged changes are published, the rows left to the leader.
 pub async fn apply(
     store: &Store,
     handlers: &[Arc<dyn Handler>],
     steps: Vec<(Step, Option<&Resource>)>,
     revision: &Arc<str>,
     now: OffsetDateTime,
+    writes_rows: bool,
 ) -> Vec<StepResult> {
     let mut tx = match store.begin().await {
         Ok(tx) => tx,
@@ -105,7 +113,8 @@ pub async fn apply(
     let recorded = resources::upsert_many(&mut tx, &rows, revision, &applied_at).await;
     drop(rows);
     let committed = match recorded {
-        Ok(()) => tx.commit().await,
+        Ok(()) if writes_rows => tx.commit().await,
+        Ok(()) => tx.rollback().await,
         Err(e) => Err(e),
     };
     match &committed {

@@ -157,11 +157,18 @@ pub async fn start(
         last_duration_ms: 0,
         git: GitView::default(),
     };
+    let mut leadership = r.live.cluster.leadership();
     let task = tokio::spawn(async move {
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
+                Ok(()) = leadership.changed() => {
+                    let leads = *leadership.borrow_and_update();
+                    if leads {
+                        r.take_over().await;
+                    }
+                }
                 request = rx.recv() => match request {
                     Some(request) => r.handle(request).await,
                     None => break,
@@ -182,6 +189,25 @@ pub async fn start(
 }
 
 impl Reconciler {
+    /// This replica now leads: the shared rows become its to write. Whatever the previous
+    /// leader left (it may have died before applying the latest revision, or none led) is
+    /// compared with the desired state in a full pass, which writes every difference at once.
+    async fn take_over(&mut self) {
+        match resources::load_all(&self.store).await {
+            Ok(rows) => self.actual = rows,
+            Err(e) => {
+                tracing::warn!("taking over the shared resource rows: cannot read them ({e}); every declared resource is written again");
+                self.actual.clear();
+            }
+        }
+        let (report, _) = self.reconcile(Scope::Full).await;
+        tracing::info!(
+            revision = %report.revision,
+            written = report.applied.len(),
+            "this replica leads: the resource rows are its to write"
+        );
+    }
+
     async fn handle(&mut self, request: Request) {
         match request {
             Request::Reconcile { scope, reply, wait } => {
@@ -394,7 +420,17 @@ impl Reconciler {
                 (step, desired)
             })
             .collect();
-        let results = apply::apply(&self.store, &self.handlers, with_specs, &revision, now).await;
+        // With replicas only the leader writes the rows (see `apply`).
+        let writes_rows = self.live.cluster.is_leader();
+        let results = apply::apply(
+            &self.store,
+            &self.handlers,
+            with_specs,
+            &revision,
+            now,
+            writes_rows,
+        )
+        .await;
 
         let mut report = Report {
             revision: self.revision.clone(),

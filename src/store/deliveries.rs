@@ -17,6 +17,23 @@ use crate::events::{Event, Subscription};
 /// The `cursors` row of the fan-out.
 pub const FANOUT_CURSOR: &str = "outbox_fanout";
 
+/// On PostgreSQL, the transaction part of the fan-out cursor (migration 0010): events are read
+/// in `(tx, seq)` order, below the oldest transaction still running.
+const FANOUT_TX_CURSOR: &str = "outbox_fanout_tx";
+
+/// The events after the cursor `($1, $2)` that no running transaction can precede any more
+/// (PostgreSQL; `tx` is the writer's transaction, migration 0010).
+const AFTER_HORIZON: &str = "(tx, seq) > (CAST(CAST($1 AS TEXT) AS xid8), $2)
+     AND tx < pg_snapshot_xmin(pg_current_snapshot())";
+
+/// An event with its writer's transaction (PostgreSQL).
+#[derive(sqlx::FromRow)]
+struct HorizonEvent {
+    #[sqlx(flatten)]
+    event: super::outbox::StoredEvent,
+    tx: i64,
+}
+
 /// Rows per multi-row statement: few round trips to SQLite, well under its limit of bound
 /// parameters (32,766) at up to 8 parameters a row.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -219,47 +236,151 @@ pub async fn fan_out(store: &Store, limit: i64) -> Result<usize, StoreError> {
     fan_out_at(store, limit, system_now_ms()).await
 }
 
+/// The fan-out cursor on PostgreSQL: (transaction, seq).
+async fn horizon_cursor(
+    conn: &mut sqlx::PgConnection,
+    lock: bool,
+) -> Result<(i64, i64), StoreError> {
+    let sql = if lock {
+        "SELECT name, value FROM cursors WHERE name IN ($1, $2) ORDER BY name FOR UPDATE"
+    } else {
+        "SELECT name, value FROM cursors WHERE name IN ($1, $2)"
+    };
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql)
+        .bind(FANOUT_CURSOR)
+        .bind(FANOUT_TX_CURSOR)
+        .fetch_all(conn)
+        .await?;
+    let value = |name: &str| rows.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    Ok((value(FANOUT_TX_CURSOR), value(FANOUT_CURSOR)))
+}
+
+/// Reads (in the fan-out's transaction) up to `limit` events after the cursor, locking it.
+/// Generic over the connection type so `with_tx!`'s SQLite arm type-checks; only called with
+/// a PostgreSQL connection.
+async fn fanout_read_pg<C>(
+    conn: &mut C,
+    limit: i64,
+    found: &mut Vec<HorizonEvent>,
+) -> Result<(), StoreError>
+where
+    C: AsPg,
+{
+    let Some(conn) = conn.as_pg() else {
+        return Ok(());
+    };
+    let (tx, seq) = horizon_cursor(conn, true).await?;
+    *found = sqlx::query_as::<_, HorizonEvent>(sqlx::AssertSqlSafe(format!(
+        "SELECT seq, id, event, payload, created_at, CAST(CAST(tx AS TEXT) AS BIGINT) AS tx
+         FROM outbox WHERE {AFTER_HORIZON} ORDER BY tx, seq LIMIT $3"
+    )))
+    .bind(tx)
+    .bind(seq)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A connection of either engine, seen as PostgreSQL's when it is one.
+trait AsPg {
+    fn as_pg(&mut self) -> Option<&mut sqlx::PgConnection>;
+}
+
+impl AsPg for sqlx::PgConnection {
+    fn as_pg(&mut self) -> Option<&mut sqlx::PgConnection> {
+        Some(self)
+    }
+}
+
+impl AsPg for sqlx::SqliteConnection {
+    fn as_pg(&mut self) -> Option<&mut sqlx::PgConnection> {
+        None
+    }
+}
+
+/// True when events wait behind a transaction still running (PostgreSQL: committed after the
+/// fan-out's snapshot horizon; read by a fan-out once that transaction ends). Always false on
+/// SQLite, where `seq` follows commit order.
+pub async fn fan_out_held(store: &Store) -> Result<bool, StoreError> {
+    let Db::Postgres(pool) = store.db() else {
+        return Ok(false);
+    };
+    let mut conn = pool.acquire().await?;
+    let (tx, seq) = horizon_cursor(&mut conn, false).await?;
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE (tx, seq) > (CAST(CAST($1 AS TEXT) AS xid8), $2))",
+    )
+    .bind(tx)
+    .bind(seq)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 /// Turns up to `limit` outbox events after the fan-out cursor into deliveries, one per active
 /// endpoint that wants the event, due at `now_ms`; advances the cursor. One transaction, and
 /// idempotent (`UNIQUE (endpoint, event_id)`). An endpoint gets no event older than itself.
 /// Returns the number of events read (so a caller knows whether to go on).
+///
+/// The cursor never passes an event whose transaction commits later: on SQLite `seq` follows
+/// commit order (one writer at a time); on PostgreSQL events are read in `(tx, seq)` order
+/// below the oldest running transaction (migration 0010), without any lock on the writers.
 pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize, StoreError> {
     // Nothing new: answer from a read, without taking the write lock.
-    let behind: bool = with_pool!(store, pool => {
-        sqlx::query_scalar(
-            "SELECT COALESCE((SELECT MAX(seq) FROM outbox), 0) > COALESCE((SELECT value FROM cursors WHERE name = $1), 0)",
-        )
-        .bind(FANOUT_CURSOR)
-        .fetch_one(pool)
-        .await?
-    });
+    let behind: bool = match store.db() {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar(
+                "SELECT COALESCE((SELECT MAX(seq) FROM outbox), 0) > COALESCE((SELECT value FROM cursors WHERE name = $1), 0)",
+            )
+            .bind(FANOUT_CURSOR)
+            .fetch_one(pool)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let (tx, seq) = horizon_cursor(&mut conn, false).await?;
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE {AFTER_HORIZON})"
+            )))
+            .bind(tx)
+            .bind(seq)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
     if !behind {
         return Ok(0);
     }
     let mut tx = store.begin().await?;
     // A write first, so the transaction holds the write lock from here on (reading first and
     // writing later can fail with SQLITE_BUSY when another writer commits in between); on
-    // PostgreSQL the cursor row is then locked, so two fan-outs run one after the other.
-    let read_cursor = match store.db() {
-        Db::Sqlite(_) => "SELECT value FROM cursors WHERE name = $1",
-        Db::Postgres(_) => "SELECT value FROM cursors WHERE name = $1 FOR UPDATE",
-    };
+    // PostgreSQL the cursor rows are then locked, so two fan-outs run one after the other.
+    // (PostgreSQL: the last event's transaction, the cursor's other half.)
+    let mut last_tx = None;
     let (events, endpoints) = with_tx!(&mut tx, conn => {
-        sqlx::query("INSERT INTO cursors (name, value) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+        sqlx::query("INSERT INTO cursors (name, value) VALUES ($1, 0), ($2, 0) ON CONFLICT (name) DO NOTHING")
             .bind(FANOUT_CURSOR)
+            .bind(FANOUT_TX_CURSOR)
             .execute(&mut *conn)
             .await?;
-        let cursor: i64 = sqlx::query_scalar(read_cursor)
-            .bind(FANOUT_CURSOR)
-            .fetch_one(&mut *conn)
-            .await?;
-        let events = sqlx::query_as::<_, super::outbox::StoredEvent>(
-            "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(cursor)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+        let events = if !store.is_postgres() {
+                let cursor: i64 = sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1")
+                    .bind(FANOUT_CURSOR)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                sqlx::query_as::<_, super::outbox::StoredEvent>(
+                    "SELECT seq, id, event, payload, created_at FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(cursor)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        } else {
+                let mut found = Vec::new();
+                fanout_read_pg(&mut *conn, limit, &mut found).await?;
+                last_tx = found.last().map(|e| e.tx);
+                found.into_iter().map(|e| e.event).collect()
+        };
         let endpoints = sqlx::query_as::<_, EndpointRow>(
             "SELECT name, url, events, secret_ref, enabled, disabled_reason, created_at, updated_at
                  FROM webhook_endpoints ORDER BY name",
@@ -309,6 +430,13 @@ pub async fn fan_out_at(store: &Store, limit: i64, now_ms: i64) -> Result<usize,
         }
     }
     insert_many(&mut tx, &rows, now_ms, &created_at).await?;
+    if let (Some(last_tx), Tx::Postgres(t)) = (last_tx, &mut tx) {
+        sqlx::query("UPDATE cursors SET value = $2 WHERE name = $1")
+            .bind(FANOUT_TX_CURSOR)
+            .bind(last_tx)
+            .execute(&mut **t)
+            .await?;
+    }
     with_tx!(&mut tx, conn => {
         sqlx::query("UPDATE cursors SET value = $2 WHERE name = $1")
             .bind(FANOUT_CURSOR)

@@ -181,6 +181,15 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// Rolls the transaction back (what dropping it does, but awaited and checked).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
 }
 
 /// A handle on the database; cheap to clone.

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ const CLAIM_POLL: Duration = Duration::from_secs(2);
 
 /// Output kept in memory for subscribers who connect while a task runs.
 const MAX_BACKLOG: usize = 1024 * 1024;
+
+/// Watches heard for tasks that do not run here, at most (a watch whose task ran elsewhere
+/// unwatched is never answered; past this many they are forgotten at once).
+const MAX_WATCHES: usize = 10_000;
 
 /// What a subscriber of a task's progress receives.
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +116,11 @@ struct Active {
     /// It runs in this process (else the entry only relays another replica's notices to
     /// subscribers here).
     local: bool,
+    /// Runs here and is followed on other replicas: its progress is published.
+    watched: Arc<AtomicBool>,
+    /// Followed here, run elsewhere: the runner's replay arrived (output notices before it
+    /// are part of it).
+    replayed: bool,
 }
 
 /// Tasks per status, kept in memory so `GET /status` costs no query.
@@ -138,17 +147,22 @@ impl Counts {
 
     /// `{"queued":n,...}` for every status, as JSON text.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(96);
-        out.push('{');
-        for (i, (s, n)) in self.each().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!("\"{s}\":{n}"));
-        }
-        out.push('}');
-        out
+        render_counts(self.each())
     }
+}
+
+/// `{"queued":n,...}` for `(status, count)` pairs, as JSON text.
+pub fn render_counts(counts: impl IntoIterator<Item = (TaskStatus, i64)>) -> String {
+    let mut out = String::with_capacity(96);
+    out.push('{');
+    for (i, (s, n)) in counts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("\"{s}\":{n}"));
+    }
+    out.push('}');
+    out
 }
 
 /// The task service; shared by the API and the dispatcher.
@@ -158,7 +172,12 @@ pub struct TaskService {
     data_dir: PathBuf,
     secrets: SecretContext,
     wake: Notify,
-    active: Mutex<HashMap<String, Active>>,
+    active: Arc<Mutex<HashMap<String, Active>>>,
+    /// Free task slots, as the dispatcher last counted them, less the tasks queued here
+    /// since: a task this replica will start at once needs no `queued` notice.
+    free: AtomicI64,
+    /// Replicas following tasks that do not run here (yet), by task.
+    watches: Mutex<HashMap<String, Vec<String>>>,
     counts: Counts,
     /// Recently read finished tasks (immutable), for cheap repeated reads.
     finished: quick_cache::sync::Cache<String, Arc<TaskRow>>,
@@ -268,19 +287,49 @@ impl TaskService {
             live,
             data_dir: data_dir.to_path_buf(),
             wake: Notify::new(),
-            active: Mutex::new(HashMap::new()),
+            active: Arc::new(Mutex::new(HashMap::new())),
+            free: AtomicI64::new(0),
+            watches: Mutex::new(HashMap::new()),
             counts,
             finished: quick_cache::sync::Cache::new(FINISHED_CACHE),
         }))
     }
 
-    /// Tasks per status.
+    /// Tasks per status, as this process counted them since it started.
     pub fn counts(&self) -> &Counts {
         &self.counts
     }
 
+    /// Tasks per status in the whole deployment (`GET /status`, `/metrics`): alone, this
+    /// process's counts (no query); with replicas, read from the shared database, so every
+    /// replica answers the same (a process only counts the tasks it created and ran).
+    pub async fn deployment_counts(&self) -> Vec<(TaskStatus, i64)> {
+        if self.live.cluster.is_clustered() {
+            match rows::counts(&self.store).await {
+                Ok(found) => {
+                    return TaskStatus::ALL
+                        .into_iter()
+                        .map(|s| {
+                            let n = found.iter().find(|(f, _)| *f == s).map_or(0, |(_, n)| *n);
+                            (s, n)
+                        })
+                        .collect()
+                }
+                Err(e) => tracing::warn!(
+                    "cannot count the deployment's tasks (showing this replica's own counts): {e}"
+                ),
+            }
+        }
+        self.counts.each().collect()
+    }
+
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (Taken after [`TaskService::active`] when both are.)
+    fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.watches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Validates a `POST /tasks` body and enqueues the task.
@@ -325,8 +374,10 @@ impl TaskService {
         self.counts.add(TaskStatus::Queued, 1);
         self.wake.notify_one();
         let cluster = &self.live.cluster;
-        if cluster.is_clustered() {
-            // Replicas with free capacity claim it if this one has none.
+        // With replicas: a task this one has a free slot for starts here; only one it cannot
+        // start at once is announced, for replicas with free capacity (all of them looking at
+        // the queue for every task would mostly find it empty).
+        if cluster.is_clustered() && self.free.fetch_sub(1, Ordering::AcqRel) <= 0 {
             cluster.publish(Notice::Queued {
                 from: cluster.id().to_owned(),
             });
@@ -362,11 +413,15 @@ impl TaskService {
     ) -> Result<(TaskRow, String, Option<broadcast::Receiver<Progress>>), TaskError> {
         // Subscribe before reading the row, so nothing between the read and the subscription
         // is lost.
-        let (backlog, receiver) = {
+        let (backlog, receiver, first) = {
             let mut active = self.active();
-            let entry = active.entry(id.to_owned()).or_insert_with(Active::new);
+            let mut first = false;
+            let entry = active.entry(id.to_owned()).or_insert_with(|| {
+                first = true;
+                Active::new()
+            });
             let output = entry.output.lock().unwrap_or_else(|e| e.into_inner());
-            (output.clone(), entry.progress.subscribe())
+            (output.clone(), entry.progress.subscribe(), first)
         };
         let row = match rows::get(&self.store, id).await? {
             Some(row) => row,
@@ -378,6 +433,20 @@ impl TaskService {
         if row.status.is_terminal() {
             self.active().remove(id);
             return Ok((row, String::new(), None));
+        }
+        let cluster = &self.live.cluster;
+        if first && cluster.is_clustered() {
+            // Not running here: the replica running it (or claiming it later) replays its
+            // progress so far to this one, then publishes what follows.
+            cluster.publish(Notice::Watch {
+                from: cluster.id().to_owned(),
+                task: id.to_owned(),
+            });
+            tokio::spawn(check_followed(
+                self.store.clone(),
+                self.active.clone(),
+                id.to_owned(),
+            ));
         }
         Ok((row, backlog, Some(receiver)))
     }
@@ -484,6 +553,10 @@ impl TaskService {
                         }
                     }
                 }
+                this.free.store(
+                    limit.saturating_sub(running.len()) as i64,
+                    Ordering::Release,
+                );
                 claim_now = true;
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -533,11 +606,71 @@ impl TaskService {
     }
 
     /// A notice from another replica: a task queued there (true: look at the queue), a cancel
-    /// of a task running here, or progress of a task running there for the subscribers here.
+    /// of a task running here, a follower elsewhere of a task running here, or progress of a
+    /// task running there for the subscribers here.
     fn take_notice(&self, notice: Notice) -> bool {
+        let cluster = &self.live.cluster;
         let mut active = self.active();
         match notice {
             Notice::Queued { .. } => return true,
+            Notice::Watch { from, .. } if from == cluster.id() => {}
+            Notice::Watch { from, task } => match active.get(&task).filter(|e| e.local) {
+                Some(entry) => {
+                    // Under the output's lock: the output notices published before the replay
+                    // are in it, those after follow it.
+                    let so_far = entry.output.lock().unwrap_or_else(|e| e.into_inner());
+                    entry.watched.store(true, Ordering::Release);
+                    cluster.publish(Notice::Replay {
+                        from: cluster.id().to_owned(),
+                        to: from,
+                        task,
+                        status: TaskStatus::Running,
+                        text: so_far.clone(),
+                        part: 0,
+                    });
+                }
+                None => {
+                    let mut watches = self.watches();
+                    if watches.len() >= MAX_WATCHES {
+                        tracing::warn!(
+                            count = watches.len(),
+                            "forgetting the watches of tasks that never ran here"
+                        );
+                        watches.clear();
+                    }
+                    watches.entry(task).or_default().push(from);
+                }
+            },
+            Notice::Replay {
+                to,
+                task,
+                status,
+                text,
+                part,
+                ..
+            } => {
+                if to != cluster.id() {
+                    return false;
+                }
+                if let Some(entry) = active.get_mut(&task).filter(|e| !e.local) {
+                    if part == 0 {
+                        entry.replayed = true;
+                        let _ = entry.progress.send(Progress::Status {
+                            id: task.clone(),
+                            status,
+                            error: None,
+                            duration_ms: None,
+                        });
+                    }
+                    if !text.is_empty() {
+                        let mut so_far = entry.output.lock().unwrap_or_else(|e| e.into_inner());
+                        if so_far.len() < MAX_BACKLOG {
+                            so_far.push_str(&text);
+                        }
+                        let _ = entry.progress.send(Progress::Output { text });
+                    }
+                }
+            }
             Notice::Cancel { task, reason, .. } => {
                 if let Some(entry) = active.get_mut(&task).filter(|e| e.local) {
                     entry.reason.get_or_insert(reason);
@@ -545,7 +678,7 @@ impl TaskService {
                 }
             }
             Notice::Output { task, text, .. } => {
-                if let Some(entry) = active.get(&task).filter(|e| !e.local) {
+                if let Some(entry) = active.get(&task).filter(|e| !e.local && e.replayed) {
                     let mut so_far = entry.output.lock().unwrap_or_else(|e| e.into_inner());
                     if so_far.len() < MAX_BACKLOG {
                         so_far.push_str(&text);
@@ -571,6 +704,9 @@ impl TaskService {
                         active.remove(&task);
                     }
                 }
+                if status.is_terminal() {
+                    self.watches().remove(&task);
+                }
             }
             Notice::Revision { .. } => {}
         }
@@ -585,13 +721,28 @@ impl TaskService {
         .await?;
         if !rows.is_empty() {
             self.live.outbox.notify_one();
+            let cluster = &self.live.cluster;
             let mut active = self.active();
+            let mut watches = self.watches();
             for row in &rows {
                 self.counts.moved(TaskStatus::Queued, TaskStatus::Running);
                 let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
                 entry.local = true;
                 let _ = entry.progress.send(Progress::of(row));
-                self.publish_status(&row.id, TaskStatus::Running, None, None);
+                // Followed from other replicas since it was queued: they hear from here on.
+                if let Some(followers) = watches.remove(&row.id) {
+                    entry.watched.store(true, Ordering::Release);
+                    for to in followers {
+                        cluster.publish(Notice::Replay {
+                            from: cluster.id().to_owned(),
+                            to,
+                            task: row.id.clone(),
+                            status: TaskStatus::Running,
+                            text: String::new(),
+                            part: 0,
+                        });
+                    }
+                }
             }
         }
         Ok(rows)
@@ -599,13 +750,14 @@ impl TaskService {
 
     async fn run(self: Arc<Self>, row: TaskRow) {
         let started = Instant::now();
-        let (cancel, progress, output) = {
+        let (cancel, progress, output, watched) = {
             let mut active = self.active();
             let entry = active.entry(row.id.clone()).or_insert_with(Active::new);
             (
                 entry.cancel.clone(),
                 entry.progress.clone(),
                 entry.output.clone(),
+                entry.watched.clone(),
             )
         };
         let config = self.live.config.load_full();
@@ -621,6 +773,7 @@ impl TaskService {
                 cancel,
                 progress.clone(),
                 output,
+                watched.clone(),
             )
             .await;
         let (status, error, output, usage, files) = match outcome {
@@ -714,17 +867,25 @@ impl TaskService {
             Err(e) => tracing::error!(task_id = %row.id, "cannot record the end of the task: {e}"),
         }
         tracing::info!(task_id = %row.id, status = status.as_str(), duration_ms, "task finished");
-        self.publish_status(&row.id, status, error.clone(), Some(duration_ms));
         let _ = progress.send(Progress::Status {
             id: row.id.clone(),
             status,
-            error,
+            error: error.clone(),
             duration_ms: Some(duration_ms),
         });
-        self.active().remove(&row.id);
+        {
+            // With the entry's removal: a watch heard before it is answered by this status,
+            // one heard after it by the follower's own check of the row.
+            let mut active = self.active();
+            if watched.load(Ordering::Acquire) {
+                self.publish_status(&row.id, status, error, Some(duration_ms));
+            }
+            active.remove(&row.id);
+        }
         self.wake.notify_one();
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         row: &TaskRow,
@@ -733,6 +894,7 @@ impl TaskService {
         cancel: CancellationToken,
         progress: broadcast::Sender<Progress>,
         output: Arc<Mutex<String>>,
+        watched: Arc<AtomicBool>,
     ) -> Result<(RunOutput, Vec<FileChange>), (Failure, Vec<FileChange>)> {
         if let Err(e) = std::fs::create_dir_all(workdir) {
             return Err((
@@ -777,14 +939,17 @@ impl TaskService {
             .is_clustered()
             .then(|| (self.live.cluster.clone(), row.id.clone()));
         let sink: agent::OutputSink = Arc::new(move |text: &str| {
-            if let Some((cluster, task)) = &cluster {
-                cluster.publish(Notice::Output {
-                    from: cluster.id().to_owned(),
-                    task: task.clone(),
-                    text: text.to_owned(),
-                });
-            }
+            // Published under the output's lock, in step with a replay (see `take_notice`).
             let mut so_far = output.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((cluster, task)) = &cluster {
+                if watched.load(Ordering::Acquire) {
+                    cluster.publish(Notice::Output {
+                        from: cluster.id().to_owned(),
+                        task: task.clone(),
+                        text: text.to_owned(),
+                    });
+                }
+            }
             // The backlog is for late subscribers only; the full output is the run's result.
             if so_far.len() < MAX_BACKLOG {
                 so_far.push_str(text);
@@ -819,6 +984,46 @@ impl TaskService {
             Ok(out) => Ok((out, files)),
             Err(e) => Err((e, files)),
         }
+    }
+}
+
+/// Followers here of a task run elsewhere: a notice can be lost (the listener reconnecting, a
+/// watch that reached the runner just as the task ended), so its row is read every
+/// [`CLAIM_POLL`] until the followers' entry goes. A task found finished ends them with its
+/// final status (and its stored output, when no replay came).
+async fn check_followed(store: Store, active: Arc<Mutex<HashMap<String, Active>>>, id: String) {
+    let followed = || {
+        active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .is_some_and(|e| !e.local)
+    };
+    loop {
+        tokio::time::sleep(CLAIM_POLL).await;
+        if !followed() {
+            return;
+        }
+        let row = match rows::get(&store, &id).await {
+            Ok(Some(row)) if row.status.is_terminal() => row,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(task_id = %id, "cannot read a followed task: {e}");
+                continue;
+            }
+        };
+        let mut active = active.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = active.get(&id).filter(|e| !e.local) else {
+            return;
+        };
+        if !entry.replayed {
+            if let Some(output) = row.output.clone().filter(|o| !o.is_empty()) {
+                let _ = entry.progress.send(Progress::Output { text: output });
+            }
+        }
+        let _ = entry.progress.send(Progress::of(&row));
+        active.remove(&id);
+        return;
     }
 }
 
@@ -889,6 +1094,8 @@ impl Active {
             cancel: CancellationToken::new(),
             reason: None,
             local: false,
+            watched: Arc::new(AtomicBool::new(false)),
+            replayed: false,
         }
     }
 }

@@ -80,6 +80,9 @@ pub const PRUNE_EVERY_MS: i64 = 3_600_000;
 /// signal `Live::outbox` (another process, a forgotten notify). A read when nothing is new.
 pub const RESCAN_MS: i64 = 1_000;
 
+/// How soon the outbox is read again when events wait behind an open transaction.
+const HELD_RESCAN_MS: i64 = 20;
+
 /// How long to wait before trying again after a database error.
 const STORE_RETRY_MS: i64 = 1_000;
 
@@ -207,7 +210,7 @@ impl Dispatcher {
         // `notify_one`, whose permit waits for the next `notified()`.)
         let mut outbox = Box::pin(self.live.outbox.notified());
         outbox.as_mut().enable();
-        loop {
+        'run: loop {
             let plan = match self.pass(&mut state).await {
                 Ok(plan) => plan,
                 Err(e) => {
@@ -226,29 +229,39 @@ impl Dispatcher {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                Some(sent) = state.in_flight.next(), if !state.in_flight.is_empty() => {
-                    let mut done = vec![sent];
-                    while let Some(Some(more)) = state.in_flight.next().now_or_never() {
-                        done.push(more);
+            tokio::pin!(sleep);
+            // Waits for a reason to make a pass.
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break 'run,
+                    Some(sent) = state.in_flight.next(), if !state.in_flight.is_empty() => {
+                        let mut done = vec![sent];
+                        while let Some(Some(more)) = state.in_flight.next().now_or_never() {
+                            done.push(more);
+                        }
+                        for s in &done {
+                            state.in_flight_ids.remove(&s.delivery_id);
+                        }
+                        if let Err(e) = self.record(&mut state, done).await {
+                            // The deliveries stay pending and are sent again: at-least-once.
+                            tracing::warn!(error = %e, "webhook delivery: attempts not recorded");
+                        }
                     }
-                    for s in &done {
-                        state.in_flight_ids.remove(&s.delivery_id);
+                    _ = &mut outbox => {
+                        outbox.set(self.live.outbox.notified());
+                        outbox.as_mut().enable();
+                        // With replicas a follower's own events are the leader's to fan out: no
+                        // pass for them (its rescan and finished attempts claim due deliveries).
+                        if !self.live.cluster.is_leader() {
+                            continue;
+                        }
+                        state.fan_out = true;
                     }
-                    if let Err(e) = self.record(&mut state, done).await {
-                        // The deliveries stay pending and are sent again: at-least-once.
-                        tracing::warn!(error = %e, "webhook delivery: attempts not recorded");
-                    }
+                    _ = self.wake.notified() => state.fan_out = true,
+                    _ = &mut sleep => state.fan_out = true,
                 }
-                _ = &mut outbox => {
-                    outbox.set(self.live.outbox.notified());
-                    outbox.as_mut().enable();
-                    state.fan_out = true;
-                }
-                _ = self.wake.notified() => state.fan_out = true,
-                _ = sleep => state.fan_out = true,
+                break;
             }
         }
         tracing::info!(
@@ -267,13 +280,18 @@ impl Dispatcher {
         // others send due deliveries only.
         let leads = self.live.cluster.is_leader();
         if state.fan_out {
+            state.fan_out = false;
+            state.next_rescan_ms = now + RESCAN_MS;
             if leads {
                 while deliveries::fan_out_at(&self.store, FANOUT_BATCH, now).await?
                     == FANOUT_BATCH as usize
                 {}
+                // PostgreSQL: events committed behind a transaction still open are read once
+                // it ends, which may write no event (and so wake no one): look again soon.
+                if deliveries::fan_out_held(&self.store).await? {
+                    state.next_rescan_ms = now + HELD_RESCAN_MS;
+                }
             }
-            state.fan_out = false;
-            state.next_rescan_ms = now + RESCAN_MS;
         }
         if now >= state.next_prune_ms {
             if leads {

@@ -174,12 +174,18 @@ fn start() -> Result<Cluster, String> {
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=500 \
              -c shared_buffers=32MB",
             dir.display()
         );
+        // More server settings, for investigations (e.g. the replicas bench's `--statements`
+        // wants `-c shared_preload_libraries=pg_stat_statements`).
+        if let Ok(extra) = std::env::var("CLAW_TEST_PG_OPTIONS") {
+            options.push(' ');
+            options.push_str(&extra);
+        }
         let mut pg_ctl = pg_command(&bin, "pg_ctl");
         pg_ctl
             .arg("-D")

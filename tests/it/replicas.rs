@@ -437,6 +437,30 @@ async fn three_replicas_run_each_task_once_send_each_delivery_once_and_share_a_r
     let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dup.is_empty(), "deliveries sent twice: {dup:?}");
 
+    // Every replica counts the whole deployment's tasks, not its own.
+    for i in 0..3 {
+        let status = d.status(i).await.unwrap();
+        assert_eq!(
+            (&status["tasks"]["completed"], &status["tasks"]["running"]),
+            (&json!(300), &json!(0)),
+            "replica {i}: {}",
+            status["tasks"]
+        );
+        let metrics = Deployment::client()
+            .get(format!("{}/metrics", d.replicas[i].url))
+            .bearer_auth(&d.admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("claw_tasks{status=\"completed\"} 300\n"),
+            "replica {i}: {metrics}"
+        );
+    }
+
     // The limited token (60/min, burst 30): 90 requests over 9 s spread over the three
     // replicas. Alone each replica would let all its 30 through; shared, about 30 + 9.
     let client = Deployment::client();
@@ -533,6 +557,12 @@ async fn a_killed_leader_is_replaced_and_a_killed_replica_s_task_fails_once() {
 /// Reads the SSE stream of `id` on `url` until a final status; returns the output and the
 /// final status.
 async fn follow(url: &str, token: &str, id: &str) -> (String, String) {
+    follow_until(url, token, id, None).await
+}
+
+/// Follows the task's SSE stream until a final status, or until its output contains `until`;
+/// returns the output and the last status.
+async fn follow_until(url: &str, token: &str, id: &str, until: Option<&str>) -> (String, String) {
     let r = Deployment::client()
         .get(format!("{url}/api/v1/tasks/{id}/events"))
         .bearer_auth(token)
@@ -563,7 +593,12 @@ async fn follow(url: &str, token: &str, id: &str) -> (String, String) {
                 .and_then(|d| serde_json::from_str(d.trim()).ok())
                 .unwrap_or(Value::Null);
             match name {
-                "output" => output.push_str(data["text"].as_str().unwrap_or("")),
+                "output" => {
+                    output.push_str(data["text"].as_str().unwrap_or(""));
+                    if until.is_some_and(|u| output.contains(u)) {
+                        return (output, "running".into());
+                    }
+                }
                 "status" => {
                     let status = data["status"].as_str().unwrap_or("").to_owned();
                     if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
@@ -590,6 +625,18 @@ async fn cancel_sse_and_write_backs_reach_across_replicas() {
     let (output, status) = follow(&d.replicas[elsewhere].url, &d.admin, &id).await;
     assert_eq!(status, "completed");
     assert!(output.contains("tick12"), "output relayed: {output:?}");
+
+    // Opened elsewhere once the task has printed: what it printed before is replayed, then
+    // the rest follows, each line once.
+    let id = d.create(0, "ticks").await;
+    let (pid, _) = d.started(&id).await;
+    let runner = d.index_of_pid(pid);
+    follow_until(&d.replicas[runner].url, &d.admin, &id, Some("tick2\n")).await;
+    let (output, status) = follow(&d.replicas[1 - runner].url, &d.admin, &id).await;
+    assert_eq!(status, "completed");
+    let ticks: Vec<&str> = output.lines().filter(|l| l.starts_with("tick")).collect();
+    let expected: Vec<String> = (1..=12).map(|i| format!("tick{i}")).collect();
+    assert_eq!(ticks, expected, "output: {output:?}");
 
     // Cancel on the replica that does not run the task: stopped where it runs.
     let id = d.create(1, "sleep until cancelled").await;
@@ -722,4 +769,118 @@ async fn two_replicas_fire_each_schedule_slot_once_and_a_new_leader_goes_on() {
     let all = slots.len();
     slots.dedup();
     assert_eq!(slots.len(), all, "a slot started two tasks: {runs:?}");
+}
+
+/// The leader's advisory lock key (`cluster/leader.rs`).
+const LEADER_LOCK: i64 = 0x636c_6177_6c65_6164;
+
+/// Rows of `table` in the deployment's database.
+async fn count_rows(db: &mut sqlx::PgConnection, table: &str) -> i64 {
+    // `table` is one of the test's own names.
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// The applied Config's `tasks.concurrency` in the shared `resources` row, if any.
+async fn stored_concurrency(db: &mut sqlx::PgConnection) -> Option<i64> {
+    let spec: Option<String> =
+        sqlx::query_scalar("SELECT spec FROM resources WHERE kind = 'Config' AND name = 'default'")
+            .fetch_optional(db)
+            .await
+            .unwrap();
+    let spec: Value = serde_json::from_str(&spec?).ok()?;
+    spec["tasks"]["concurrency"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_leader_writes_resource_rows_and_a_new_leader_writes_them_all_at_once() {
+    use sqlx::Connection as _;
+    let (port, _) = receiver().await;
+    let Some(mut d) = Deployment::start(0, port).await else {
+        return;
+    };
+    // The test holds the leader's lock: the replicas all follow.
+    let mut holder = sqlx::PgConnection::connect(&d.database_url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    for i in 0..2 {
+        let replica = d.spawn(i);
+        d.replicas.push(replica);
+    }
+    let mut db = sqlx::PgConnection::connect(&d.database_url).await.unwrap();
+
+    // Each converged on its own (the admin token works, the webhook is Ready) ...
+    for i in 0..2 {
+        eventually("the webhook ready", Duration::from_secs(20), async || {
+            let r = Deployment::client()
+                .get(format!("{}/api/v1/webhooks/counter", d.replicas[i].url))
+                .bearer_auth(&d.admin)
+                .send()
+                .await
+                .unwrap();
+            r.status() == StatusCode::OK
+                && r.json::<Value>().await.unwrap()["status"]["ready"] == true
+        })
+        .await;
+        let status = d.status(i).await.unwrap();
+        let leaders = status["replicas"].as_array().unwrap().iter();
+        assert_eq!(leaders.filter(|r| r["leader"] == true).count(), 0);
+    }
+    // ... and a write-back on one is in force on it ...
+    let r = Deployment::client()
+        .patch(format!("{}/api/v1/config", d.replicas[1].url))
+        .bearer_auth(&d.admin)
+        .json(&json!({"tasks": {"concurrency": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    // ... but no follower wrote a shared row.
+    for table in ["resources", "tokens", "webhook_endpoints"] {
+        assert_eq!(
+            count_rows(&mut db, table).await,
+            0,
+            "{table}: a follower wrote"
+        );
+    }
+
+    // The lock is free: a replica leads and writes the whole current picture at once, the
+    // write-back made while nobody led included.
+    holder.close().await.unwrap();
+    eventually("a leader", Duration::from_secs(10), async || {
+        d.leader(0).await.is_some()
+    })
+    .await;
+    eventually(
+        "the new leader's rows",
+        Duration::from_secs(10),
+        async || {
+            count_rows(&mut db, "resources").await == 4
+                && count_rows(&mut db, "tokens").await == 2
+                && count_rows(&mut db, "webhook_endpoints").await == 1
+                && stored_concurrency(&mut db).await == Some(3)
+        },
+    )
+    .await;
+
+    // A write-back on the follower: the leader writes the row once it has the revision.
+    let leader = d.leader(0).await.unwrap();
+    let follower = 1 - leader;
+    let r = Deployment::client()
+        .patch(format!("{}/api/v1/config", d.replicas[follower].url))
+        .bearer_auth(&d.admin)
+        .json(&json!({"tasks": {"concurrency": 5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    eventually("the leader's row", Duration::from_secs(5), async || {
+        stored_concurrency(&mut db).await == Some(5)
+    })
+    .await;
 }

@@ -157,8 +157,12 @@ impl SkillHandler {
             .map_err(|e| SkillError::Invalid(format!("the uninstall worker failed: {e}")))?
     }
 
-    /// Writes a skill event in a transaction of its own and wakes the webhook worker.
+    /// Writes a skill event in a transaction of its own and wakes the webhook worker. With
+    /// replicas every one installs on its own disk, and the leader alone tells subscribers.
     async fn event(&self, kind: EventType, name: &str, version: &str) -> Result<(), ApplyError> {
+        if !self.live.cluster.is_leader() {
+            return Ok(());
+        }
         let mut tx = self.store.begin().await?;
         outbox::insert(&mut tx, &events::skill(kind, name, version)).await?;
         tx.commit().await?;
