@@ -12,10 +12,11 @@
 //! directory was deleted or moved (its files' fate needs the walk), an ignore file or `.git`
 //! was touched (the rules may have changed), a directory could not be watched (the system's
 //! `fs.inotify` limits, more than [`MAX_WATCHES`] directories) or no inotify instance was left.
-//! Two writes raise no event in the tree and are covered otherwise: a write through a hard link
-//! outside the tree (files with more than one link are `lstat`ed again every time) and a write
-//! through a shared memory mapping (`CLOSE_WRITE` marks a file opened for writing once it is
-//! closed). What stays unseen is a write through a mapping that a process opened before the
+//! Three changes raise no event in the file's directory and are covered otherwise: a write
+//! through a hard link elsewhere (files with more than one link are `lstat`ed again every
+//! time), a new name given to a file (which changes its link count and ctime: the other names
+//! of a file that has several are looked at again) and a write through a shared memory mapping
+//! (`CLOSE_WRITE` marks a file opened for writing once it is closed). What stays unseen is a write through a mapping that a process opened before the
 //! task started and still holds — a process outside the task, whose change the task did not
 //! make — and a change on a network filesystem made by another machine (inotify sees only
 //! this kernel's changes; working directories are local).
@@ -44,7 +45,9 @@
 //!   Outside that window, an unchanged stat proves an unchanged file. Usually only files
 //!   written seconds before the task starts are racy; right after a fresh checkout all are, and
 //!   the before-snapshot then reads them all once (correct, just slower).
-//! - Renames are a deletion plus a creation. Directories themselves are not reported.
+//! - Renames are a deletion plus a creation. Directories themselves are not reported. A file
+//!   that a task's edit of an ignore file hides is not reported deleted (it is still there);
+//!   one it reveals is reported created (the snapshot never saw it).
 //!
 //! There is no cap on the number of files: every file of the tree is compared, so the answer
 //! is exact at any size. Memory is about 150 bytes per file (35,000 files ≈ 5 MB) plus the
@@ -372,9 +375,14 @@ impl Watch {
             return Ok(None);
         }
         let mut changes = Vec::new();
+        // Inodes that have more than one name now: a name added during the task (`link`)
+        // changes the other names' link count and ctime without an event in their directory.
+        let mut shared = std::collections::HashSet::new();
         let linked = before.linked.iter().map(|path| (path, None));
         let dirty = state.dirty.iter().map(|(path, rules)| (path, rules.as_ref()));
+        let mut looked = std::collections::HashSet::new();
         for (path, rules) in dirty.chain(linked) {
+            looked.insert(path.as_str());
             let was = before.files.get(path.as_str()).map(|(_, state)| state);
             let full = before.root.join(path);
             let now = match std::fs::symlink_metadata(&full) {
@@ -382,6 +390,9 @@ impl Watch {
                 Ok(meta) => {
                     if rules.is_some_and(|rules| rules.ignored(path, false)) {
                         continue;
+                    }
+                    if meta.nlink() > 1 && !meta.file_type().is_symlink() {
+                        shared.insert((meta.dev(), meta.ino()));
                     }
                     now_state(&full, &meta)
                 }
@@ -398,6 +409,30 @@ impl Watch {
                 path: path.clone(),
                 change,
             });
+        }
+        if !shared.is_empty() {
+            for (path, (_, was)) in &before.files {
+                let FileState::File { stat, .. } = was else {
+                    continue;
+                };
+                if looked.contains(path.as_str()) || !shared.contains(&(stat.dev, stat.ino)) {
+                    continue;
+                }
+                let full = before.root.join(path);
+                let now = std::fs::symlink_metadata(&full)
+                    .ok()
+                    .filter(|meta| !meta.is_dir())
+                    .and_then(|meta| now_state(&full, &meta));
+                let change = match now {
+                    None => Change::Deleted,
+                    Some(now) if modified(&full, was, &now) => Change::Modified,
+                    Some(_) => continue,
+                };
+                changes.push(FileChange {
+                    path: path.clone(),
+                    change,
+                });
+            }
         }
         // New directories: every file in them is new (a directory in the snapshot that was
         // deleted or moved away made the events unusable, so none of these held files before).
@@ -1268,7 +1303,15 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("src/deep")).unwrap();
         std::fs::write(root.join(".gitignore"), "*.log\ntarget/\n").unwrap();
-        for name in ["a.txt", "b.txt", "c.txt", "src/deep/d.txt", "src/e.txt", "f.txt"] {
+        for name in [
+            "a.txt",
+            "b.txt",
+            "c.txt",
+            "src/deep/d.txt",
+            "src/e.txt",
+            "f.txt",
+            "h.txt",
+        ] {
             std::fs::write(root.join(name), "1234").unwrap();
             age(&root.join(name), 3600);
         }
@@ -1304,6 +1347,8 @@ mod tests {
         // Created and deleted during the task: nothing to report.
         std::fs::write(root.join("tmp.txt"), "t").unwrap();
         std::fs::remove_file(root.join("tmp.txt")).unwrap();
+        // A second name for a file (its link count and ctime change, with no event of its own).
+        std::fs::hard_link(root.join("h.txt"), root.join("g.txt")).unwrap();
         // A file replaced by a directory.
         std::fs::remove_file(root.join("src/deep/d.txt")).unwrap();
         std::fs::create_dir(root.join("src/deep/d.txt")).unwrap();
@@ -1315,6 +1360,8 @@ mod tests {
             change("c.txt", Change::Deleted),
             change("f.txt", Change::Modified),
             change("fresh/inner/x.rs", Change::Created),
+            change("g.txt", Change::Created),
+            change("h.txt", Change::Modified),
             change("link", Change::Modified),
             change("new.txt", Change::Created),
             change("src/deep/d.txt", Change::Deleted),
