@@ -2,8 +2,11 @@
 //!
 //! Order: refuse tokens in the query string -> bearer token -> [`TokenTable`] (401 for a
 //! missing, unknown, expired or revoked token) -> per-token rate limit (429) -> scope (403).
-//! Authenticated responses carry `X-RateLimit-Limit/Remaining/Reset` (except for a token whose
-//! own `rate_limit` is `unlimited`). The token is hashed and
+//! Every authenticated response carries `X-RateLimit-Limit/Remaining/Reset` (SPEC §4; the
+//! OpenAPI document declares them required), as GitHub's API sends them on every authenticated
+//! call whatever the budget. A token whose own `rate_limit` is `unlimited` is not counted; its
+//! headers report [`UNLIMITED`] for the limit and the remainder, and now as the reset (its
+//! budget is always full), so a client reading them never backs off. The token is hashed and
 //! dropped; only the token's name is ever logged.
 //!
 //! [`TokenTable`]: crate::auth::TokenTable
@@ -23,6 +26,10 @@ use crate::auth::{token, AuthError, Scope, TokenEntry};
 static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// `X-RateLimit-Limit` and `X-RateLimit-Remaining` of an `unlimited` token: the largest value
+/// the headers carry for a limited one (`u32`), never reached.
+pub const UNLIMITED: u32 = u32::MAX;
 
 /// The caller of a request, for handlers (write-backs name the token in commits and logs).
 #[derive(Clone)]
@@ -168,13 +175,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             .into_response()
         }
     };
-    // An `unlimited` token has no limit to report.
-    if let Some(decision) = decision {
-        let headers = response.headers_mut();
-        headers.insert(LIMIT.clone(), HeaderValue::from(decision.limit));
-        headers.insert(REMAINING.clone(), HeaderValue::from(decision.remaining));
-        headers.insert(RESET.clone(), HeaderValue::from(decision.reset));
-    }
+    // An `unlimited` token: a budget that is never used up and always full.
+    let (limit, remaining, reset) = match decision {
+        Some(d) => (d.limit, d.remaining, d.reset),
+        None => (UNLIMITED, UNLIMITED, now.max(0) as u64),
+    };
+    let headers = response.headers_mut();
+    headers.insert(LIMIT.clone(), HeaderValue::from(limit));
+    headers.insert(REMAINING.clone(), HeaderValue::from(remaining));
+    headers.insert(RESET.clone(), HeaderValue::from(reset));
     response
 }
 

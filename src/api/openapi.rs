@@ -369,7 +369,7 @@ fn common_headers() -> Value {
         })
     };
     json!({
-        "X-RateLimit-Limit": integer("Requests the token may make per window (Config `rate_limit.burst`)"),
+        "X-RateLimit-Limit": integer("Requests the token may make per window (Config `rate_limit.burst`, or the token's own; 4294967295 for an `unlimited` token, whose remainder is the same and reset now)"),
         "X-RateLimit-Remaining": integer("Requests left in the current window"),
         "X-RateLimit-Reset": integer("Unix time (seconds) when the window is full again"),
         "Idempotent-Replayed": {

@@ -251,11 +251,19 @@ pub(crate) fn created(row: &TaskRow) -> Response {
         (status = 200, description = "The task", body = Task),
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
-async fn show(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Task>, ApiError> {
-    Ok(Json(Task::from(&*state.tasks.get(&id).await?)))
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    // A finished task's answer is rendered once (`TaskService::shown` says why it stays true).
+    let body = state
+        .tasks
+        .shown(&id, |row| {
+            serde_json::to_vec(&Task::from(row))
+                .map(axum::body::Bytes::from)
+                .map_err(ApiError::internal)
+        })
+        .await?;
+    // The `Content-Type` `Json` would set.
+    let json = HeaderValue::from_static("application/json");
+    Ok(([(header::CONTENT_TYPE, json)], body).into_response())
 }
 
 /// Get a task's result

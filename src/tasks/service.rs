@@ -181,6 +181,8 @@ pub struct TaskService {
     counts: Counts,
     /// Recently read finished tasks (immutable), for cheap repeated reads.
     finished: quick_cache::sync::Cache<String, Arc<TaskRow>>,
+    /// Recently read finished tasks' `GET /tasks/:id` bodies (see [`TaskService::shown`]).
+    shown: quick_cache::sync::Cache<String, axum::body::Bytes>,
 }
 
 fn now() -> String {
@@ -292,6 +294,7 @@ impl TaskService {
             watches: Mutex::new(HashMap::new()),
             counts,
             finished: quick_cache::sync::Cache::new(FINISHED_CACHE),
+            shown: quick_cache::sync::Cache::new(FINISHED_CACHE),
         }))
     }
 
@@ -398,6 +401,33 @@ impl TaskService {
             self.finished.insert(row.id.clone(), row.clone());
         }
         Ok(row)
+    }
+
+    /// A task's answer to `GET /tasks/:id`, made by `render` from its row. A finished task's
+    /// answer is made once and kept, so a repeated read costs one map lookup (under load the
+    /// row's copy, the options' parse and the serialisation were the handler's whole cost).
+    ///
+    /// Why a kept answer cannot go stale, on SQLite and on PostgreSQL with several replicas
+    /// alike (the same argument as for `finished`): a finished row never changes and is never
+    /// deleted. Every `UPDATE tasks` (claiming, finishing, cancelling, failing a dead replica's
+    /// tasks; `store::tasks`, `store::cluster`) matches only a queued or running status, no
+    /// code deletes or prunes tasks, and ids are never reused. A task that is not finished is
+    /// read from the store each time. If tasks ever become deletable, both caches must be
+    /// invalidated on every replica (the cluster's notices) before this stays correct.
+    pub async fn shown<E: From<TaskError>>(
+        &self,
+        id: &str,
+        render: impl FnOnce(&TaskRow) -> Result<axum::body::Bytes, E>,
+    ) -> Result<axum::body::Bytes, E> {
+        if let Some(body) = self.shown.get(id) {
+            return Ok(body);
+        }
+        let row = self.get(id).await?;
+        let body = render(&row)?;
+        if row.status.is_terminal() {
+            self.shown.insert(row.id.clone(), body.clone());
+        }
+        Ok(body)
     }
 
     /// A filtered page, newest first, with the total.
@@ -1070,7 +1100,13 @@ async fn snapshot(dir: &Path) -> Option<Snapshot> {
 
 /// What changed since `before` (a walk of metadata; see [`super::workspace`]).
 async fn changes_since(before: Snapshot) -> Vec<FileChange> {
-    match tokio::task::spawn_blocking(move || before.changes_now()).await {
+    let answer = tokio::task::spawn_blocking(move || {
+        let changes = before.changes_now();
+        // Closing the watch (the kernel drops one mark per directory) is off the task's path.
+        tokio::task::spawn_blocking(move || drop(before));
+        changes
+    });
+    match answer.await {
         Ok(Ok(changes)) => changes,
         Ok(Err(e)) => {
             tracing::warn!("cannot list the working directory: {e}");

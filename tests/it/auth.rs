@@ -247,10 +247,19 @@ async fn per_token_rate_limits_override_the_config_and_unlimited_is_never_refuse
     let body = expect(refused, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(body["error"]["code"], "rate_limited");
 
-    // Far past any burst, including the Config's; no X-RateLimit headers: there is no limit.
+    // Far past any burst, including the Config's. The headers are still sent (every
+    // authenticated answer carries them), reporting a budget that is never used up and is
+    // full now.
     for _ in 0..300 {
         let r = s.get("/api/v1/status", &free).await;
-        assert!(!r.headers().contains_key("x-ratelimit-limit"));
+        let header = |name: &str| r.headers()[name].to_str().unwrap().parse::<u64>().unwrap();
+        assert_eq!(header("x-ratelimit-limit"), u64::from(u32::MAX));
+        assert_eq!(header("x-ratelimit-remaining"), u64::from(u32::MAX));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(header("x-ratelimit-reset").abs_diff(now) <= 2);
         expect(r, StatusCode::OK).await;
     }
 

@@ -306,6 +306,15 @@ async fn cancel_kills_the_process_group_and_a_finished_result_is_409_free() {
     )
     .await;
     assert_eq!(body["error"]["code"], "task_not_finished");
+    // A running task's answer is read afresh each time (only finished ones are kept).
+    for _ in 0..2 {
+        let shown = expect(
+            s.get(&format!("/api/v1/tasks/{id}"), &s.admin).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(shown["status"], "running");
+    }
 
     let r = s
         .request(
@@ -318,6 +327,18 @@ async fn cancel_kills_the_process_group_and_a_finished_result_is_409_free() {
         .unwrap();
     let task = expect(r, StatusCode::OK).await;
     assert_eq!(task["status"], "cancelled");
+    // Once finished, the answer is the task as the cancel returned it, the same bytes each
+    // time (rendered once, then kept), with the JSON content type.
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let r = s.get(&format!("/api/v1/tasks/{id}"), &s.admin).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        bodies.push(r.bytes().await.unwrap());
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    let shown: Value = serde_json::from_slice(&bodies[0]).unwrap();
+    assert_eq!(shown, task);
     assert!(task["error"]
         .as_str()
         .unwrap()
