@@ -305,6 +305,9 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
                 )
                 .await?,
         );
+        // Leading from the start: the shared rows hold this replica's picture before it
+        // serves (its first pass, before it joined, wrote none).
+        controller.take_over().await?;
         if let Some(trigger) = &git_trigger {
             tasks.push(spawn_revision_follower(
                 live.clone(),

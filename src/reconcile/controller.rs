@@ -108,6 +108,8 @@ struct Reconciler {
     revision: String,
     last_duration_ms: u64,
     git: GitView,
+    /// This replica leads and has written the shared rows since it took the lead.
+    rows_taken: bool,
 }
 
 /// Loads actual state from the store into `live` (so tokens work before the first pass), and
@@ -156,6 +158,7 @@ pub async fn start(
         revision: String::new(),
         last_duration_ms: 0,
         git: GitView::default(),
+        rows_taken: false,
     };
     let mut leadership = r.live.cluster.leadership();
     let task = tokio::spawn(async move {
@@ -165,7 +168,9 @@ pub async fn start(
                 _ = stop.cancelled() => break,
                 Ok(()) = leadership.changed() => {
                     let leads = *leadership.borrow_and_update();
-                    if leads {
+                    if !leads {
+                        r.rows_taken = false;
+                    } else if !r.rows_taken {
                         r.take_over().await;
                     }
                 }
@@ -193,6 +198,7 @@ impl Reconciler {
     /// leader left (it may have died before applying the latest revision, or none led) is
     /// compared with the desired state in a full pass, which writes every difference at once.
     async fn take_over(&mut self) {
+        self.rows_taken = true;
         match resources::load_all(&self.store).await {
             Ok(rows) => self.actual = rows,
             Err(e) => {
@@ -228,6 +234,12 @@ impl Reconciler {
                 self.prune_confirmed = true;
                 let (report, jobs) = self.reconcile(Scope::Full).await;
                 self.work.reply(report, jobs, true, reply);
+            }
+            Request::TakeOver { reply } => {
+                if self.live.cluster.is_leader() && !self.rows_taken {
+                    self.take_over().await;
+                }
+                let _ = reply.send(());
             }
             Request::Retry { key, generation } => self.retry(key, generation).await,
         }

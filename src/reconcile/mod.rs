@@ -75,6 +75,10 @@ pub(crate) enum Request {
     ConfirmPrune {
         reply: oneshot::Sender<Report>,
     },
+    /// When this replica leads and has not yet written the shared rows, writes them now.
+    TakeOver {
+        reply: oneshot::Sender<()>,
+    },
     /// Slow work of `key` failed; try it again if the spec is still `generation`.
     Retry {
         key: index::Key,
@@ -164,6 +168,16 @@ impl Controller {
             })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// With replicas, once joined: if this replica leads, returns when the shared rows hold its
+    /// picture (start-up waits for it before serving, so the first requests find them).
+    pub async fn take_over(&self) -> Result<(), Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::TakeOver { reply })
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
     }
 
     /// Confirms the prune guard once: the next pass may delete what vanished with the manifests.

@@ -379,7 +379,10 @@ impl Watch {
         // changes the other names' link count and ctime without an event in their directory.
         let mut shared = std::collections::HashSet::new();
         let linked = before.linked.iter().map(|path| (path, None));
-        let dirty = state.dirty.iter().map(|(path, rules)| (path, rules.as_ref()));
+        let dirty = state
+            .dirty
+            .iter()
+            .map(|(path, rules)| (path, rules.as_ref()));
         let mut looked = std::collections::HashSet::new();
         for (path, rules) in dirty.chain(linked) {
             looked.insert(path.as_str());
@@ -442,7 +445,9 @@ impl Watch {
             .filter(|(rel, _)| !has_new_ancestor(rel, &state.new_dirs))
             .filter(|(rel, rules)| {
                 before.root.join(rel).is_dir()
-                    && !rules.as_deref().is_some_and(|rules| rules.ignored(rel, true))
+                    && !rules
+                        .as_deref()
+                        .is_some_and(|rules| rules.ignored(rel, true))
             })
             .map(|(rel, rules)| Job {
                 rel: rel.clone(),
@@ -937,9 +942,7 @@ impl Rules {
 fn ancestor_rules(root: &Path) -> Option<Arc<Rules>> {
     let absolute = root.canonicalize().ok()?;
     let ancestors: Vec<&Path> = absolute.ancestors().skip(1).collect();
-    let top = ancestors
-        .iter()
-        .position(|dir| dir.join(".git").is_dir())?;
+    let top = ancestors.iter().position(|dir| dir.join(".git").is_dir())?;
     let mut rules = None;
     for (i, dir) in ancestors[..=top].iter().enumerate().rev() {
         let mut files = Vec::new();
@@ -1324,7 +1327,10 @@ mod tests {
 
         std::fs::write(root.join("a.txt"), "longer").unwrap();
         // Same size, mtime set back.
-        let mtime = std::fs::metadata(root.join("b.txt")).unwrap().modified().unwrap();
+        let mtime = std::fs::metadata(root.join("b.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
         std::fs::write(root.join("b.txt"), "5678").unwrap();
         std::fs::File::options()
             .write(true)
@@ -1389,7 +1395,13 @@ mod tests {
         // A watched directory deleted.
         let before = Snapshot::take(root).unwrap();
         std::fs::remove_dir_all(root.join("gone")).unwrap();
-        assert!(before.watch.as_ref().unwrap().changes(&before).unwrap().is_none());
+        assert!(before
+            .watch
+            .as_ref()
+            .unwrap()
+            .changes(&before)
+            .unwrap()
+            .is_none());
         assert_eq!(
             before.changes_now().unwrap(),
             vec![change("gone/sub/a.txt", Change::Deleted)]
@@ -1399,7 +1411,13 @@ mod tests {
         // not a change of its own; `.gitignore` is new.
         let before = Snapshot::take(root).unwrap();
         std::fs::write(root.join(".gitignore"), "*.tmp\n").unwrap();
-        assert!(before.watch.as_ref().unwrap().changes(&before).unwrap().is_none());
+        assert!(before
+            .watch
+            .as_ref()
+            .unwrap()
+            .changes(&before)
+            .unwrap()
+            .is_none());
         assert_eq!(
             before.changes_now().unwrap(),
             vec![change(".gitignore", Change::Created)]
@@ -1414,7 +1432,13 @@ mod tests {
         for i in 0..n {
             std::fs::File::create(root.join(format!("many/{i}"))).unwrap();
         }
-        assert!(before.watch.as_ref().unwrap().changes(&before).unwrap().is_none());
+        assert!(before
+            .watch
+            .as_ref()
+            .unwrap()
+            .changes(&before)
+            .unwrap()
+            .is_none());
         let changes = before.changes_now().unwrap();
         assert_eq!(changes.len(), n);
         assert!(changes
