@@ -372,6 +372,46 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 mod tests {
     use super::*;
 
+    fn token(name: &str) -> String {
+        format!(
+            "apiVersion: openclaw.dev/v1\nkind: Token\nmetadata: {{name: {name}}}\nspec: {{scope: read, sha256: {}}}\n",
+            "ab".repeat(32)
+        )
+    }
+
+    #[test]
+    fn the_rules_judge_only_the_written_file_against_the_declarations_elsewhere() {
+        let mut set = ManifestSet::default();
+        let a = PathBuf::from("b.yaml");
+        set.files
+            .insert(a.clone(), load::parse_file(&a, &token("dup")));
+        // A later file declaring the same name is the duplicate: refused.
+        let later = PathBuf::from("c.yaml");
+        let new = load::parse_file(&later, &format!("{}---\n{}", token("dup"), token("ok")));
+        let problems = rule_problems(&set, &later, &new);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].file.as_path(), problems[0].line),
+            (later.as_path(), 1)
+        );
+        assert!(problems[0].message.contains("duplicate Token/dup"));
+        // An earlier file takes the name over: the duplicate is then the other file's problem.
+        let earlier = PathBuf::from("a.yaml");
+        let new = load::parse_file(&earlier, &token("dup"));
+        assert!(rule_problems(&set, &earlier, &new).is_empty());
+        // The file itself, rewritten, is no duplicate of its old content.
+        let new = load::parse_file(&a, &token("dup"));
+        assert!(rule_problems(&set, &a, &new).is_empty());
+        // Twice in one file: the second is the duplicate.
+        let text = format!("{}---\n{}", token("x"), token("x"));
+        let new = load::parse_file(&later, &text);
+        let lines: Vec<usize> = rule_problems(&set, &later, &new)
+            .iter()
+            .map(|d| d.line)
+            .collect();
+        assert_eq!(lines, vec![6]);
+    }
+
     #[test]
     fn merge_patch_follows_rfc_7396() {
         let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
