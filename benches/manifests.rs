@@ -53,6 +53,12 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+/// The same allocator as the `claw` binary, so the in-process cold start is measured like for
+/// like with the served RSS.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long one edit may take to converge before the run is declared broken.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the real `claw serve` may take to start listening.
@@ -1270,6 +1276,7 @@ fn run(args: &Args) -> Result<()> {
 
     let report = json!({
         "bench": "manifests",
+        "allocator": if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" },
         "resources": resources,
         "documents": documents,
         "kinds": generated.kinds.iter().map(|(k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),

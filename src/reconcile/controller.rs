@@ -21,6 +21,7 @@ use super::read;
 use super::record::{self, Book, SummaryParts};
 use super::revision::GitView;
 use super::scheduler::{Done, Ended};
+use super::status::Messages;
 use super::work::{Finished, Purpose, Work};
 use super::{handlers, Controller, Request, Scope, WriteContext};
 use crate::gitops::{pull::Checkout, writeback};
@@ -97,6 +98,8 @@ struct Reconciler {
     store: Store,
     live: Arc<Live>,
     book: Book,
+    /// Status messages, one copy per distinct text.
+    messages: Messages,
     work: Work,
     /// Resources whose fast apply failed: planned again on every pass until they succeed.
     failed: HashSet<Key>,
@@ -149,6 +152,7 @@ pub async fn start(
         store,
         live,
         book: Book::default(),
+        messages: Messages::default(),
         work,
         failed: HashSet::new(),
         held: BTreeSet::new(),
@@ -531,9 +535,9 @@ impl Reconciler {
                         self.actual.insert(key.clone(), applied);
                     }
                     let ready = outcome.ready();
+                    let message = self.messages.intern(outcome.message);
                     self.set_status(&key, now, |s| {
                         s.applied_revision = Some(revision.clone());
-                        let message: Arc<str> = outcome.message.into();
                         if ready {
                             s.applied_outcome = Some((outcome.reason, message.clone()));
                         }
@@ -732,8 +736,8 @@ impl Reconciler {
             (_, Ok(None)) => None,
             (Purpose::Apply, Ok(Some(outcome))) => {
                 self.work.settled(key);
+                let message = self.messages.intern(outcome.message);
                 self.book.update(&self.live.resources, key, None, now, |s| {
-                    let message: Arc<str> = outcome.message.into();
                     s.applied_outcome = Some((outcome.reason, message.clone()));
                     s.set(true, outcome.reason, message, now);
                 });

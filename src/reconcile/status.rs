@@ -1,6 +1,7 @@
 //! Per-resource status (Ready, reason, message, applied revision, time) and the summary the
 //! API shows.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,6 +46,29 @@ impl ResourceStatus {
         self.ready = ready;
         self.reason = reason;
         self.message = message.into();
+    }
+}
+
+/// Status messages shared between resources: 100,000 Tokens of one scope hold one "token
+/// accepted with scope read", not a copy each. Bounded: forgotten (not freed from statuses
+/// that hold them) when [`Messages::MAX`] distinct ones have been seen.
+#[derive(Default)]
+pub struct Messages(HashSet<Arc<str>>);
+
+impl Messages {
+    const MAX: usize = 256;
+
+    /// The shared copy of `message`.
+    pub fn intern(&mut self, message: String) -> Arc<str> {
+        if let Some(m) = self.0.get(message.as_str()) {
+            return m.clone();
+        }
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        let m: Arc<str> = message.into();
+        self.0.insert(m.clone());
+        m
     }
 }
 
@@ -111,5 +135,25 @@ impl Summary {
             "errors": errors,
         })
         .to_string();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_messages_share_one_copy_and_the_set_stays_bounded() {
+        let mut messages = Messages::default();
+        let a = messages.intern("token accepted with scope read".to_owned());
+        let b = messages.intern("token accepted with scope read".to_owned());
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = messages.intern("token accepted with scope admin".to_owned());
+        assert!(!Arc::ptr_eq(&a, &c));
+        for i in 0..1000 {
+            messages.intern(format!("installed v{i}"));
+        }
+        assert!(messages.0.len() <= Messages::MAX);
+        assert_eq!(&*messages.intern("x".to_owned()), "x");
     }
 }
