@@ -618,3 +618,29 @@ pub fn etag(digest: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{}\"", hex::encode(digest)))
         .unwrap_or(HeaderValue::from_static("\"\""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hex() {
+        let ids = RequestIds::default();
+        let prefix = ids.prefix.to_string();
+        assert_eq!(prefix.len(), 12);
+        assert_eq!(ids.next().to_str().unwrap(), format!("{prefix}-0"));
+        assert_eq!(ids.next().to_str().unwrap(), format!("{prefix}-1"));
+        ids.next
+            .store(0xfedc_ba98_7654_3210, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            ids.next().to_str().unwrap(),
+            format!("{prefix}-fedcba9876543210")
+        );
+        ids.next
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            ids.next().to_str().unwrap(),
+            format!("{prefix}-ffffffffffffffff")
+        );
+    }
+}
