@@ -124,7 +124,17 @@ fn query_has_token(query: &str) -> bool {
 }
 
 /// The `/api/v1` middleware.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    authenticate_then(&state, req, |req| next.run(req)).await
+}
+
+/// [`authenticate`] in front of `inner` (a concrete future, so callers that fold several
+/// steps into one layer box nothing more).
+pub async fn authenticate_then<F, Fut>(state: &AppState, mut req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     if req.uri().query().is_some_and(query_has_token) {
         return ApiError::bad_request(
             "token_in_query",
@@ -164,7 +174,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         if entry.scope.allows(needed) {
             entry.touch(now);
             req.extensions_mut().insert(Caller(entry.clone()));
-            next.run(req).await
+            inner(req).await
         } else {
             ApiError::forbidden(format!(
                 "token '{}' has scope {}; this call needs {}",

@@ -25,11 +25,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Counts every routed request by method, matched route (not the raw path, so ids do not
 /// explode the series) and status, with its latency.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    track_then(&state, req, |req| next.run(req)).await
+}
+
+/// [`track`] around `inner` (a concrete future: see [`super::auth::authenticate_then`]).
+pub async fn track_then<F, Fut>(state: &AppState, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let started = Instant::now();
     let method = req.method().clone();
     // MatchedPath is a shared string: cloning it does not allocate.
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
+    let response = inner(req).await;
     if let Some(route) = route {
         state.live.metrics.request(
             method.as_str(),

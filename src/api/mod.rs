@@ -1,10 +1,12 @@
 //! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz`, `/metrics`, and the web
 //! dashboard at `/` and `/ui/...` ([`ui`]).
 //!
-//! Requests pass request id -> JSON errors (which log server errors) -> trace -> body limit
-//! (one stack around the routes) -> metrics -> (for `/api/v1`) authentication, scope and rate limit ([`auth`];
-//! `POST /api/v1/hooks/git` accepts a signature instead, see [`hooks`]) -> `Idempotency-Key`
-//! on creating POSTs ([`idempotency`]) -> one module per
+//! Requests pass one front layer (header bounds -> request id -> JSON errors, which log server
+//! errors -> the request's span) -> request timeout and declared body size -> body limit (one stack around
+//! the routes) -> for `/api/v1`, one layer doing metrics, authentication, scope and rate limit
+//! ([`auth`]) and `Idempotency-Key` on creating POSTs ([`idempotency`]); other routes have
+//! metrics alone (`POST /api/v1/hooks/git` accepts a signature instead of the token, see
+//! [`hooks`]) -> one module per
 //! resource; each module's routes carry their full paths. The OpenAI-compatible `/v1/...`
 //! ([`openai`]) passes its Config switch, then the same authentication; the JSON-errors layer
 //! gives its errors OpenAI's shape. Handlers read [`Live`] state and ask the
@@ -34,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -43,10 +45,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -203,20 +202,19 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         public,
         openai,
     } = routes();
-    // Inside authentication: an `Idempotency-Key` belongs to the caller's token.
+    // One layer for every `/api/v1` route: metrics, authentication and `Idempotency-Key`
+    // (inside authentication: a key belongs to the caller's token).
     let bearer = Router::from(bearer)
+        .route_layer(middleware::from_fn_with_state(state.clone(), bearer_layer));
+    let hooks = Router::from(hooks)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            idempotency::layer,
+            hooks::authenticate_unless_signed,
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::authenticate,
+            metrics::track,
         ));
-    let hooks = Router::from(hooks).route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        hooks::authenticate_unless_signed,
-    ));
     // The switch before authentication: while it is off, `/v1` is not there for anyone.
     let openai = Router::from(openai)
         .route_layer(middleware::from_fn_with_state(
@@ -226,50 +224,103 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             openai::enabled,
-        ));
-    let routes = Router::from(public)
-        .merge(bearer)
-        .merge(hooks)
-        .merge(openai)
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
-        ))
-        // After the metrics layer: API metrics count API calls, not page loads.
+        ));
+    let public = Router::from(public).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ));
+    let routes = public
+        .merge(bearer)
+        .merge(hooks)
+        .merge(openai)
+        // Without the metrics layer: API metrics count API calls, not page loads.
         .merge(ui::router())
         .fallback(not_found)
         .with_state(state);
     // The layers every request passes, as one stack around the routes. (`Router::layer` would
     // wrap each route in each layer, one boxed service per layer, and every request clones the
-    // whole chain of boxes.)
+    // whole chain of boxes.) Each `from_fn` boxes its future, so the steps are folded into as
+    // few of them as their order allows.
+    let front = Arc::new(Front {
+        limits,
+        ids: RequestIds::default(),
+    });
     let stack = ServiceBuilder::new()
-        // First: a request over the header bounds gets our JSON 431 before anything else runs.
+        // Header bounds (431), request id, JSON errors, request-id propagation.
+        .layer(middleware::from_fn_with_state(front, front_layer))
+        // Request timeout (503) and a declared oversize body (413).
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            header_limits(limits, req, next)
-        }))
-        .layer(SetRequestIdLayer::new(
-            X_REQUEST_ID.clone(),
-            RequestIds::default(),
-        ))
-        // Outside the propagation below, so the error log can name the request id.
-        .layer(middleware::from_fn(json_errors))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
-        // Server errors are logged by `json_errors`, with the request's method, path and id.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_failure(()),
-        )
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            request_timeout(limits.request_timeout, req, next)
-        }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            refuse_declared_oversize(limits.max_body_bytes, req, next)
+            timeout_and_size(limits, req, next)
         }))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .service(routes);
     Router::new().fallback_service(stack)
+}
+
+/// Everything a `/api/v1` route passes, in one layer (one boxed future instead of three):
+/// metrics -> authentication, scope and rate limit ([`auth`]) -> `Idempotency-Key`
+/// ([`idempotency`]).
+async fn bearer_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    metrics::track_then(&state, req, |req| {
+        auth::authenticate_then(&state, req, |req| {
+            idempotency::layer(State(state.clone()), req, next)
+        })
+    })
+    .await
+}
+
+/// What the front layer needs.
+struct Front {
+    limits: Limits,
+    ids: RequestIds,
+}
+
+/// The outermost layer: the header bounds first (a request over them gets our JSON 431 before
+/// anything else runs, without a request id), then the request id (the client's
+/// `X-Request-Id`, or a new one) set on the request, then the JSON errors ([`json_errors`])
+/// of the answer, which carries the request id.
+async fn front_layer(State(front): State<Arc<Front>>, mut req: Request, next: Next) -> Response {
+    if let Some(refused) = header_limits(front.limits, &req) {
+        return refused;
+    }
+    let id = match req.headers().get(&X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = front.ids.next();
+            req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+    };
+    drop(front);
+    let method = req.method().clone();
+    // A `Uri` clone shares its bytes: no allocation on the (usual) path without an error.
+    let uri = req.uri().clone();
+    // The request's span around the layers and handler below (not tower-http's `TraceLayer`,
+    // whose response body wrapper costs a boxed body per request). Server errors are logged
+    // below, outside it, with the request's method, path and id.
+    let span = request_span(&req);
+    let started = std::time::Instant::now();
+    let mut response = async {
+        tracing::debug!("started processing request");
+        let response = next.run(req).await;
+        tracing::debug!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "finished processing request"
+        );
+        response
+    }
+    .instrument(span)
+    .await;
+    if !response.headers().contains_key(&X_REQUEST_ID) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    }
+    json_errors(&method, uri.path(), response).await
 }
 
 static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
@@ -309,12 +360,23 @@ impl Default for RequestIds {
     }
 }
 
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+impl RequestIds {
+    /// The next id: the prefix, `-`, the counter in hex, written without a `String`.
+    fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+        let mut buf = [0u8; 64];
+        let prefix = self.prefix.as_bytes();
+        let mut len = prefix.len().min(40);
+        buf[..len].copy_from_slice(&prefix[..len]);
+        buf[len] = b'-';
+        len += 1;
+        let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+        for i in 0..digits {
+            let nibble = (n >> (4 * (digits - 1 - i))) & 0xf;
+            buf[len + i] = b"0123456789abcdef"[nibble as usize];
+        }
+        len += digits;
+        HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("0"))
     }
 }
 
@@ -357,7 +419,7 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 
 /// 431 with our JSON body for a request header over [`Limits`]. (The HTTP parser has its own
 /// backstop at four times these bounds, where it closes the connection with a bare 431.)
-async fn header_limits(limits: Limits, req: Request, next: Next) -> Response {
+fn header_limits(limits: Limits, req: &Request) -> Option<Response> {
     let fields = req.headers().len();
     let bytes = req.method().as_str().len()
         + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
@@ -367,7 +429,7 @@ async fn header_limits(limits: Limits, req: Request, next: Next) -> Response {
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum::<usize>();
     if fields > limits.max_headers || bytes > limits.max_header_bytes {
-        return ApiError::new(
+        return Some(ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request_header_fields_too_large",
             format!(
@@ -375,15 +437,22 @@ async fn header_limits(limits: Limits, req: Request, next: Next) -> Response {
                 limits.max_headers, limits.max_header_bytes
             ),
         )
-        .into_response();
+        .into_response());
     }
-    next.run(req).await
+    None
 }
 
-/// 503 when a handler takes longer than `timeout` to answer. Only the response head is timed,
-/// so a stream (SSE) that has started is never cut.
-async fn request_timeout(timeout: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
+/// 503 when a handler takes longer than the request timeout to answer (only the response head
+/// is timed, so a stream (SSE) that has started is never cut), and 413 for a body declared
+/// over the limit ([`refuse_declared_oversize`]), in one layer.
+async fn timeout_and_size(limits: Limits, req: Request, next: Next) -> Response {
+    let timeout = limits.request_timeout;
+    match tokio::time::timeout(
+        timeout,
+        refuse_declared_oversize(limits.max_body_bytes, req, next),
+    )
+    .await
+    {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -436,12 +505,7 @@ async fn refuse_declared_oversize(max: usize, req: Request, next: Next) -> Respo
 }
 
 /// Gives errors produced below our handlers (axum's 405, tower-http's 413, ...) our JSON body.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    // A `Uri` clone shares its bytes: no allocation on the (usual) path without an error.
-    let uri = req.uri().clone();
-    let mut response = next.run(req).await;
-    let path = uri.path();
+async fn json_errors(method: &Method, path: &str, mut response: Response) -> Response {
     let status = response.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         // The body was refused unread, so the connection cannot carry another request: say
@@ -467,14 +531,14 @@ async fn json_errors(req: Request, next: Next) -> Response {
         let ours = if is_json {
             response
         } else {
-            with_json_error(&method, path, response)
+            with_json_error(method, path, response)
         };
         return openai::rewrite_error(ours).await;
     }
     if is_json {
         return response;
     }
-    with_json_error(&method, path, response)
+    with_json_error(method, path, response)
 }
 
 /// Our JSON error body for an error answer that has none (axum's 405, tower-http's 413, ...).
@@ -553,4 +617,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 pub fn etag(digest: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{}\"", hex::encode(digest)))
         .unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hex() {
+        let ids = RequestIds::default();
+        let prefix = ids.prefix.to_string();
+        assert_eq!(prefix.len(), 12);
+        assert_eq!(ids.next().to_str().unwrap(), format!("{prefix}-0"));
+        assert_eq!(ids.next().to_str().unwrap(), format!("{prefix}-1"));
+        ids.next
+            .store(0xfedc_ba98_7654_3210, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            ids.next().to_str().unwrap(),
+            format!("{prefix}-fedcba9876543210")
+        );
+        ids.next
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            ids.next().to_str().unwrap(),
+            format!("{prefix}-ffffffffffffffff")
+        );
+    }
 }
