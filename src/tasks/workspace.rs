@@ -193,20 +193,7 @@ impl Snapshot {
             }
             // Not met by the walk: deleted — or still there but ignored now (the task edited
             // an ignore file), which is no change of the file's own.
-            let full = self.root.join(path);
-            let now = std::fs::symlink_metadata(&full)
-                .ok()
-                .filter(|meta| !meta.is_dir())
-                .and_then(|meta| now_state(&full, &meta));
-            let change = match now {
-                None => Change::Deleted,
-                Some(now) if modified(&full, was, &now) => Change::Modified,
-                Some(_) => continue,
-            };
-            changes.push(FileChange {
-                path: path.clone(),
-                change,
-            });
+            changes.extend(recheck(&self.root, path, was));
         }
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(changes)
@@ -421,20 +408,7 @@ impl Watch {
                 if looked.contains(path.as_str()) || !shared.contains(&(stat.dev, stat.ino)) {
                     continue;
                 }
-                let full = before.root.join(path);
-                let now = std::fs::symlink_metadata(&full)
-                    .ok()
-                    .filter(|meta| !meta.is_dir())
-                    .and_then(|meta| now_state(&full, &meta));
-                let change = match now {
-                    None => Change::Deleted,
-                    Some(now) if modified(&full, was, &now) => Change::Modified,
-                    Some(_) => continue,
-                };
-                changes.push(FileChange {
-                    path: path.clone(),
-                    change,
-                });
+                changes.extend(recheck(&before.root, path, was));
             }
         }
         // New directories: every file in them is new (a directory in the snapshot that was
@@ -998,6 +972,24 @@ fn modified(path: &Path, before: &FileState, now: &FileState) -> bool {
         }
         _ => true,
     }
+}
+
+/// Looks again at a file the snapshot held: deleted, modified, or (None) unchanged.
+fn recheck(root: &Path, path: &str, was: &FileState) -> Option<FileChange> {
+    let full = root.join(path);
+    let now = std::fs::symlink_metadata(&full)
+        .ok()
+        .filter(|meta| !meta.is_dir())
+        .and_then(|meta| now_state(&full, &meta));
+    let change = match now {
+        None => Change::Deleted,
+        Some(now) if modified(&full, was, &now) => Change::Modified,
+        Some(_) => return None,
+    };
+    Some(FileChange {
+        path: path.to_owned(),
+        change,
+    })
 }
 
 fn hash_file(path: &Path) -> Option<[u8; 32]> {
