@@ -344,6 +344,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             schedules: schedules.clone(),
             git_trigger,
             allow_api_privileged: options.allow_api_privileged,
+            status_body: Default::default(),
         }),
         options.limits,
     );

@@ -89,6 +89,8 @@ pub struct Shared {
     pub git_trigger: Option<Arc<crate::gitops::pull::Trigger>>,
     /// `--allow-api-privileged`: writes may grant manifest-only settings (SPEC §5a).
     pub allow_api_privileged: bool,
+    /// The last `GET /status` body, served again while nothing in it changed.
+    pub status_body: status::BodyCache,
 }
 
 impl Shared {

@@ -4,6 +4,7 @@
 //! live progress for Server-Sent Events subscribers.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -159,7 +160,7 @@ pub fn render_counts(counts: impl IntoIterator<Item = (TaskStatus, i64)>) -> Str
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&format!("\"{s}\":{n}"));
+        let _ = write!(out, "\"{s}\":{n}");
     }
     out.push('}');
     out
@@ -306,24 +307,22 @@ impl TaskService {
     /// Tasks per status in the whole deployment (`GET /status`, `/metrics`): alone, this
     /// process's counts (no query); with replicas, read from the shared database, so every
     /// replica answers the same (a process only counts the tasks it created and ran).
-    pub async fn deployment_counts(&self) -> Vec<(TaskStatus, i64)> {
+    pub async fn deployment_counts(&self) -> [(TaskStatus, i64); 5] {
         if self.live.cluster.is_clustered() {
             match rows::counts(&self.store).await {
                 Ok(found) => {
-                    return TaskStatus::ALL
-                        .into_iter()
-                        .map(|s| {
-                            let n = found.iter().find(|(f, _)| *f == s).map_or(0, |(_, n)| *n);
-                            (s, n)
-                        })
-                        .collect()
+                    return TaskStatus::ALL.map(|s| {
+                        let n = found.iter().find(|(f, _)| *f == s).map_or(0, |(_, n)| *n);
+                        (s, n)
+                    })
                 }
                 Err(e) => tracing::warn!(
                     "cannot count the deployment's tasks (showing this replica's own counts): {e}"
                 ),
             }
         }
-        self.counts.each().collect()
+        let mut each = self.counts.each();
+        TaskStatus::ALL.map(|s| each.next().unwrap_or((s, 0)))
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
