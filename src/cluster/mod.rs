@@ -84,6 +84,8 @@ pub struct Cluster {
     outgoing: OnceLock<mpsc::UnboundedSender<Notice>>,
     /// `GET /status`'s `replicas` array, rendered by the heartbeat.
     rendered: ArcSwap<String>,
+    /// Some live replica leads, as the last heartbeat read the rows.
+    led: AtomicBool,
 }
 
 impl Cluster {
@@ -100,6 +102,7 @@ impl Cluster {
             notices: OnceLock::new(),
             outgoing: OnceLock::new(),
             rendered: ArcSwap::from_pointee(String::from("[]")),
+            led: AtomicBool::new(true),
         };
         cluster.render_single();
         Arc::new(cluster)
@@ -125,6 +128,12 @@ impl Cluster {
     /// reconcile writes no shared rows; the hand-over writes them once it leads).
     pub fn expect_peers(&self) {
         self.set_leader(false);
+    }
+
+    /// True when some replica leads (this one, or a live one in the rows the last heartbeat
+    /// read): the shared rows are being written.
+    pub fn is_led(&self) -> bool {
+        self.is_leader() || self.led.load(Ordering::Acquire)
     }
 
     /// True when other replicas may share the database.

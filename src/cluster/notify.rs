@@ -75,6 +75,9 @@ pub enum Notice {
     },
     /// A write-back pushed a new manifest revision: fetch now.
     Revision { from: String },
+    /// The leader committed a pass that wrote shared resource rows: a replica whose own
+    /// write-back waits for them looks again.
+    Applied { from: String },
 }
 
 /// The wire form: a sequence number makes every payload unique (PostgreSQL folds identical

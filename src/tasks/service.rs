@@ -738,7 +738,7 @@ impl TaskService {
                     self.watches().remove(&task);
                 }
             }
-            Notice::Revision { .. } => {}
+            Notice::Revision { .. } | Notice::Applied { .. } => {}
         }
         false
     }
