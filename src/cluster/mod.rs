@@ -86,6 +86,8 @@ pub struct Cluster {
     rendered: ArcSwap<String>,
     /// Some live replica leads, as the last heartbeat read the rows.
     led: AtomicBool,
+    /// This replica wrote events the leader should fan out (`notify::outbox_signaller`).
+    outbox_written: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -103,6 +105,7 @@ impl Cluster {
             outgoing: OnceLock::new(),
             rendered: ArcSwap::from_pointee(String::from("[]")),
             led: AtomicBool::new(true),
+            outbox_written: tokio::sync::Notify::new(),
         };
         cluster.render_single();
         Arc::new(cluster)
@@ -190,6 +193,14 @@ impl Cluster {
         }
     }
 
+    /// On a replica that does not lead: it wrote events, which the leader fans out; the
+    /// leader hears of it within [`notify::OUTBOX_SIGNAL_EVERY`]. Nothing happens alone.
+    pub fn outbox_written(&self) {
+        if self.is_clustered() && !self.is_leader() {
+            self.outbox_written.notify_one();
+        }
+    }
+
     /// Joins the deployment on `pool`: registers this replica (first heartbeat done before
     /// this returns, so its claims are never orphans), then runs the heartbeat, the election,
     /// the lease check, the listener, the publisher and the rate-limit sync until `stop`.
@@ -224,6 +235,11 @@ impl Cluster {
                 self.clone(),
                 pool.clone(),
                 rx,
+                stop.clone(),
+            )),
+            tokio::spawn(notify::outbox_signaller(
+                self.clone(),
+                pool.clone(),
                 stop.clone(),
             )),
             tokio::spawn(replicas::heartbeat(
