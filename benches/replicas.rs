@@ -16,13 +16,18 @@
 //! - deliveries/s: all deliveries over the time from the first create to the last delivery
 //!   received (fan-out, claims and sends of every replica inside);
 //! - checks: no task run twice, no delivery id received twice (every attempt answers 200, so
-//!   a second request would be a second send within one attempt), failover < 10 s, 3
-//!   replicas not slower in total than 1 (tasks/s and deliveries/s).
+//!   a second request would be a second send within one attempt), failover < 10 s (in every
+//!   round), 3 replicas not slower in total than 1 (the medians of tasks/s and deliveries/s).
+//!
+//! A shared machine's speed drifts over seconds, so the setups run in `--rounds` rounds
+//! (default 3), their order rotating from one round to the next, and the table shows each
+//! setup's medians; every round's figures are printed too.
 //!
 //! ```text
 //! cargo bench --bench replicas
-//! cargo bench --bench replicas -- --tasks 2000 --endpoints 10
-//! cargo bench --bench replicas -- --statements
+//! cargo bench --bench replicas -- --tasks 2000 --endpoints 10 --rounds 5
+//! cargo bench --bench replicas -- --statements --rounds 1
+//! CLAW_BENCH_BIN=path/to/claw cargo bench --bench replicas   # another build of claw
 //! ```
 //!
 //! `--statements` loads `pg_stat_statements` into the cluster and prints, per PostgreSQL
@@ -51,14 +56,14 @@ use axum::Router;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const USAGE: &str =
-    "usage: cargo bench --bench replicas -- [--tasks N] [--endpoints N] [--statements]";
+const USAGE: &str = "usage: cargo bench --bench replicas -- [--tasks N] [--endpoints N] [--rounds N] [--statements]";
 
 const SCRIPT: &str = r#"cat >/dev/null; echo "$CLAW_TASK_ID" >> "$CLAW_BENCH_LOG"; echo ok"#;
 
 struct Args {
     tasks: usize,
     endpoints: usize,
+    rounds: usize,
     statements: bool,
 }
 
@@ -66,6 +71,7 @@ fn args() -> Args {
     let mut a = Args {
         tasks: 1000,
         endpoints: 5,
+        rounds: 3,
         statements: false,
     };
     let mut it = std::env::args().skip(1);
@@ -78,6 +84,7 @@ fn args() -> Args {
         match arg.as_str() {
             "--tasks" => a.tasks = value("--tasks"),
             "--endpoints" => a.endpoints = value("--endpoints"),
+            "--rounds" => a.rounds = value("--rounds").max(1),
             "--statements" => a.statements = true,
             "--bench" => {}
             other => panic!("unknown argument {other}\n{USAGE}"),
@@ -92,7 +99,7 @@ fn main() -> ExitCode {
         // Read by `postgres::cluster` when it starts the server (set before any thread runs).
         std::env::set_var(
             "CLAW_TEST_PG_OPTIONS",
-            "-c shared_preload_libraries=pg_stat_statements",
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on",
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,6 +115,12 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The `claw` binary measured: `CLAW_BENCH_BIN` (another build, e.g. before a change), else
+/// the one `cargo bench` built.
+fn binary() -> std::ffi::OsString {
+    std::env::var_os("CLAW_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_claw").into())
 }
 
 /// A `claw serve` child, killed on drop.
@@ -235,7 +248,7 @@ fn spawn(
     database: Option<&str>,
     log: &Path,
 ) -> Result<Replica> {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claw"));
+    let mut cmd = std::process::Command::new(binary());
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--data")
         .arg(dir.join(format!("replica-{i}")))
@@ -305,11 +318,13 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// One setup's figures.
+/// One setup's figures (one round's, or the medians of all rounds).
 struct Run {
     name: String,
     tasks_per_s: f64,
     deliveries_per_s: f64,
+    /// CPU of every claw process and PostgreSQL per task (tasks and their deliveries), ms.
+    cpu_ms_per_task: f64,
     cpu: Vec<f64>,
     /// PostgreSQL's CPU over the same time (None on SQLite).
     postgres_cpu: Option<f64>,
@@ -324,6 +339,40 @@ impl Run {
     fn cpu_per_task_ms(&self, tasks: usize) -> f64 {
         let total: f64 = self.cpu.iter().sum::<f64>() + self.postgres_cpu.unwrap_or(0.0);
         1000.0 * total / tasks.max(1) as f64
+    }
+
+    /// One setup's rounds in one: the median of each figure (of each process's CPU), the
+    /// duplicates of all rounds, the longest failover.
+    fn median(rounds: &[Run], tasks: usize) -> Run {
+        let of = |f: &dyn Fn(&Run) -> f64| median(rounds.iter().map(f).collect());
+        let processes = rounds.iter().map(|r| r.cpu.len()).max().unwrap_or(0);
+        Run {
+            name: rounds.first().map_or_else(String::new, |r| r.name.clone()),
+            tasks_per_s: of(&|r| r.tasks_per_s),
+            deliveries_per_s: of(&|r| r.deliveries_per_s),
+            cpu_ms_per_task: of(&|r| r.cpu_per_task_ms(tasks)),
+            cpu: (0..processes)
+                .map(|i| of(&|r| r.cpu.get(i).copied().unwrap_or(0.0)))
+                .collect(),
+            postgres_cpu: rounds
+                .iter()
+                .all(|r| r.postgres_cpu.is_some())
+                .then(|| of(&|r| r.postgres_cpu.unwrap_or(0.0))),
+            wall: of(&|r| r.wall),
+            run_twice: rounds.iter().map(|r| r.run_twice).sum(),
+            sent_twice: rounds.iter().map(|r| r.sent_twice).sum(),
+            failover: rounds.iter().filter_map(|r| r.failover).reduce(f64::max),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two when their number is even).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -456,17 +505,20 @@ async fn setup(
         None
     };
     drop(procs);
-    Ok(Run {
+    let mut run = Run {
         name: name.to_owned(),
         tasks_per_s: a.tasks as f64 / tasks_elapsed,
         deliveries_per_s: want as f64 / deliveries_elapsed.max(1e-9),
+        cpu_ms_per_task: 0.0,
         cpu,
         postgres_cpu: pg_cpu,
         wall,
         run_twice,
         sent_twice,
         failover,
-    })
+    };
+    run.cpu_ms_per_task = run.cpu_per_task_ms(a.tasks);
+    Ok(run)
 }
 
 /// `pg_stat_statements` of one setup's database.
@@ -499,13 +551,17 @@ impl Statements {
         )
         .fetch_all(&self.pool)
         .await?;
-        let (calls, ms): (i64, f64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(calls), 0)::BIGINT, COALESCE(SUM(total_exec_time), 0) FROM pg_stat_statements
+        let (calls, ms, plans, plan_ms): (i64, f64, i64, f64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(calls), 0)::BIGINT, COALESCE(SUM(total_exec_time), 0),
+                    COALESCE(SUM(plans), 0)::BIGINT, COALESCE(SUM(total_plan_time), 0)
+             FROM pg_stat_statements
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .fetch_one(&self.pool)
         .await?;
-        println!("\n{name}: {calls} statements, {ms:.0} ms of execution; the costliest:");
+        println!(
+            "\n{name}: {calls} statements, {ms:.0} ms of execution, {plans} plans made in {plan_ms:.0} ms; the costliest:"
+        );
         println!("{:>8} {:>8} {:>9}  statement", "calls", "rows", "ms");
         for (query, calls, rows, ms) in rows {
             let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -578,16 +634,44 @@ async fn bench(a: Args) -> Result<bool> {
         a.tasks,
         a.endpoints,
         a.tasks * a.endpoints,
-        env!("CARGO_BIN_EXE_claw")
+        binary().to_string_lossy()
     );
     let pg_data = cluster.dir.join("data");
-    let runs = vec![
-        setup(&a, "sqlite, 1 process", 1, None, &pg_data, false).await?,
-        setup(&a, "postgres, 1 replica", 1, Some(fresh()), &pg_data, false).await?,
-        setup(&a, "postgres, 3 replicas", 3, Some(fresh()), &pg_data, true).await?,
+    // (name, replicas, on PostgreSQL)
+    let setups = [
+        ("sqlite, 1 process", 1, false),
+        ("postgres, 1 replica", 1, true),
+        ("postgres, 3 replicas", 3, true),
     ];
+    let mut rounds: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
+    for round in 0..a.rounds {
+        // The order rotates, so no setup always runs first (or last) in a round.
+        for k in 0..setups.len() {
+            let which = (round + k) % setups.len();
+            let (name, replicas, on_postgres) = setups[which];
+            let database = on_postgres.then(fresh);
+            let run = setup(&a, name, replicas, database, &pg_data, replicas > 1).await?;
+            println!(
+                "round {}/{}  {:<22} {:>7.1} tasks/s {:>8.1} deliveries/s {:>5.1} ms CPU/task{}",
+                round + 1,
+                a.rounds,
+                name,
+                run.tasks_per_s,
+                run.deliveries_per_s,
+                run.cpu_per_task_ms(a.tasks),
+                run.failover
+                    .map_or(String::new(), |f| format!(", failover {f:.2} s"))
+            );
+            rounds[which].push(run);
+        }
+    }
+    let runs: Vec<Run> = rounds.iter().map(|r| Run::median(r, a.tasks)).collect();
     println!(
-        "\n{:<22} {:>9} {:>13} {:>7} {:>12}  {:<36} {:>13} {:>9} {:>10}",
+        "\n{} round(s), setups alternating; medians (run twice / sent twice: all rounds; failover: the longest):",
+        a.rounds
+    );
+    println!(
+        "{:<22} {:>9} {:>13} {:>7} {:>12}  {:<36} {:>13} {:>9} {:>10}",
         "setup",
         "tasks/s",
         "deliveries/s",
@@ -613,7 +697,7 @@ async fn bench(a: Args) -> Result<bool> {
             r.tasks_per_s,
             r.deliveries_per_s,
             r.wall,
-            r.cpu_per_task_ms(a.tasks),
+            r.cpu_ms_per_task,
             cpu.join(", "),
             pg,
             r.run_twice,
@@ -636,17 +720,17 @@ async fn bench(a: Args) -> Result<bool> {
             String::new(),
         ),
         (
-            "leader failover < 10 s",
+            "leader failover < 10 s (every round)",
             failover < 10.0,
             format!("{failover:.2} s"),
         ),
         (
-            "3 replicas not slower than 1: tasks/s",
+            "3 replicas not slower than 1 (medians): tasks/s",
             three.tasks_per_s >= one.tasks_per_s,
             format!("{:.1} vs {:.1}", three.tasks_per_s, one.tasks_per_s),
         ),
         (
-            "3 replicas not slower than 1: deliveries/s",
+            "3 replicas not slower than 1 (medians): deliveries/s",
             three.deliveries_per_s >= one.deliveries_per_s,
             format!(
                 "{:.1} vs {:.1}",
@@ -661,6 +745,12 @@ async fn bench(a: Args) -> Result<bool> {
     let json = json!({
         "tasks": a.tasks,
         "endpoints": a.endpoints,
+        "rounds": a.rounds,
+        "per_round": rounds.iter().map(|r| json!({
+            "setup": r[0].name,
+            "tasks_per_s": r.iter().map(|x| x.tasks_per_s).collect::<Vec<_>>(),
+            "deliveries_per_s": r.iter().map(|x| x.deliveries_per_s).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "runs": runs.iter().map(|r| json!({
             "setup": r.name,
             "tasks_per_s": r.tasks_per_s,
@@ -668,7 +758,7 @@ async fn bench(a: Args) -> Result<bool> {
             "cpu_s": r.cpu,
             "postgres_cpu_s": r.postgres_cpu,
             "wall_s": r.wall,
-            "cpu_ms_per_task": r.cpu_per_task_ms(a.tasks),
+            "cpu_ms_per_task": r.cpu_ms_per_task,
             "run_twice": r.run_twice,
             "sent_twice": r.sent_twice,
         })).collect::<Vec<_>>(),

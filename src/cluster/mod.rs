@@ -84,6 +84,10 @@ pub struct Cluster {
     outgoing: OnceLock<mpsc::UnboundedSender<Notice>>,
     /// `GET /status`'s `replicas` array, rendered by the heartbeat.
     rendered: ArcSwap<String>,
+    /// Some live replica leads, as the last heartbeat read the rows.
+    led: AtomicBool,
+    /// This replica wrote events the leader should fan out (`notify::outbox_signaller`).
+    outbox_written: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -100,6 +104,8 @@ impl Cluster {
             notices: OnceLock::new(),
             outgoing: OnceLock::new(),
             rendered: ArcSwap::from_pointee(String::from("[]")),
+            led: AtomicBool::new(true),
+            outbox_written: tokio::sync::Notify::new(),
         };
         cluster.render_single();
         Arc::new(cluster)
@@ -125,6 +131,12 @@ impl Cluster {
     /// reconcile writes no shared rows; the hand-over writes them once it leads).
     pub fn expect_peers(&self) {
         self.set_leader(false);
+    }
+
+    /// True when some replica leads (this one, or a live one in the rows the last heartbeat
+    /// read): the shared rows are being written.
+    pub fn is_led(&self) -> bool {
+        self.is_leader() || self.led.load(Ordering::Acquire)
     }
 
     /// True when other replicas may share the database.
@@ -181,6 +193,14 @@ impl Cluster {
         }
     }
 
+    /// On a replica that does not lead: it wrote events, which the leader fans out; the
+    /// leader hears of it within [`notify::OUTBOX_SIGNAL_EVERY`]. Nothing happens alone.
+    pub fn outbox_written(&self) {
+        if self.is_clustered() && !self.is_leader() {
+            self.outbox_written.notify_one();
+        }
+    }
+
     /// Joins the deployment on `pool`: registers this replica (first heartbeat done before
     /// this returns, so its claims are never orphans), then runs the heartbeat, the election,
     /// the lease check, the listener, the publisher and the rate-limit sync until `stop`.
@@ -215,6 +235,11 @@ impl Cluster {
                 self.clone(),
                 pool.clone(),
                 rx,
+                stop.clone(),
+            )),
+            tokio::spawn(notify::outbox_signaller(
+                self.clone(),
+                pool.clone(),
                 stop.clone(),
             )),
             tokio::spawn(replicas::heartbeat(

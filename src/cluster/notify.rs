@@ -1,9 +1,14 @@
 //! `LISTEN/NOTIFY` between replicas. Every replica listens on [`CHANNEL`] (JSON [`Notice`]s);
-//! the leader alone on [`OUTBOX_CHANNEL`] (raised by a trigger on `outbox` inserts, once per
-//! transaction, so it fans out events other replicas wrote at once; PostgreSQL signals only
-//! listening sessions, so the followers hear nothing of the busiest channel). Notices are sent in order by
-//! one publisher task per replica, batched into one statement; a notification's payload is
-//! limited to 8000 bytes, so task output is cut into pieces below it.
+//! the leader alone on [`OUTBOX_CHANNEL`], which a replica that does not lead raises after it
+//! wrote events (at most once every [`OUTBOX_SIGNAL_EVERY`], [`outbox_signaller`]), so the
+//! leader fans them out at once. Notices are sent in order by one publisher task per replica,
+//! batched into one statement; a notification's payload is limited to 8000 bytes, so task
+//! output is cut into pieces below it.
+//!
+//! Every notifying commit wakes every listening session of the database, whatever its
+//! channel (PostgreSQL 15): hence few notifications — none for the leader's own events (it
+//! signals its worker in memory), one per window for a follower's, instead of one per
+//! event-writing transaction from a trigger (migration 0009, dropped by 0011).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,8 +28,13 @@ use crate::tasks::TaskStatus;
 
 /// The channel of [`Notice`]s.
 pub const CHANNEL: &str = "claw_cluster";
-/// The channel the `outbox` trigger notifies (migration 0009).
+/// The channel a replica that does not lead raises after it wrote events.
 pub const OUTBOX_CHANNEL: &str = "claw_outbox";
+
+/// How often, at most, a replica that does not lead raises [`OUTBOX_CHANNEL`]: events written
+/// meanwhile wait for the leader's fan-out that long at most (under load the leader's own
+/// events make it fan out sooner).
+pub const OUTBOX_SIGNAL_EVERY: Duration = Duration::from_millis(25);
 
 /// Largest output text in one notice (the payload limit is 8000 bytes, JSON escaping
 /// included; the worst case escapes a byte as six).
@@ -75,6 +85,9 @@ pub enum Notice {
     },
     /// A write-back pushed a new manifest revision: fetch now.
     Revision { from: String },
+    /// The leader committed a pass that wrote shared resource rows: a replica whose own
+    /// write-back waits for them looks again.
+    Applied { from: String },
 }
 
 /// The wire form: a sequence number makes every payload unique (PostgreSQL folds identical
@@ -158,6 +171,32 @@ pub(super) async fn listen(
             }
         }
     }))
+}
+
+/// Raises [`OUTBOX_CHANNEL`] when this replica wrote events ([`Cluster::outbox_written`]), at
+/// most once every [`OUTBOX_SIGNAL_EVERY`] (a signal meanwhile is kept for the next), until
+/// `stop`. The leader's worker is signalled in memory, so it never raises it.
+pub(super) async fn outbox_signaller(cluster: Arc<Cluster>, pool: PgPool, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = cluster.outbox_written.notified() => {}
+        }
+        if !cluster.is_leader() {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(OUTBOX_CHANNEL)
+                .execute(&pool)
+                .await
+            {
+                // The leader's rescan finds the events within a second.
+                tracing::debug!("cannot tell the leader of new events: {e}");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(OUTBOX_SIGNAL_EVERY) => {}
+        }
+    }
 }
 
 /// Sends queued notices in order, each batch in one statement, until `stop`.

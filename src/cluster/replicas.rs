@@ -32,6 +32,8 @@ pub(super) async fn beat(cluster: &Cluster, pool: &PgPool) -> Result<(), StoreEr
     .await?;
     let since = stamp(SystemTime::now() - LEASE);
     let replicas = rows::replicas(pool, &since).await?;
+    let led = replicas.iter().any(|r| r.leader_since.is_some());
+    cluster.led.store(led, std::sync::atomic::Ordering::Release);
     cluster.rendered.store(Arc::new(render(&replicas)));
     Ok(())
 }

@@ -149,8 +149,8 @@ pub async fn start(
         index: Index::default(),
         actual,
         handlers: handlers::all(&live, &store),
-        store,
-        live,
+        store: store.clone(),
+        live: live.clone(),
         book: Book::default(),
         messages: Messages::default(),
         work,
@@ -194,7 +194,7 @@ pub async fn start(
         }
         r.work.cancel_all();
     });
-    Ok((Controller { tx }, task))
+    Ok((Controller { tx, store, live }, task))
 }
 
 impl Reconciler {
@@ -447,6 +447,13 @@ impl Reconciler {
             writes_rows,
         )
         .await;
+        let cluster = &self.live.cluster;
+        if writes_rows && cluster.is_clustered() && results.iter().any(|r| r.result.is_ok()) {
+            // A follower's write-back may wait for these rows (`Controller::write`).
+            cluster.publish(crate::cluster::Notice::Applied {
+                from: cluster.id().to_owned(),
+            });
+        }
 
         let mut report = Report {
             revision: self.revision.clone(),

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use controller::{Report, WriteOutcome};
 
 use crate::manifest::write::{Edit, WriteError};
-use crate::manifest::Digest;
+use crate::manifest::{Digest, Kind};
 
 /// What a reconcile pass looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,17 @@ pub struct Stopped;
 #[derive(Clone)]
 pub struct Controller {
     tx: mpsc::UnboundedSender<Request>,
+    /// For a follower's write-back, which waits for the leader's rows.
+    store: crate::store::Store,
+    live: std::sync::Arc<crate::live::Live>,
 }
+
+/// With replicas, how long a write-back on a replica that does not lead waits, at most, for
+/// the leader to write the shared row (it fetches the pushed revision, then applies it).
+pub const LEADER_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often that wait looks at the row again without the leader's notice (one may be lost).
+const LEADER_WRITE_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Controller {
     /// Asks for a reconcile without waiting for it (the watcher and timers use this).
@@ -154,6 +164,10 @@ impl Controller {
         expected: Option<Digest>,
         context: WriteContext,
     ) -> Result<WriteOutcome, WriteError> {
+        let (kind, name) = {
+            let (kind, name) = edit.target();
+            (kind, name.to_owned())
+        };
         let (reply, rx) = oneshot::channel();
         let stopped = || WriteError::Io {
             path: PathBuf::new(),
@@ -167,7 +181,65 @@ impl Controller {
                 reply,
             })
             .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        let outcome = rx.await.map_err(|_| stopped())??;
+        let failed = outcome
+            .report
+            .failed
+            .iter()
+            .any(|f| f.step.kind == kind && f.step.name == name);
+        if !failed {
+            self.leader_has_written(kind, &name, outcome.digest).await;
+        }
+        Ok(outcome)
+    }
+
+    /// With replicas, on a replica that does not lead while another does: waits (at most
+    /// [`LEADER_WRITE_WAIT`]) until the shared `resources` row of `kind`/`name` is what this
+    /// write-back left (`digest`; none once deleted). The rows are the leader's to write,
+    /// once it has fetched the pushed revision: without the wait, a read of them right after
+    /// the write (`POST /schedules/:name/run`, a webhook's `created_at`) would not find it yet.
+    async fn leader_has_written(&self, kind: Kind, name: &str, digest: Option<Digest>) {
+        let cluster = &self.live.cluster;
+        if !cluster.is_clustered() || cluster.is_leader() || !cluster.is_led() {
+            return;
+        }
+        // Subscribed before the first look, so an `applied` notice after it is not missed.
+        let Some(mut notices) = cluster.subscribe() else {
+            return;
+        };
+        let want = digest.map(hex::encode);
+        let deadline = tokio::time::Instant::now() + LEADER_WRITE_WAIT;
+        loop {
+            match crate::store::resources::digest_of(&self.store, kind, name).await {
+                Ok(found) if found == want => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%kind, name, "cannot read the leader's row after a write-back: {e}");
+                    return;
+                }
+            }
+            let applied = async {
+                loop {
+                    match notices.recv().await {
+                        Ok(crate::cluster::Notice::Applied { .. }) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    }
+                }
+            };
+            let waited = tokio::time::timeout(LEADER_WRITE_RECHECK, applied);
+            if tokio::time::timeout_at(deadline, waited).await.is_err() {
+                tracing::warn!(
+                    %kind,
+                    name,
+                    "the leader has not written the row of a write-back made here within {} s; reads of it may lag",
+                    LEADER_WRITE_WAIT.as_secs()
+                );
+                return;
+            }
+        }
     }
 
     /// With replicas, once joined: if this replica leads, returns when the shared rows hold its

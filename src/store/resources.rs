@@ -53,6 +53,21 @@ pub async fn spec_of(store: &Store, kind: Kind, name: &str) -> Result<Option<Str
     }))
 }
 
+/// The applied digest (hex) of one resource, if it is applied.
+pub async fn digest_of(
+    store: &Store,
+    kind: Kind,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(with_pool!(store, pool => {
+        sqlx::query_scalar("SELECT digest FROM resources WHERE kind = $1 AND name = $2")
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
 /// A resource to record as applied.
 #[derive(Debug)]
 pub struct Row<'a> {

@@ -737,7 +737,7 @@ impl TaskService {
                     self.watches().remove(&task);
                 }
             }
-            Notice::Revision { .. } => {}
+            Notice::Revision { .. } | Notice::Applied { .. } => {}
         }
         false
     }

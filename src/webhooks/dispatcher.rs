@@ -251,9 +251,11 @@ impl Dispatcher {
                     _ = &mut outbox => {
                         outbox.set(self.live.outbox.notified());
                         outbox.as_mut().enable();
-                        // With replicas a follower's own events are the leader's to fan out: no
-                        // pass for them (its rescan and finished attempts claim due deliveries).
+                        // With replicas a follower's own events are the leader's to fan out: it
+                        // tells the leader, and makes no pass for them (its rescan and finished
+                        // attempts claim due deliveries).
                         if !self.live.cluster.is_leader() {
+                            self.live.cluster.outbox_written();
                             continue;
                         }
                         state.fan_out = true;
@@ -527,6 +529,8 @@ impl Dispatcher {
             if deliveries::disable_endpoint(&self.store, &endpoint, &reason, &at, &event).await? {
                 tracing::warn!(webhook = %endpoint, delivery_id = %delivery_id, "webhook endpoint answered 410 Gone; disabled");
                 state.fan_out = true;
+                // Its `system.error`: with replicas, for the leader to fan out.
+                self.live.cluster.outbox_written();
             }
         }
         // Counted last: a watcher of `recorded` sees everything an attempt caused, including

@@ -884,3 +884,41 @@ async fn only_the_leader_writes_resource_rows_and_a_new_leader_writes_them_all_a
     })
     .await;
 }
+
+/// A write-back on a replica that does not lead is read there at once: the shared rows are
+/// the leader's to write once it has fetched the pushed revision, and the follower's write
+/// returns when they hold it (before, `POST /schedules/:name/run` right after
+/// `POST /schedules` on the follower answered 404 until the leader caught up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_back_on_a_follower_is_read_there_at_once() {
+    let (port, _) = receiver().await;
+    let Some(d) = Deployment::start(2, port).await else {
+        return;
+    };
+    let mut leader = None;
+    eventually("a leader", Duration::from_secs(10), async || {
+        leader = d.leader(0).await;
+        leader.is_some()
+    })
+    .await;
+    let follower = 1 - leader.unwrap();
+    let url = &d.replicas[follower].url;
+    for i in 0..3 {
+        let name = format!("by-hand-{i}");
+        let r = Deployment::client()
+            .post(format!("{url}/api/v1/schedules"))
+            .bearer_auth(&d.admin)
+            .json(&json!({"name": name, "every": "1h", "prompt": "run by hand"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+        let r = Deployment::client()
+            .post(format!("{url}/api/v1/schedules/{name}/run"))
+            .bearer_auth(&d.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    }
+}
