@@ -85,16 +85,28 @@ pub fn init(root: &Path) -> Result<Scaffold, WriteError> {
 /// True when `root` is missing or declares no Token (then `serve` initialises it). Stops at
 /// the first Token, and parses only files that mention one.
 pub fn needs_init(root: &Path) -> bool {
-    let Ok(mut files) = super::load::scan(root) else {
-        return !root.exists();
-    };
-    // Tokens are most likely under `tokens/`: look there first (a stable sort keeps the rest in
-    // order), so a large tree is not read up to its first Token.
-    files.sort_by_key(|rel| !rel.starts_with("tokens"));
-    !files.iter().any(|rel| {
+    let declares_token = |rel: &Path| {
         matches!(super::load::read_file(root, rel), Ok(Some(text)) if text.contains("Token")
             && super::load::parse_file(rel, &text).resources.iter().any(|r| r.kind == Kind::Token))
-    })
+    };
+    // Tokens are most likely under `tokens/`: look there first, so a large tree is neither
+    // walked (start-up walks it once more anyway) nor read up to its first Token.
+    // (A symlinked `tokens/` is not looked into: the loader skips symlinked directories.)
+    let tokens = Path::new("tokens");
+    let is_dir = std::fs::symlink_metadata(root.join(tokens)).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        if let Ok(files) = super::load::scan(&root.join(tokens)) {
+            if files.iter().any(|rel| declares_token(&tokens.join(rel))) {
+                return false;
+            }
+        }
+    }
+    let Ok(files) = super::load::scan(root) else {
+        return !root.exists();
+    };
+    !files
+        .iter()
+        .any(|rel| !rel.starts_with(tokens) && declares_token(rel))
 }
 
 #[cfg(test)]
