@@ -425,6 +425,22 @@ spec:
     }
 
     #[test]
+    fn origins_without_positions_are_those_with_them() {
+        // Loading parses without node positions: a document's line must not depend on that.
+        let text = format!("# leading comment\n\n{TOKEN}---\n# between\n{TOKEN}");
+        let text = text.replacen("name: ci", "name: other", 1);
+        let load = parse_file(Path::new("t.yaml"), &text);
+        let lines: Vec<usize> = load.resources.iter().map(|r| r.origin.line).collect();
+        let positioned: Vec<usize> = yaml::parse_documents(&text)
+            .unwrap()
+            .iter()
+            .map(|d| d.start.line)
+            .collect();
+        assert_eq!(lines, positioned);
+        assert_eq!(lines, [3, 12]);
+    }
+
+    #[test]
     fn every_error_of_every_document_is_reported_with_its_position() {
         let text = format!(
             "{}---\napiVersion: openclaw.dev/v1\nkind: Token\nmetadata:\n  name: bad\nspec:\n  scope: admin\n  sha256: xyz\n---\nkind: Gizmo\n",

@@ -134,4 +134,26 @@ mod tests {
         let again = init(dir.path()).unwrap();
         assert!(again.written.is_empty() && again.admin_token.is_none());
     }
+
+    #[test]
+    fn a_token_anywhere_but_only_a_loaded_one_means_no_init() {
+        const TOKEN: &str = "apiVersion: openclaw.dev/v1\nkind: Token\nmetadata:\n  name: ci\nspec:\n  scope: read\n  sha256: 0a0000000000000000000000000000000000000000000000000000000000000b\n";
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(needs_init(root), "an empty dir");
+        // `tokens/` holds something else; the Token is elsewhere.
+        std::fs::create_dir_all(root.join("tokens")).unwrap();
+        std::fs::write(root.join("tokens/notes.yaml"), "# nothing\n").unwrap();
+        std::fs::create_dir_all(root.join("team/access")).unwrap();
+        assert!(needs_init(root));
+        std::fs::write(root.join("team/access/ci.yaml"), TOKEN).unwrap();
+        assert!(!needs_init(root), "a Token outside tokens/ counts");
+        // A Token in a symlinked tokens/ is not loaded, so it does not count.
+        std::fs::remove_file(root.join("team/access/ci.yaml")).unwrap();
+        std::fs::remove_dir_all(root.join("tokens")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("ci.yaml"), TOKEN).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.join("tokens")).unwrap();
+        assert!(needs_init(root), "a symlinked tokens/ is not loaded");
+    }
 }
