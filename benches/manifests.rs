@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo bench --bench manifests -- [--resources N] [--edits N] [--debounce-ms N] [--patches N] [--no-slow-work]";
+const USAGE: &str = "usage: cargo bench --bench manifests -- [--resources N] [--edits N] [--debounce-ms N] [--patches N] [--no-slow-work] [--generate DIR]";
 
 struct Args {
     resources: usize,
@@ -143,6 +143,9 @@ struct Args {
     debounce_ms: u64,
     patches: usize,
     slow_work: bool,
+    /// `--generate DIR`: only write the manifests into DIR (for profiling `claw serve` by
+    /// hand on them), measure nothing.
+    generate: Option<PathBuf>,
 }
 
 impl Args {
@@ -155,6 +158,7 @@ impl Args {
             debounce_ms: 50,
             patches: 50,
             slow_work: true,
+            generate: None,
         };
         while let Some(arg) = it.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -175,6 +179,13 @@ impl Args {
                 "--debounce-ms" => args.debounce_ms = value("--debounce-ms")?,
                 "--patches" => args.patches = value("--patches")? as usize,
                 "--no-slow-work" => args.slow_work = false,
+                "--generate" => {
+                    let dir = inline
+                        .clone()
+                        .or_else(|| it.next())
+                        .ok_or_else(|| anyhow!("--generate needs a directory"))?;
+                    args.generate = Some(PathBuf::from(dir));
+                }
                 "--bench" => {}
                 "-h" | "--help" => {
                     println!("{USAGE}");
@@ -1053,6 +1064,18 @@ fn stats_row(table: &mut Table, name: &str, s: &Stats) {
 }
 
 fn run(args: &Args) -> Result<()> {
+    if let Some(root) = &args.generate {
+        std::fs::create_dir_all(root)?;
+        let generated = generate(root, args.resources)?;
+        eprintln!(
+            "generated {} documents in {} files below {}; admin token: {}",
+            generated.documents(),
+            generated.files,
+            root.display(),
+            generated.admin_token
+        );
+        return Ok(());
+    }
     let dir = TempDir::new()?;
     let root = dir.path().join("manifests");
     std::fs::create_dir_all(&root)?;

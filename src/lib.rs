@@ -4,6 +4,7 @@
 //! and serves `/api/v1`, whose writes go back to the manifests. See `ARCHITECTURE.md` for the
 //! map of modules.
 
+pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -162,6 +162,8 @@ async fn report_unopenable_secrets(store: &Store) -> Result<(), StoreError> {
 
 /// Starts the server and returns once it accepts connections, after the first full reconcile.
 pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
+    // Until the first pass is done (see `crate::alloc`).
+    let purge = crate::alloc::purge_at_once();
     let mut store = Store::open_with(&options.data, options.database_url.as_deref()).await?;
     store.set_secret_key(secret_key(&options, &store)?);
     if store.is_postgres() {
@@ -206,12 +208,16 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         source,
     })?;
 
-    // Temp files of writes a crash interrupted (manifest write-backs, stored secrets).
-    let removed = crate::manifest::write::clean_temp_files(&options.manifests)
-        + crate::manifest::secret::clean_temp_files(&options.data);
-    if removed > 0 {
-        tracing::info!(removed, "removed temp files left by interrupted writes");
-    }
+    // Temp files of writes a crash interrupted (manifest write-backs, stored secrets). The
+    // manifests tree is walked beside the first pass (it reads no hidden file, and nothing
+    // writes before the server listens), not before it: on 100,000 files a walk is ~0.2 s.
+    let cleaning = {
+        let (manifests, data) = (options.manifests.clone(), options.data.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::manifest::write::clean_temp_files(&manifests)
+                + crate::manifest::secret::clean_temp_files(&data)
+        })
+    };
 
     let live = Live::new(options.manifests.clone(), options.data.clone());
     if store.cluster_pool().is_some() {
@@ -241,6 +247,12 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         "initial reconcile done"
     );
 
+    drop(purge);
+    match cleaning.await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed temp files left by interrupted writes"),
+        Err(e) => tracing::warn!("removing temp files left by interrupted writes: {e}"),
+    }
     warn_if_no_model_key(&live);
 
     let mut tasks = vec![reconciler];

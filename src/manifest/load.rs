@@ -49,6 +49,21 @@ pub fn digest_bytes(bytes: &[u8]) -> Digest {
 
 /// Parses and validates one file's text. `rel` is the path relative to the manifests root.
 pub fn parse_file(rel: &Path, text: &str) -> FileLoad {
+    // Node positions only serve to name the line of an error: a file is parsed without them,
+    // and again with them only when one of its documents has errors. (A YAML syntax error
+    // carries its own position.)
+    let load = parse_file_with(rel, text, yaml::parse_documents_unpositioned);
+    if load.diagnostics.is_empty() || load.unreadable {
+        return load;
+    }
+    parse_file_with(rel, text, yaml::parse_documents)
+}
+
+fn parse_file_with(
+    rel: &Path,
+    text: &str,
+    parse: fn(&str) -> Result<Vec<SourceDoc>, yaml::YamlError>,
+) -> FileLoad {
     let digest = digest_bytes(text.as_bytes());
     let file: Arc<Path> = Arc::from(rel);
     let mut out = FileLoad {
@@ -58,7 +73,7 @@ pub fn parse_file(rel: &Path, text: &str) -> FileLoad {
         claimed: Vec::new(),
         unreadable: false,
     };
-    let docs = match yaml::parse_documents(text) {
+    let docs = match parse(text) {
         Ok(docs) => docs,
         Err(e) => {
             out.unreadable = true;
@@ -407,6 +422,22 @@ spec:
         assert_eq!((r.kind, r.name()), (Kind::Token, "ci"));
         assert_eq!(&*r.origin.file, Path::new("tokens/ci.yaml"));
         assert_eq!(r.origin.line, 1);
+    }
+
+    #[test]
+    fn origins_without_positions_are_those_with_them() {
+        // Loading parses without node positions: a document's line must not depend on that.
+        let text = format!("# leading comment\n\n{TOKEN}---\n# between\n{TOKEN}");
+        let text = text.replacen("name: ci", "name: other", 1);
+        let load = parse_file(Path::new("t.yaml"), &text);
+        let lines: Vec<usize> = load.resources.iter().map(|r| r.origin.line).collect();
+        let positioned: Vec<usize> = yaml::parse_documents(&text)
+            .unwrap()
+            .iter()
+            .map(|d| d.start.line)
+            .collect();
+        assert_eq!(lines, positioned);
+        assert_eq!(lines, [3, 12]);
     }
 
     #[test]

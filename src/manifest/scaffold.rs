@@ -85,16 +85,28 @@ pub fn init(root: &Path) -> Result<Scaffold, WriteError> {
 /// True when `root` is missing or declares no Token (then `serve` initialises it). Stops at
 /// the first Token, and parses only files that mention one.
 pub fn needs_init(root: &Path) -> bool {
-    let Ok(mut files) = super::load::scan(root) else {
-        return !root.exists();
-    };
-    // Tokens are most likely under `tokens/`: look there first (a stable sort keeps the rest in
-    // order), so a large tree is not read up to its first Token.
-    files.sort_by_key(|rel| !rel.starts_with("tokens"));
-    !files.iter().any(|rel| {
+    let declares_token = |rel: &Path| {
         matches!(super::load::read_file(root, rel), Ok(Some(text)) if text.contains("Token")
             && super::load::parse_file(rel, &text).resources.iter().any(|r| r.kind == Kind::Token))
-    })
+    };
+    // Tokens are most likely under `tokens/`: look there first, so a large tree is neither
+    // walked (start-up walks it once more anyway) nor read up to its first Token.
+    // (A symlinked `tokens/` is not looked into: the loader skips symlinked directories.)
+    let tokens = Path::new("tokens");
+    let is_dir = std::fs::symlink_metadata(root.join(tokens)).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        if let Ok(files) = super::load::scan(&root.join(tokens)) {
+            if files.iter().any(|rel| declares_token(&tokens.join(rel))) {
+                return false;
+            }
+        }
+    }
+    let Ok(files) = super::load::scan(root) else {
+        return !root.exists();
+    };
+    !files
+        .iter()
+        .any(|rel| !rel.starts_with(tokens) && declares_token(rel))
 }
 
 #[cfg(test)]
@@ -121,5 +133,27 @@ mod tests {
         );
         let again = init(dir.path()).unwrap();
         assert!(again.written.is_empty() && again.admin_token.is_none());
+    }
+
+    #[test]
+    fn a_token_anywhere_but_only_a_loaded_one_means_no_init() {
+        const TOKEN: &str = "apiVersion: openclaw.dev/v1\nkind: Token\nmetadata:\n  name: ci\nspec:\n  scope: read\n  sha256: 0a0000000000000000000000000000000000000000000000000000000000000b\n";
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(needs_init(root), "an empty dir");
+        // `tokens/` holds something else; the Token is elsewhere.
+        std::fs::create_dir_all(root.join("tokens")).unwrap();
+        std::fs::write(root.join("tokens/notes.yaml"), "# nothing\n").unwrap();
+        std::fs::create_dir_all(root.join("team/access")).unwrap();
+        assert!(needs_init(root));
+        std::fs::write(root.join("team/access/ci.yaml"), TOKEN).unwrap();
+        assert!(!needs_init(root), "a Token outside tokens/ counts");
+        // A Token in a symlinked tokens/ is not loaded, so it does not count.
+        std::fs::remove_file(root.join("team/access/ci.yaml")).unwrap();
+        std::fs::remove_dir_all(root.join("tokens")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("ci.yaml"), TOKEN).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.join("tokens")).unwrap();
+        assert!(needs_init(root), "a symlinked tokens/ is not loaded");
     }
 }

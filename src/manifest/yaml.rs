@@ -265,8 +265,24 @@ struct Budget {
     alias_nodes: usize,
 }
 
+/// [`parse_documents`] without the position of every node: [`SourceDoc::position`] then
+/// answers with the document's start. Loading uses it, since positions are only needed to
+/// name the line of an error (and building them was a third of a file's parse); a file with
+/// errors is parsed again with them.
+pub fn parse_documents_unpositioned(text: &str) -> Result<Vec<SourceDoc>, YamlError> {
+    parse_documents_impl(text, &LIMITS, false)
+}
+
 /// [`parse_documents`] under explicit bounds.
 pub fn parse_documents_with(text: &str, limits: &Limits) -> Result<Vec<SourceDoc>, YamlError> {
+    parse_documents_impl(text, limits, true)
+}
+
+fn parse_documents_impl(
+    text: &str,
+    limits: &Limits,
+    positions: bool,
+) -> Result<Vec<SourceDoc>, YamlError> {
     let top = Position { line: 1, column: 1 };
     if text.len() > limits.max_bytes {
         return Err(YamlError::new(
@@ -313,6 +329,7 @@ pub fn parse_documents_with(text: &str, limits: &Limits) -> Result<Vec<SourceDoc
             chunk.line - 1,
             limits,
             &mut budget,
+            positions,
         )?;
         docs.push(SourceDoc {
             index: docs.len(),
@@ -375,6 +392,8 @@ struct Builder<'a> {
     lines: Vec<(usize, &'a str)>,
     line_offset: usize,
     positions: HashMap<String, Position>,
+    /// Whether `positions` is filled (see [`parse_documents_unpositioned`]).
+    record_positions: bool,
     anchors: HashMap<usize, (Value, usize)>,
     stack: Vec<Frame>,
     root: Option<Value>,
@@ -392,12 +411,14 @@ fn parse_chunk(
     line_offset: usize,
     limits: &Limits,
     budget: &mut Budget,
+    record_positions: bool,
 ) -> Result<Parsed, YamlError> {
     let mut b = Builder {
         chunk,
         lines: lines_with_offsets(chunk).collect(),
         line_offset,
         positions: HashMap::new(),
+        record_positions,
         anchors: HashMap::new(),
         stack: Vec::new(),
         root: None,
@@ -660,6 +681,20 @@ impl Builder<'_> {
     }
 
     fn slot(&mut self, pos: Position) -> Slot {
+        if self.start.is_none() {
+            self.start = Some(pos);
+        }
+        if !self.record_positions {
+            // Pointers only name positions: none are made.
+            return match self.stack.last().map(|f| &f.container) {
+                Some(Container::Map { key: None, .. }) => Slot::Key,
+                // The root records its own position (see `set_key`), as below.
+                _ => Slot::Node {
+                    pointer: String::new(),
+                    record: self.stack.is_empty(),
+                },
+            };
+        }
         let (pointer, record) = match self.stack.last() {
             None => (String::new(), true),
             Some(frame) => match &frame.container {
@@ -676,9 +711,6 @@ impl Builder<'_> {
         };
         if record {
             self.positions.insert(pointer.clone(), pos);
-        }
-        if self.start.is_none() {
-            self.start = Some(pos);
         }
         Slot::Node { pointer, record }
     }
@@ -774,17 +806,20 @@ impl Builder<'_> {
     }
 
     fn set_key(&mut self, name: String, pos: Position, merge: bool) -> Result<(), YamlError> {
+        let is_root = self.stack.len() == 1;
         let Some(frame) = self.stack.last_mut() else {
             return Ok(());
         };
-        let pointer = format!("{}/{}", frame.pointer, escape_token(&name));
+        let record_positions = self.record_positions;
         let first_key = matches!(&frame.container, Container::Map { map, merges, key: None, .. } if map.is_empty() && merges.is_empty());
         if first_key && (pos.line, pos.column) < (frame.pos.line, frame.pos.column) {
             // A block mapping's start event is reported after its first key; use the key instead.
             frame.pos = pos;
             if frame.own_pos {
-                self.positions.insert(frame.pointer.clone(), pos);
-                if frame.pointer.is_empty() {
+                if record_positions {
+                    self.positions.insert(frame.pointer.clone(), pos);
+                }
+                if is_root {
                     self.start = Some(pos);
                 }
             }
@@ -805,7 +840,10 @@ impl Builder<'_> {
                 if map.contains_key(&name) {
                     return Err(YamlError::new(pos, format!("duplicate key {name:?}")));
                 }
-                self.positions.insert(pointer, pos);
+                if record_positions {
+                    let pointer = format!("{}/{}", frame.pointer, escape_token(&name));
+                    self.positions.insert(pointer, pos);
+                }
             }
             *key = Some(PendingKey { name, pos, merge });
         }
@@ -924,8 +962,10 @@ impl Builder<'_> {
                 for merged in merges {
                     for (k, v) in merged {
                         if !map.contains_key(&k) {
-                            let pointer = format!("{}/{}", frame.pointer, escape_token(&k));
-                            self.positions.entry(pointer).or_insert(merge_pos);
+                            if self.record_positions {
+                                let pointer = format!("{}/{}", frame.pointer, escape_token(&k));
+                                self.positions.entry(pointer).or_insert(merge_pos);
+                            }
                             map.insert(k, v);
                         }
                     }

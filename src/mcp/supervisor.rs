@@ -167,7 +167,11 @@ impl Shared {
             status: RwLock::new(ServerStatus {
                 name: name.to_owned(),
                 transport: desired.launch.transport(),
-                status: Phase::Starting,
+                status: if desired.enabled {
+                    Phase::Starting
+                } else {
+                    Phase::Disabled
+                },
                 tools: 0,
                 last_error: None,
                 since: now(),
@@ -234,8 +238,9 @@ impl Shared {
 struct Entry {
     desired: Desired,
     shared: Arc<Shared>,
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
+    /// The supervision task; none for a disabled server (thousands of those cost a status
+    /// each, not a task each).
+    run: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 /// Runs and watches the declared MCP servers.
@@ -281,23 +286,27 @@ impl Supervisor {
             stop_entry(name, old).await;
         }
         let shared = Arc::new(Shared::new(name, &desired, self.version.clone()));
-        let cancel = CancellationToken::new();
-        // Boxed: the supervision future is several KiB, and a task keeps its cell (sized for
-        // the future) until its handle is dropped, even when it ended at once (disabled).
-        let task = tokio::spawn(Box::pin(supervise(
-            name.to_owned(),
-            desired.clone(),
-            shared.clone(),
-            cancel.clone(),
-            self.backoff,
-        )));
+        let run = if desired.enabled {
+            let cancel = CancellationToken::new();
+            // Boxed: the supervision future is several KiB, and a task keeps its cell (sized
+            // for the future) until its handle is dropped.
+            let task = tokio::spawn(Box::pin(supervise(
+                name.to_owned(),
+                desired.clone(),
+                shared.clone(),
+                cancel.clone(),
+                self.backoff,
+            )));
+            Some((cancel, task))
+        } else {
+            None
+        };
         lock(&self.servers).insert(
             name.to_owned(),
             Entry {
                 desired,
                 shared,
-                cancel,
-                task,
+                run,
             },
         );
         self.version.fetch_add(1, Ordering::Release);
@@ -442,9 +451,11 @@ fn render_block(block: &ContentBlock) -> String {
 }
 
 async fn stop_entry(name: &str, entry: Entry) {
-    entry.cancel.cancel();
-    if let Err(e) = entry.task.await {
-        tracing::warn!(server = name, "the MCP supervision task failed: {e}");
+    if let Some((cancel, task)) = entry.run {
+        cancel.cancel();
+        if let Err(e) = task.await {
+            tracing::warn!(server = name, "the MCP supervision task failed: {e}");
+        }
     }
     // The task kills the group when it ends; this covers a task that panicked.
     entry.shared.signal_group(Signal::SIGKILL);
@@ -452,7 +463,7 @@ async fn stop_entry(name: &str, entry: Entry) {
 
 type Client = RunningService<RoleClient, ()>;
 
-/// The supervision loop of one server; returns when `cancel` fires (or at once if disabled).
+/// The supervision loop of one enabled server; returns when `cancel` fires.
 async fn supervise(
     name: String,
     desired: Desired,
@@ -460,10 +471,6 @@ async fn supervise(
     cancel: CancellationToken,
     backoff: Backoff,
 ) {
-    if !desired.enabled {
-        shared.update(|s| s.status = Phase::Disabled);
-        return;
-    }
     let mut delay = backoff.initial;
     loop {
         shared.update(|s| s.status = Phase::Starting);

@@ -427,7 +427,12 @@ impl Reconciler {
         touched.extend(self.held.iter().cloned());
 
         let (steps, held) = self.plan(&touched);
-        let planned: HashSet<Key> = steps.iter().map(|s| (s.kind, s.name.clone())).collect();
+        // Borrowed from `touched` (every step is of a touched name): a first pass on 100,000
+        // resources would otherwise hold another copy of every name.
+        let planned: HashSet<&Key> = steps
+            .iter()
+            .filter_map(|s| touched.get(&(s.kind, s.name.clone())))
+            .collect();
         let with_specs = steps
             .into_iter()
             .map(|step| {
@@ -463,7 +468,7 @@ impl Reconciler {
         let mut jobs = self.record_results(results, &revision, now, &mut report);
         self.record_unplanned(&touched, &planned, now);
         if full {
-            jobs.extend(self.resync_unchanged(&planned));
+            jobs.extend(self.resync_unchanged(&touched, &planned));
         }
         self.record_held(held, now);
         self.initialised = true;
@@ -584,7 +589,7 @@ impl Reconciler {
     fn record_unplanned(
         &mut self,
         touched: &HashSet<Key>,
-        planned: &HashSet<Key>,
+        planned: &HashSet<&Key>,
         now: OffsetDateTime,
     ) {
         for key in touched {
@@ -638,29 +643,29 @@ impl Reconciler {
     }
 
     /// Full passes: slow work to repair drift of every applied, unchanged resource (or to try
-    /// failing work again). Returns the jobs started.
-    fn resync_unchanged(&mut self, planned: &HashSet<Key>) -> Vec<u64> {
+    /// failing work again). `touched` holds every admitted name on a full pass. Returns the
+    /// jobs started.
+    fn resync_unchanged(&mut self, touched: &HashSet<Key>, planned: &HashSet<&Key>) -> Vec<u64> {
         let mut jobs = Vec::new();
-        let keys: Vec<Key> = self.index.admitted().cloned().collect();
-        for key in keys {
-            if planned.contains(&key) || self.work.busy(&key) {
+        for key in touched {
+            if planned.contains(key) || self.work.busy(key) {
                 continue;
             }
-            let Some(r) = self.index.desired(&key) else {
+            let Some(r) = self.index.desired(key) else {
                 continue;
             };
-            if self.actual.get(&key).is_none_or(|a| a.digest != r.digest) {
+            if self.actual.get(key).is_none_or(|a| a.digest != r.digest) {
                 continue;
             }
             let (r, digest) = (r.clone(), r.digest);
-            let (job, purpose) = if self.work.failing(&key) {
+            let (job, purpose) = if self.work.failing(key) {
                 (Job::Apply(r), Purpose::Apply)
             } else {
                 (Job::Resync(r), Purpose::Resync)
             };
             jobs.extend(
                 self.work
-                    .schedule(&self.handlers, &key, job, purpose, Some(digest)),
+                    .schedule(&self.handlers, key, job, purpose, Some(digest)),
             );
         }
         jobs

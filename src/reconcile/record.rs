@@ -46,21 +46,23 @@ impl Book {
         now: OffsetDateTime,
         change: impl FnOnce(&mut ResourceStatus) -> R,
     ) -> R {
-        let (before, after, out) = reflector.update_status(key.0, &key.1, |slot| {
+        let (before, after, out) = reflector.update_status(key.0, &key.1, |name, slot| {
             let before = slot.as_ref().map(|s| s.ready);
-            let status = slot.get_or_insert_with(|| ResourceStatus {
-                kind: key.0,
-                name: key.1.clone(),
-                file: origin
-                    .map(|(f, _)| f.clone())
-                    .unwrap_or_else(|| Arc::from(Path::new(""))),
-                line: origin.map_or(0, |(_, l)| l),
-                ready: false,
-                reason: "Pending",
-                message: Arc::from(""),
-                applied_revision: None,
-                last_transition_time: now,
-                applied_outcome: None,
+            let status = slot.get_or_insert_with(|| {
+                Box::new(ResourceStatus {
+                    kind: key.0,
+                    name: name.clone(),
+                    file: origin
+                        .map(|(f, _)| f.clone())
+                        .unwrap_or_else(|| Arc::from(Path::new(""))),
+                    line: origin.map_or(0, |(_, l)| l),
+                    ready: false,
+                    reason: "Pending",
+                    message: Arc::from(""),
+                    applied_revision: None,
+                    last_transition_time: now,
+                    applied_outcome: None,
+                })
             });
             if let Some((file, line)) = origin {
                 if status.file != *file {
@@ -74,7 +76,7 @@ impl Book {
                 line: status.line,
                 column: 1,
                 kind: Some(status.kind),
-                name: Some(status.name.clone()),
+                name: Some(status.name.to_string()),
                 pointer: String::new(),
                 message: format!("{}: {}", status.reason, status.message),
             });
@@ -100,7 +102,7 @@ impl Book {
 
     /// Forgets the status of `key` (the resource is deleted).
     pub fn remove(&mut self, reflector: &Reflector, key: &Key) {
-        let before = reflector.update_status(key.0, &key.1, |slot| slot.take().map(|s| s.ready));
+        let before = reflector.update_status(key.0, &key.1, |_, slot| slot.take().map(|s| s.ready));
         if let Some(was_ready) = before {
             let count = self.counts.entry(key.0).or_default();
             count.total -= 1;

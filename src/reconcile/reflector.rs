@@ -4,6 +4,11 @@
 //!
 //! An entry holds the resource in force (`None` while a delete waits behind the prune guard)
 //! and its status (`None` until its first pass). The reconciler is the only writer.
+//!
+//! At 100,000 resources this is one of the largest structures: the status is boxed (a B-tree
+//! leaf holds eleven entries, about half of them empty after in-order inserts, so a large
+//! inline value costs twice its size) and the name is one allocation shared by the key and
+//! the status.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -15,7 +20,7 @@ use crate::manifest::{Kind, Resource};
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
     pub resource: Option<Arc<Resource>>,
-    pub status: Option<ResourceStatus>,
+    pub status: Option<Box<ResourceStatus>>,
 }
 
 /// A declared resource with its status, as a page or lookup returns it.
@@ -24,15 +29,15 @@ pub type Declared = (Arc<Resource>, Option<ResourceStatus>);
 /// Declared resources by kind and name.
 #[derive(Default)]
 pub struct Reflector {
-    entries: RwLock<BTreeMap<Kind, BTreeMap<String, Entry>>>,
+    entries: RwLock<BTreeMap<Kind, BTreeMap<Arc<str>, Entry>>>,
 }
 
 impl Reflector {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Kind, BTreeMap<String, Entry>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Kind, BTreeMap<Arc<str>, Entry>>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Kind, BTreeMap<String, Entry>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Kind, BTreeMap<Arc<str>, Entry>>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -48,7 +53,7 @@ impl Reflector {
         let page = declared
             .skip(offset)
             .take(limit)
-            .filter_map(|e| Some((e.resource.clone()?, e.status.clone())))
+            .filter_map(|e| Some((e.resource.clone()?, e.status.as_deref().cloned())))
             .collect();
         (page, total)
     }
@@ -57,12 +62,17 @@ impl Reflector {
     pub fn get(&self, kind: Kind, name: &str) -> Option<Declared> {
         let entries = self.read();
         let e = entries.get(&kind)?.get(name)?;
-        Some((e.resource.clone()?, e.status.clone()))
+        Some((e.resource.clone()?, e.status.as_deref().cloned()))
     }
 
     /// The status of `kind`/`name`.
     pub fn status(&self, kind: Kind, name: &str) -> Option<ResourceStatus> {
-        self.read().get(&kind)?.get(name)?.status.clone()
+        self.read()
+            .get(&kind)?
+            .get(name)?
+            .status
+            .as_deref()
+            .cloned()
     }
 
     /// Every status, by kind and name.
@@ -70,7 +80,7 @@ impl Reflector {
         self.read()
             .values()
             .flat_map(|m| m.values())
-            .filter_map(|e| e.status.clone())
+            .filter_map(|e| e.status.as_deref().cloned())
             .collect()
     }
 
@@ -87,7 +97,7 @@ impl Reflector {
             }
             None if resource.is_some() => {
                 of_kind.insert(
-                    name.to_owned(),
+                    Arc::from(name),
                     Entry {
                         resource,
                         status: None,
@@ -98,17 +108,27 @@ impl Reflector {
         }
     }
 
-    /// Changes the status of `kind`/`name` in place; returns what `change` returned.
+    /// Changes the status of `kind`/`name` in place; returns what `change` returned. `change`
+    /// is also given the entry's shared copy of the name.
     pub(crate) fn update_status<R>(
         &self,
         kind: Kind,
         name: &str,
-        change: impl FnOnce(&mut Option<ResourceStatus>) -> R,
+        change: impl FnOnce(&Arc<str>, &mut Option<Box<ResourceStatus>>) -> R,
     ) -> R {
         let mut entries = self.write();
         let of_kind = entries.entry(kind).or_default();
-        let entry = of_kind.entry(name.to_owned()).or_default();
-        let out = change(&mut entry.status);
+        if !of_kind.contains_key(name) {
+            of_kind.insert(Arc::from(name), Entry::default());
+        }
+        let (shared, entry) = of_kind
+            .range_mut::<str, _>((
+                std::ops::Bound::Included(name),
+                std::ops::Bound::Included(name),
+            ))
+            .next()
+            .expect("inserted above");
+        let out = change(shared, &mut entry.status);
         if entry.resource.is_none() && entry.status.is_none() {
             of_kind.remove(name);
         }

@@ -14,7 +14,8 @@ use crate::manifest::{Diagnostic, Kind};
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceStatus {
     pub kind: Kind,
-    pub name: String,
+    /// Shared with the reflector's key (see [`super::reflector`]).
+    pub name: Arc<str>,
     pub file: Arc<Path>,
     pub line: usize,
     pub ready: bool,

@@ -215,6 +215,12 @@ impl Installer {
     }
 
     /// Removes `name`; returns its record when something was installed.
+    /// Whether anything is installed under `name` (one `lstat`).
+    pub fn present(&self, name: &str) -> bool {
+        self.dir_of(name)
+            .is_ok_and(|path| fs::symlink_metadata(path).is_ok())
+    }
+
     pub fn uninstall(&self, name: &str) -> Result<Option<Record>, SkillError> {
         let path = self.dir_of(name)?;
         let record = self.installed(name).map(|i| i.record);

@@ -323,7 +323,7 @@ async fn a_duplicate_digest_among_many_tokens_fails_only_the_duplicate() {
     let failed: Vec<_> = statuses
         .iter()
         .filter(|st| st.kind == claw::manifest::Kind::Token && !st.ready)
-        .map(|st| (st.name.as_str(), st.reason))
+        .map(|st| (&*st.name, st.reason))
         .collect();
     assert_eq!(failed, [("dup-b", "DuplicateDigest")]);
     for token in [&others[0], &others[599], &shared] {

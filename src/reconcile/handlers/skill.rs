@@ -150,6 +150,12 @@ impl SkillHandler {
     }
 
     async fn uninstall(&self, name: &str) -> Result<Option<Record>, SkillError> {
+        if !self.installer.present(name) {
+            // Nothing to remove (every disabled skill after its first pass): a stat here, not a
+            // blocking-pool thread per skill (10,000 disabled skills grew the pool to ~70
+            // threads, each with an allocator heap of its own).
+            return self.installer.uninstall(name);
+        }
         let installer = self.installer.clone();
         let name = name.to_owned();
         tokio::task::spawn_blocking(move || installer.uninstall(&name))
