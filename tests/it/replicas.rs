@@ -296,6 +296,17 @@ impl Deployment {
         let address = leaders[0]["address"].as_str()?;
         self.replicas.iter().position(|r| r.url.ends_with(address))
     }
+
+    /// The leader as the first replica names it, once it names exactly one (10 s at most).
+    async fn wait_for_leader(&self) -> usize {
+        let mut leader = None;
+        eventually("a leader", Duration::from_secs(10), async || {
+            leader = self.leader(0).await;
+            leader.is_some()
+        })
+        .await;
+        leader.expect("a leader within the bound")
+    }
 }
 
 impl Drop for Deployment {
@@ -493,13 +504,7 @@ async fn a_killed_leader_is_replaced_and_a_killed_replica_s_task_fails_once() {
     let Some(mut d) = Deployment::start(3, port).await else {
         return;
     };
-    let mut leader = None;
-    eventually("a leader", Duration::from_secs(10), async || {
-        leader = d.leader(0).await;
-        leader.is_some()
-    })
-    .await;
-    let leader = leader.unwrap();
+    let leader = d.wait_for_leader().await;
     let other = (leader + 1) % 3;
     d.replicas[leader].child.0.kill().unwrap();
     d.replicas[leader].child.0.wait().unwrap();
@@ -737,13 +742,7 @@ async fn two_replicas_fire_each_schedule_slot_once_and_a_new_leader_goes_on() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
 
-    let mut leader = None;
-    eventually("a leader", Duration::from_secs(10), async || {
-        leader = d.leader(0).await;
-        leader.is_some()
-    })
-    .await;
-    let leader = leader.unwrap();
+    let leader = d.wait_for_leader().await;
     let other = 1 - leader;
     eventually("three slots fired", Duration::from_secs(20), async || {
         scheduled(&d, other, "tick").await.len() >= 3
@@ -895,13 +894,7 @@ async fn a_write_back_on_a_follower_is_read_there_at_once() {
     let Some(d) = Deployment::start(2, port).await else {
         return;
     };
-    let mut leader = None;
-    eventually("a leader", Duration::from_secs(10), async || {
-        leader = d.leader(0).await;
-        leader.is_some()
-    })
-    .await;
-    let follower = 1 - leader.unwrap();
+    let follower = 1 - d.wait_for_leader().await;
     let url = &d.replicas[follower].url;
     for i in 0..3 {
         let name = format!("by-hand-{i}");
