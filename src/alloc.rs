@@ -20,33 +20,61 @@ extern "C" {
     fn mi_option_set(option: std::os::raw::c_int, value: std::os::raw::c_long);
 }
 
-/// Makes freed memory go back to the OS at once until the returned guard is dropped (then the
-/// purge delay in force before is restored). Without mimalloc it does nothing.
+/// Servers started in this process that hold [`purge_at_once`] (tests start several at once):
+/// the first sets the purge delay to zero, the last restores it.
+#[cfg(feature = "mimalloc")]
+static HOLDERS: std::sync::Mutex<(usize, std::os::raw::c_long)> = std::sync::Mutex::new((0, 0));
+
+/// Makes freed memory go back to the OS at once until the returned guard is dropped (then,
+/// once no other guard is held, the purge delay in force before is restored). Without
+/// mimalloc it does nothing.
 pub fn purge_at_once() -> PurgeGuard {
     #[cfg(feature = "mimalloc")]
     {
-        // SAFETY: mimalloc's option setters are plain stores into its option table, safe from
-        // any thread; the symbols are linked in with the allocator.
-        let before = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-        PurgeGuard { before }
+        let mut holders = HOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+        if holders.0 == 0 {
+            // SAFETY: mimalloc's option setters are plain stores into its option table, safe
+            // from any thread; the symbols are linked in with the allocator.
+            holders.1 = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+            unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+        }
+        holders.0 += 1;
     }
-    #[cfg(not(feature = "mimalloc"))]
-    PurgeGuard {}
+    PurgeGuard { _private: () }
 }
 
-/// Restores the purge delay when dropped (see [`purge_at_once`]).
+/// Restores the purge delay when the last one is dropped (see [`purge_at_once`]).
 pub struct PurgeGuard {
-    #[cfg(feature = "mimalloc")]
-    before: std::os::raw::c_long,
+    _private: (),
 }
 
 impl Drop for PurgeGuard {
     fn drop(&mut self) {
         #[cfg(feature = "mimalloc")]
+        {
+            let mut holders = HOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+            holders.0 = holders.0.saturating_sub(1);
+            if holders.0 == 0 {
+                // SAFETY: as in `purge_at_once`.
+                unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, holders.1) };
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "mimalloc"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_comes_back_when_the_last_overlapping_guard_is_dropped() {
         // SAFETY: as in `purge_at_once`.
-        unsafe {
-            mi_option_set(MI_OPTION_PURGE_DELAY, self.before)
-        };
+        let before = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let first = purge_at_once();
+        let second = purge_at_once();
+        drop(first);
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 0);
+        drop(second);
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, before);
     }
 }
