@@ -419,7 +419,7 @@ impl Server {
 /// in-flight request (bounded wait; a stream such as SSE is then dropped).
 async fn serve_http(
     listener: tokio::net::TcpListener,
-    app: axum::Router,
+    app: api::App,
     limits: api::Limits,
     stop: CancellationToken,
 ) {

@@ -29,9 +29,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -83,15 +82,19 @@ const MAX_STORED: usize = 1024 * 1024;
 const KEPT_HEADERS: [header::HeaderName; 3] =
     [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
 
-/// The middleware (see the module doc).
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The middleware (see the module doc), in front of `next` (the route).
+pub async fn layer<F, Fut>(state: &AppState, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
     let listed = req.method() == Method::POST
         && req
             .extensions()
             .get::<MatchedPath>()
             .is_some_and(|p| ROUTES.contains(&p.as_str()));
     let Some(value) = req.headers().get(&HEADER).filter(|_| listed) else {
-        return next.run(req).await;
+        return next(req).await;
     };
     let key = match check_key(value) {
         Ok(key) => key,
@@ -99,7 +102,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let Some(Caller(caller)) = req.extensions().get::<Caller>().cloned() else {
         // Unreachable behind `auth::authenticate`; without a caller there is no key space.
-        return next.run(req).await;
+        return next(req).await;
     };
     let token = hex::encode(caller.hash());
     let (parts, body) = req.into_parts();
@@ -140,7 +143,11 @@ struct Key {
 
 impl Key {
     /// Reserves the key and runs the request, or answers from the first request's response.
-    async fn run(self, request: Request, next: Next) -> Response {
+    async fn run<F, Fut>(self, request: Request, next: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Response> + Send + 'static,
+    {
         let deadline = Instant::now() + WAIT;
         let mut pause = Duration::from_millis(10);
         loop {
@@ -204,13 +211,17 @@ impl Key {
 
     /// Runs the request that reserved the key (in its own task: a client that goes away does
     /// not cut it short) and stores or releases its response.
-    async fn first(self, created_at: String, request: Request, next: Next) -> Response {
+    async fn first<F, Fut>(self, created_at: String, request: Request, next: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Response> + Send + 'static,
+    {
         let store = self.store.clone();
         let (token, key) = (self.token.clone(), self.key.clone());
         // In the request's span, so what the handler logs still names the request.
         let work = tokio::spawn(
             async move {
-                let response = next.run(request).await;
+                let response = next(request).await;
                 self.finish(&created_at, response).await
             }
             .instrument(tracing::Span::current()),

@@ -1,12 +1,12 @@
 //! The HTTP API (axum): `/api/v1/...` plus `/healthz`, `/readyz`, `/metrics`, and the web
 //! dashboard at `/` and `/ui/...` ([`ui`]).
 //!
-//! Requests pass one front layer (header bounds -> request id -> JSON errors, which log server
-//! errors -> the request's span) -> request timeout and declared body size -> body limit (one stack around
-//! the routes) -> for `/api/v1`, one layer doing metrics, authentication, scope and rate limit
-//! ([`auth`]) and `Idempotency-Key` on creating POSTs ([`idempotency`]); other routes have
-//! metrics alone (`POST /api/v1/hooks/git` accepts a signature instead of the token, see
-//! [`hooks`]) -> one module per
+//! Requests pass [`App`]'s front steps (header bounds -> request id -> the request's span ->
+//! request timeout and declared body size -> body limit -> the routes -> JSON errors, which
+//! log server errors) -> for `/api/v1`, one layer doing metrics, authentication, scope and
+//! rate limit ([`auth`]) and `Idempotency-Key` on creating POSTs ([`idempotency`]); other
+//! routes have metrics alone (`POST /api/v1/hooks/git` accepts a signature instead of the
+//! token, see [`hooks`]) -> one module per
 //! resource; each module's routes carry their full paths. The OpenAI-compatible `/v1/...`
 //! ([`openai`]) passes its Config switch, then the same authentication; the JSON-errors layer
 //! gives its errors OpenAI's shape. Handlers read [`Live`] state and ask the
@@ -36,15 +36,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -197,7 +195,7 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// The whole application.
-pub fn router(state: AppState, limits: Limits) -> Router {
+pub fn router(state: AppState, limits: Limits) -> App {
     let Routes {
         bearer,
         hooks,
@@ -206,8 +204,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     } = routes();
     // One layer for every `/api/v1` route: metrics, authentication and `Idempotency-Key`
     // (inside authentication: a key belongs to the caller's token).
-    let bearer = Router::from(bearer)
-        .route_layer(middleware::from_fn_with_state(state.clone(), bearer_layer));
+    let bearer = Router::from(bearer).route_layer(Bearer(state.clone()));
     let hooks = Router::from(hooks)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -243,37 +240,124 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(ui::router())
         .fallback(not_found)
         .with_state(state);
-    // The layers every request passes, as one stack around the routes. (`Router::layer` would
-    // wrap each route in each layer, one boxed service per layer, and every request clones the
-    // whole chain of boxes.) Each `from_fn` boxes its future, so the steps are folded into as
-    // few of them as their order allows.
-    let front = Arc::new(Front {
-        limits,
-        ids: RequestIds::default(),
-    });
-    let stack = ServiceBuilder::new()
-        // Header bounds (431), request id, JSON errors, request-id propagation.
-        .layer(middleware::from_fn_with_state(front, front_layer))
-        // Request timeout (503) and a declared oversize body (413).
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            timeout_and_size(limits, req, next)
-        }))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .service(routes);
-    Router::new().fallback_service(stack)
+    App {
+        front: Arc::new(Front {
+            limits,
+            ids: RequestIds::default(),
+        }),
+        routes: tower::Layer::layer(&DefaultBodyLimit::max(limits.max_body_bytes), routes),
+    }
 }
 
-/// Everything a `/api/v1` route passes, in one layer (one boxed future instead of three):
-/// metrics -> authentication, scope and rate limit ([`auth`]) -> `Idempotency-Key`
-/// ([`idempotency`]).
-async fn bearer_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    metrics::track_then(&state, req, |req| {
-        auth::authenticate_then(&state, req, |req| {
-            idempotency::layer(State(state.clone()), req, next)
+/// The whole application as one service: the steps every request passes before the routes
+/// ([`front`]) written out by hand rather than stacked as middleware, because each
+/// `from_fn` layer boxes its future and a clone of everything below it, and each stacked
+/// service moves the request and its future once more: about a fifth of a status call's
+/// CPU went to that plumbing (`perf` of `claw serve` under `wrk`).
+#[derive(Clone)]
+pub struct App {
+    front: Arc<Front>,
+    /// The routes, with axum's body limit for its extractors.
+    routes: DefaultBodyLimitService,
+}
+
+type DefaultBodyLimitService = <DefaultBodyLimit as tower::Layer<Router>>::Service;
+
+impl<B> tower::Service<axum::http::Request<B>> for App
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let max = self.front.limits.max_body_bytes;
+        // Bodies without a declared length are cut as they are read (a declared one over the
+        // limit is refused in `front`).
+        let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, max)));
+        let front = self.front.clone();
+        let routes = self.routes.clone();
+        Box::pin(async move { Ok(self::front(front, routes, req).await) })
+    }
+}
+
+/// Everything a `/api/v1` route passes, in one layer: metrics -> authentication, scope and
+/// rate limit ([`auth`]) -> `Idempotency-Key` ([`idempotency`]). Written out as a service
+/// rather than `from_fn` for the reason [`App`] is: one boxed future per request, nothing
+/// else boxed or cloned but the route.
+#[derive(Clone)]
+struct Bearer(AppState);
+
+impl<S> tower::Layer<S> for Bearer {
+    type Service = BearerService<S>;
+
+    fn layer(&self, route: S) -> BearerService<S> {
+        BearerService {
+            state: self.0.clone(),
+            route,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct BearerService<S> {
+    state: AppState,
+    route: S,
+}
+
+impl<S> tower::Service<Request> for BearerService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let state = self.state.clone();
+        let mut route = self.route.clone();
+        Box::pin(async move {
+            let response = metrics::track_then(&state, req, |req| {
+                auth::authenticate_then(&state, req, |req| {
+                    idempotency::layer(&state, req, move |req| {
+                        let call = route.call(req);
+                        async move {
+                            match call.await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            }
+                        }
+                    })
+                })
+            })
+            .await;
+            Ok(response)
         })
-    })
-    .await
+    }
 }
 
 /// What the front layer needs.
@@ -282,11 +366,16 @@ struct Front {
     ids: RequestIds,
 }
 
-/// The outermost layer: the header bounds first (a request over them gets our JSON 431 before
-/// anything else runs, without a request id), then the request id (the client's
-/// `X-Request-Id`, or a new one) set on the request, then the JSON errors ([`json_errors`])
-/// of the answer, which carries the request id.
-async fn front_layer(State(front): State<Arc<Front>>, mut req: Request, next: Next) -> Response {
+/// What every request passes, in order: the header bounds (a request over them gets our JSON
+/// 431 before anything else runs, without a request id), the request id (the client's
+/// `X-Request-Id`, or a new one) set on the request, the request's span, the request timeout
+/// (503) and a declared oversize body (413) around the routes, then the JSON errors
+/// ([`json_errors`]) of the answer, which carries the request id.
+async fn front(
+    front: Arc<Front>,
+    mut routes: DefaultBodyLimitService,
+    mut req: Request,
+) -> Response {
     if let Some(refused) = header_limits(front.limits, &req) {
         return refused;
     }
@@ -298,18 +387,29 @@ async fn front_layer(State(front): State<Arc<Front>>, mut req: Request, next: Ne
             id
         }
     };
+    let limits = front.limits;
     drop(front);
     let method = req.method().clone();
     // A `Uri` clone shares its bytes: no allocation on the (usual) path without an error.
     let uri = req.uri().clone();
-    // The request's span around the layers and handler below (not tower-http's `TraceLayer`,
-    // whose response body wrapper costs a boxed body per request). Server errors are logged
-    // below, outside it, with the request's method, path and id.
+    // The request's span around the routes (not tower-http's `TraceLayer`, whose response
+    // body wrapper costs a boxed body per request). Server errors are logged below, outside
+    // it, with the request's method, path and id.
     let span = request_span(&req);
     let started = std::time::Instant::now();
     let mut response = async {
         tracing::debug!("started processing request");
-        let response = next.run(req).await;
+        let response = timeout_and_size(limits, req, |req| {
+            use tower::Service;
+            let call = routes.call(req);
+            async move {
+                match call.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        })
+        .await;
         tracing::debug!(
             status = response.status().as_u16(),
             latency_ms = started.elapsed().as_millis() as u64,
@@ -447,11 +547,15 @@ fn header_limits(limits: Limits, req: &Request) -> Option<Response> {
 /// 503 when a handler takes longer than the request timeout to answer (only the response head
 /// is timed, so a stream (SSE) that has started is never cut), and 413 for a body declared
 /// over the limit ([`refuse_declared_oversize`]), in one layer.
-async fn timeout_and_size(limits: Limits, req: Request, next: Next) -> Response {
+async fn timeout_and_size<F, Fut>(limits: Limits, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let timeout = limits.request_timeout;
     match tokio::time::timeout(
         timeout,
-        refuse_declared_oversize(limits.max_body_bytes, req, next),
+        refuse_declared_oversize(limits.max_body_bytes, req, inner),
     )
     .await
     {
@@ -485,8 +589,12 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// what the client sends is read and discarded (up to [`DRAIN_BYTES`] / [`DRAIN_TIME`]), as
 /// nginx's lingering close does: a client still writing its body when the server closes the
 /// connection sees a broken pipe instead of the answer. Bodies without a length are cut by
-/// `RequestBodyLimitLayer` as they are read.
-async fn refuse_declared_oversize(max: usize, req: Request, next: Next) -> Response {
+/// [`App`]'s length limit as they are read.
+async fn refuse_declared_oversize<F, Fut>(max: usize, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -502,7 +610,7 @@ async fn refuse_declared_oversize(max: usize, req: Request, next: Next) -> Respo
             }
             StatusCode::PAYLOAD_TOO_LARGE.into_response()
         }
-        _ => next.run(req).await,
+        _ => inner(req).await,
     }
 }
 
