@@ -2,7 +2,8 @@
 //! against a real `claw serve` child process and against a bare axum JSON handler (this bench
 //! binary re-run as a child process in `--bare-server` mode, built from the same dependencies
 //! with the same allocator), alternated in rounds; plus the latency of filtered task lists over
-//! 100,000 stored tasks (in-process).
+//! 100,000 stored tasks (in-process), each filter asked repeatedly (the target) and then with a
+//! task added before each request (every total counted again; reported, no target).
 //!
 //! ```sh
 //! cargo bench --bench api
