@@ -200,6 +200,8 @@ pub struct Store {
     replica_id: Arc<str>,
     /// The key that opens secrets kept in the database, if one was given.
     secret_key: Option<Arc<secrets::SecretKey>>,
+    /// Task list totals kept for filters asked again (SQLite; see [`tasks::list`]).
+    list_totals: Arc<tasks::ListTotals>,
 }
 
 /// Where the database is: the SQLite file in the data dir (the default), or a PostgreSQL URL.
@@ -307,6 +309,7 @@ impl Store {
             db,
             replica_id: Arc::from(new_replica_id()),
             secret_key: None,
+            list_totals: Arc::default(),
         }
     }
 

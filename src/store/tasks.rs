@@ -2,6 +2,9 @@
 //! output, changed files, usage). Status changes that raise events write them to the outbox
 //! in the same transaction. The `status` column holds [`TaskStatus`] names as TEXT.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{outbox, Db, Store, StoreError, Tx};
@@ -259,10 +262,54 @@ fn push_where_pg(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
     push_dates(qb, f);
 }
 
+/// How many list totals a store keeps: distinct filters asked again (a dashboard's searches),
+/// not every filter ever asked.
+const LIST_TOTALS_KEPT: usize = 256;
+
+/// Totals of recent SQLite task lists by filter, each with the `tasks_generation` (migration
+/// 0011) it was counted at. A filter asked again while the generation has not moved reuses
+/// its total: exact, because every change a filter can see moves the generation, and the
+/// generation and the count are read in one statement. Counting costs a walk over every match
+/// (a common search term matches tens of thousands of tasks); the page does not.
+#[derive(Debug, Default)]
+pub(crate) struct ListTotals(Mutex<HashMap<String, (i64, i64)>>);
+
+impl ListTotals {
+    fn get(&self, key: &str) -> Option<(i64, i64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    fn put(&self, key: String, generation: i64, total: i64) {
+        let mut totals = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if totals.len() >= LIST_TOTALS_KEPT && !totals.contains_key(&key) {
+            // Totals of an older generation can never be reused.
+            totals.retain(|_, (g, _)| *g == generation);
+            if totals.len() >= LIST_TOTALS_KEPT {
+                totals.clear();
+            }
+        }
+        totals.insert(key, (generation, total));
+    }
+}
+
+/// What a list's total depends on: every filter but the page.
+fn total_key(f: &Filter) -> String {
+    format!(
+        "{:?}",
+        (&f.q, &f.statuses, &f.created_after, &f.created_before)
+    )
+}
+
 /// A page of tasks, newest first, and how many match in all. The count and the page run at
 /// once, on two pooled connections. On SQLite a search is answered by the trigram indexes of
-/// the statuses asked for, each yielding its matches newest first; the page merges them. On
-/// PostgreSQL by the trigram GIN index on `prompt`: the same matches, the same order.
+/// the statuses asked for, each yielding its matches newest first; the page merges them; the
+/// count is skipped when the filter's total is kept from a request made since the tasks last
+/// changed ([`ListTotals`]). On PostgreSQL by the trigram GIN index on `prompt`: the same
+/// matches, the same order.
 pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), StoreError> {
     let pool = match store.db() {
         Db::Sqlite(pool) => pool,
@@ -285,7 +332,17 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
             return Ok((rows, total));
         }
     };
-    let (mut count, mut page) = match f.q.as_deref().and_then(phrase) {
+    let key = total_key(f);
+    let kept = store.list_totals.get(&key);
+    // The generation, and the count only when the kept total is not of that generation
+    // (SQLite evaluates a subquery in a CASE branch only when the branch is taken).
+    let mut count = QueryBuilder::<Sqlite>::new("SELECT n, CASE WHEN ");
+    match kept {
+        Some((generation, _)) => count.push("n = ").push_bind(generation),
+        None => count.push("0"),
+    };
+    count.push(" THEN NULL ELSE (");
+    let mut page = match f.q.as_deref().and_then(phrase) {
         Some(phrase) => {
             let arms: Vec<(&str, bool)> = SEARCH_INDEXES
                 .iter()
@@ -303,7 +360,7 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
             if arms.is_empty() {
                 return Ok((Vec::new(), 0));
             }
-            let mut count = QueryBuilder::<Sqlite>::new("SELECT 0");
+            count.push("SELECT 0");
             for (index, check_status) in &arms {
                 count.push(" + (SELECT COUNT(*)");
                 push_search_arm(&mut count, index, *check_status, f, &phrase);
@@ -323,10 +380,10 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
                 .push(" OFFSET ")
                 .push_bind(f.offset)
                 .push(") AS m CROSS JOIN tasks ON tasks.seq = m.seq ORDER BY m.seq DESC");
-            (count, page)
+            page
         }
         None => {
-            let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks");
+            count.push("SELECT COUNT(*) FROM tasks");
             push_where(&mut count, f);
             let mut page = QueryBuilder::<Sqlite>::new(concat!(
                 "SELECT ",
@@ -338,12 +395,21 @@ pub async fn list(store: &Store, f: &Filter) -> Result<(Vec<TaskRow>, i64), Stor
                 .push_bind(f.limit)
                 .push(" OFFSET ")
                 .push_bind(f.offset);
-            (count, page)
+            page
         }
     };
-    let total = count.build_query_scalar::<i64>().fetch_one(pool);
+    count.push(") END FROM tasks_generation");
+    let total = count.build_query_as::<(i64, Option<i64>)>().fetch_one(pool);
     let rows = page.build_query_as::<TaskRow>().fetch_all(pool);
-    let (total, rows) = tokio::try_join!(total, rows)?;
+    let ((generation, counted), rows) = tokio::try_join!(total, rows)?;
+    let total = match (counted, kept) {
+        (Some(total), _) => {
+            store.list_totals.put(key, generation, total);
+            total
+        }
+        (None, Some((_, total))) => total,
+        (None, None) => unreachable!("counted unless a kept total's generation matched"),
+    };
     Ok((rows, total))
 }
 
@@ -645,6 +711,73 @@ mod tests {
     async fn set_status(store: &Store, id: &str, status: &str) {
         let sql = format!("UPDATE tasks SET status = '{status}' WHERE id = '{id}'");
         test_sql::exec(store, &sql).await;
+    }
+
+    fn new_task<'a>(id: &'a str, prompt: &'a str) -> NewTask<'a> {
+        NewTask {
+            id,
+            prompt,
+            options: "{}",
+            model: "m",
+            max_tokens: 1,
+            working_directory: None,
+            timeout_seconds: 1,
+            created_by: "t",
+            created_at: "2026-01-01T00:00:00.000Z",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_filter_asked_again_has_the_total_of_the_tasks_as_they_are_now() {
+        for (_dir, store) in store_with(&["deploy api", "deploy web", "audit"]).await {
+            let all = |store| async move {
+                let f = Filter {
+                    limit: 10,
+                    ..Filter::default()
+                };
+                list(store, &f).await.unwrap().1
+            };
+            for _ in 0..2 {
+                assert_eq!(total(&store, "deploy").await, 2);
+                assert_eq!(search(&store, "deploy", &["queued"]).await.len(), 2);
+                assert_eq!(all(&store).await, 3);
+            }
+            insert(&store, &new_task("task_3", "deploy db"))
+                .await
+                .unwrap();
+            assert_eq!(total(&store, "deploy").await, 3);
+            assert_eq!(all(&store).await, 4);
+            set_status(&store, "task_0", "failed").await;
+            assert_eq!(
+                search(&store, "deploy", &["queued"]).await,
+                ["task_3", "task_1"]
+            );
+            assert_eq!(search(&store, "deploy", &["failed"]).await, ["task_0"]);
+            test_sql::exec(&store, "DELETE FROM tasks WHERE id = 'task_1'").await;
+            assert_eq!(total(&store, "deploy").await, 2);
+            assert_eq!(search(&store, "deploy", &["queued"]).await, ["task_3"]);
+            assert_eq!(all(&store).await, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_reuses_a_filters_total_until_any_task_changes() {
+        let (_dir, store) = store_with(&["deploy api", "deploy web", "audit"])
+            .await
+            .swap_remove(0);
+        assert!(matches!(store.db(), Db::Sqlite(_)));
+        assert_eq!(total(&store, "deploy").await, 2);
+        // Emptying the search index behind the store's back changes no task: the kept total
+        // is answered, though the page (read from the index) is now empty.
+        test_sql::exec(
+            &store,
+            "INSERT INTO tasks_fts_active (tasks_fts_active) VALUES ('delete-all')",
+        )
+        .await;
+        assert_eq!(total(&store, "deploy").await, 2);
+        // Any change to a task, even one the filter does not match, counts again.
+        set_status(&store, "task_2", "running").await;
+        assert_eq!(total(&store, "deploy").await, 0);
     }
 
     #[test]
