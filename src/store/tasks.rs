@@ -433,26 +433,52 @@ pub async fn finish(
     f: &Finish<'_>,
     event: Option<&Event>,
 ) -> Result<bool, StoreError> {
-    let mut tx = begin_write(store).await?;
-    let done = with_tx!(&mut tx, conn => {
-        sqlx::query(
+    macro_rules! update {
+        () => {
             "UPDATE tasks SET status = $2, completed_at = $3, duration_ms = $4, error = $5, output = $6, files = $7,
                     input_tokens = $8, output_tokens = $9
-             WHERE id = $1 AND status = $10",
-        )
-        .bind(id)
-        .bind(f.status)
-        .bind(f.completed_at)
-        .bind(f.duration_ms)
-        .bind(f.error)
-        .bind(f.output)
-        .bind(f.files)
-        .bind(f.input_tokens)
-        .bind(f.output_tokens)
-        .bind(TaskStatus::Running)
-        .execute(conn)
-        .await?
-        .rows_affected()
+             WHERE id = $1 AND status = $10"
+        };
+    }
+    macro_rules! finish_query {
+        ($sql:expr) => {
+            sqlx::query($sql)
+                .bind(id)
+                .bind(f.status)
+                .bind(f.completed_at)
+                .bind(f.duration_ms)
+                .bind(f.error)
+                .bind(f.output)
+                .bind(f.files)
+                .bind(f.input_tokens)
+                .bind(f.output_tokens)
+                .bind(TaskStatus::Running)
+        };
+    }
+    // PostgreSQL: one statement, the event written by the update's own CTE (a transaction
+    // around two statements costs three more round trips per task); it inserts the event only
+    // when the update found the task running, so its count says whether it did.
+    if let Db::Postgres(pool) = store.db() {
+        let done = match event {
+            Some(event) => finish_query!(concat!(
+                "WITH done AS (",
+                update!(),
+                " RETURNING 1)
+                 INSERT INTO outbox (id, event, payload, created_at) SELECT $11, $12, $13, $14 FROM done"
+            ))
+            .bind(&event.id)
+            .bind(event.event.as_str())
+            .bind(&event.payload)
+            .bind(&event.created_at)
+            .execute(pool)
+            .await?,
+            None => finish_query!(update!()).execute(pool).await?,
+        };
+        return Ok(done.rows_affected() == 1);
+    }
+    let mut tx = begin_write(store).await?;
+    let done = with_tx!(&mut tx, conn => {
+        finish_query!(update!()).execute(conn).await?.rows_affected()
     }) == 1;
     if done {
         if let Some(event) = event {
