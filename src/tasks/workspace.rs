@@ -600,10 +600,7 @@ fn run_walk(
     // for the CPU count) per walk was a visible part of each task's cost. A directory's link
     // count is 2 plus its subdirectories on the filesystems that keep it (1 on btrfs).
     let lone = matches!(jobs.as_slice(), [job] if job.rel.is_empty())
-        && std::fs::symlink_metadata(root).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.nlink() == 2
-        });
+        && std::fs::symlink_metadata(root).is_ok_and(|m| m.nlink() == 2);
     static PARALLELISM: OnceLock<usize> = OnceLock::new();
     let threads = if lone {
         1
