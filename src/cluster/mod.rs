@@ -88,6 +88,8 @@ pub struct Cluster {
     led: AtomicBool,
     /// This replica wrote events the leader should fan out (`notify::outbox_signaller`).
     outbox_written: tokio::sync::Notify,
+    /// This replica queued tasks it cannot start at once (`notify::queued_signaller`).
+    tasks_queued: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -106,6 +108,7 @@ impl Cluster {
             rendered: ArcSwap::from_pointee(String::from("[]")),
             led: AtomicBool::new(true),
             outbox_written: tokio::sync::Notify::new(),
+            tasks_queued: tokio::sync::Notify::new(),
         };
         cluster.render_single();
         Arc::new(cluster)
@@ -201,6 +204,15 @@ impl Cluster {
         }
     }
 
+    /// This replica queued a task it cannot start at once: the others hear it (a
+    /// [`Notice::Queued`]) within [`notify::QUEUED_SIGNAL_EVERY`], once for all the tasks
+    /// queued meanwhile. Nothing happens alone.
+    pub fn tasks_queued(&self) {
+        if self.is_clustered() {
+            self.tasks_queued.notify_one();
+        }
+    }
+
     /// Joins the deployment on `pool`: registers this replica (first heartbeat done before
     /// this returns, so its claims are never orphans), then runs the heartbeat, the election,
     /// the lease check, the listener, the publisher and the rate-limit sync until `stop`.
@@ -242,6 +254,7 @@ impl Cluster {
                 pool.clone(),
                 stop.clone(),
             )),
+            tokio::spawn(notify::queued_signaller(self.clone(), stop.clone())),
             tokio::spawn(replicas::heartbeat(
                 self.clone(),
                 pool.clone(),

@@ -36,6 +36,13 @@ pub const OUTBOX_CHANNEL: &str = "claw_outbox";
 /// events make it fan out sooner).
 pub const OUTBOX_SIGNAL_EVERY: Duration = Duration::from_millis(25);
 
+/// How often, at most, a replica announces tasks it queued and cannot start at once
+/// ([`Notice::Queued`]): every notice wakes every replica, and under load most replicas are
+/// busy, so one notice stands for all the tasks queued in the window. A replica with free
+/// slots starts them that much later at most; a busy one claims the next task as its own
+/// finish anyway.
+pub const QUEUED_SIGNAL_EVERY: Duration = Duration::from_millis(25);
+
 /// Largest output text in one notice (the payload limit is 8000 bytes, JSON escaping
 /// included; the worst case escapes a byte as six).
 const OUTPUT_PIECE: usize = 1200;
@@ -195,6 +202,24 @@ pub(super) async fn outbox_signaller(cluster: Arc<Cluster>, pool: PgPool, stop: 
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(OUTBOX_SIGNAL_EVERY) => {}
+        }
+    }
+}
+
+/// Publishes a [`Notice::Queued`] when this replica queued tasks it cannot start at once, at
+/// most once every [`QUEUED_SIGNAL_EVERY`] (tasks queued meanwhile ride on the next).
+pub(super) async fn queued_signaller(cluster: Arc<Cluster>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = cluster.tasks_queued.notified() => {}
+        }
+        cluster.publish(Notice::Queued {
+            from: cluster.id().to_owned(),
+        });
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(QUEUED_SIGNAL_EVERY) => {}
         }
     }
 }

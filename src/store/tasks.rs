@@ -83,42 +83,55 @@ pub(super) async fn begin_write(store: &Store) -> Result<Tx, StoreError> {
     store.begin_write().await
 }
 
-/// Enqueues a task.
-pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<(), StoreError> {
+/// The insert of [`NewTask`] `$t` for engine `$engine`, started by `$schedule` (the Schedule
+/// and slot, if one did); it returns the task's `seq`.
+macro_rules! insert_query {
+    ($engine:ty, $t:expr, $schedule:expr) => {{
+        let (t, schedule): (&NewTask<'_>, Option<(&str, Option<&str>)>) = ($t, $schedule);
+        sqlx::query_scalar::<$engine, i64>(
+            "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at, schedule, schedule_slot)
+             VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12) RETURNING seq",
+        )
+        .bind(t.id)
+        .bind(t.prompt)
+        .bind(t.options)
+        .bind(t.model)
+        .bind(t.max_tokens)
+        .bind(t.working_directory)
+        .bind(t.timeout_seconds)
+        .bind(t.created_by)
+        .bind(t.created_at)
+        .bind(TaskStatus::Queued)
+        .bind(schedule.map(|s| s.0))
+        .bind(schedule.and_then(|s| s.1))
+    }};
+}
+
+/// Enqueues a task; its `seq`. On PostgreSQL the insert is one statement committed on its
+/// own (a transaction around it would add two round trips per task); SQLite takes the write
+/// lock from its `BEGIN` (see [`begin_write`]).
+pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<i64, StoreError> {
+    if let Db::Postgres(pool) = store.db() {
+        return Ok(insert_query!(sqlx::Postgres, t, None)
+            .fetch_one(pool)
+            .await?);
+    }
     let mut tx = begin_write(store).await?;
-    insert_in(&mut tx, t, None).await?;
+    let seq = insert_in(&mut tx, t, None).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(seq)
 }
 
 /// Enqueues a task inside the caller's write transaction (begun with [`begin_write`]);
-/// `schedule` names the Schedule and slot that started it.
+/// `schedule` names the Schedule and slot that started it. Returns the task's `seq`.
 pub(super) async fn insert_in(
     tx: &mut Tx,
     t: &NewTask<'_>,
     schedule: Option<(&str, Option<&str>)>,
-) -> Result<(), StoreError> {
-    with_tx!(&mut *tx, conn => {
-    sqlx::query(
-        "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at, schedule, schedule_slot)
-         VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)",
-    )
-    .bind(t.id)
-    .bind(t.prompt)
-    .bind(t.options)
-    .bind(t.model)
-    .bind(t.max_tokens)
-    .bind(t.working_directory)
-    .bind(t.timeout_seconds)
-    .bind(t.created_by)
-    .bind(t.created_at)
-    .bind(TaskStatus::Queued)
-    .bind(schedule.map(|s| s.0))
-    .bind(schedule.and_then(|s| s.1))
-    .execute(conn)
-    .await?;
-    });
-    Ok(())
+) -> Result<i64, StoreError> {
+    Ok(with_tx!(&mut *tx, conn => {
+        insert_query!(Engine, t, schedule).fetch_one(conn).await?
+    }))
 }
 
 /// One task by id.
@@ -486,26 +499,52 @@ pub async fn finish(
     f: &Finish<'_>,
     event: Option<&Event>,
 ) -> Result<bool, StoreError> {
-    let mut tx = begin_write(store).await?;
-    let done = with_tx!(&mut tx, conn => {
-        sqlx::query(
+    macro_rules! update {
+        () => {
             "UPDATE tasks SET status = $2, completed_at = $3, duration_ms = $4, error = $5, output = $6, files = $7,
                     input_tokens = $8, output_tokens = $9
-             WHERE id = $1 AND status = $10",
-        )
-        .bind(id)
-        .bind(f.status)
-        .bind(f.completed_at)
-        .bind(f.duration_ms)
-        .bind(f.error)
-        .bind(f.output)
-        .bind(f.files)
-        .bind(f.input_tokens)
-        .bind(f.output_tokens)
-        .bind(TaskStatus::Running)
-        .execute(conn)
-        .await?
-        .rows_affected()
+             WHERE id = $1 AND status = $10"
+        };
+    }
+    macro_rules! finish_query {
+        ($sql:expr) => {
+            sqlx::query($sql)
+                .bind(id)
+                .bind(f.status)
+                .bind(f.completed_at)
+                .bind(f.duration_ms)
+                .bind(f.error)
+                .bind(f.output)
+                .bind(f.files)
+                .bind(f.input_tokens)
+                .bind(f.output_tokens)
+                .bind(TaskStatus::Running)
+        };
+    }
+    // PostgreSQL: one statement, the event written by the update's own CTE (a transaction
+    // around two statements costs three more round trips per task); it inserts the event only
+    // when the update found the task running, so its count says whether it did.
+    if let Db::Postgres(pool) = store.db() {
+        let done = match event {
+            Some(event) => finish_query!(concat!(
+                "WITH done AS (",
+                update!(),
+                " RETURNING 1)
+                 INSERT INTO outbox (id, event, payload, created_at) SELECT $11, $12, $13, $14 FROM done"
+            ))
+            .bind(&event.id)
+            .bind(event.event.as_str())
+            .bind(&event.payload)
+            .bind(&event.created_at)
+            .execute(pool)
+            .await?,
+            None => finish_query!(update!()).execute(pool).await?,
+        };
+        return Ok(done.rows_affected() == 1);
+    }
+    let mut tx = begin_write(store).await?;
+    let done = with_tx!(&mut tx, conn => {
+        finish_query!(update!()).execute(conn).await?.rows_affected()
     }) == 1;
     if done {
         if let Some(event) = event {

@@ -334,14 +334,13 @@ impl TaskService {
         self.watches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Validates a `POST /tasks` body and enqueues the task.
+    /// Validates a `POST /tasks` body and enqueues the task; its row as stored, made here
+    /// rather than read back (a round trip per task).
     pub async fn create(&self, body: &Value, created_by: &str) -> Result<TaskRow, TaskError> {
         let task = self.prepare(body)?;
-        rows::insert(&self.store, &task.row(created_by)).await?;
+        let seq = rows::insert(&self.store, &task.row(created_by)).await?;
         self.enqueued(&task.id, created_by);
-        rows::get(&self.store, &task.id)
-            .await?
-            .ok_or(TaskError::NotFound(task.id))
+        Ok(task.stored(seq, created_by))
     }
 
     /// Validates a `POST /tasks` body against the Config in force and makes the task's row,
@@ -380,9 +379,7 @@ impl TaskService {
         // start at once is announced, for replicas with free capacity (all of them looking at
         // the queue for every task would mostly find it empty).
         if cluster.is_clustered() && self.free.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            cluster.publish(Notice::Queued {
-                from: cluster.id().to_owned(),
-            });
+            cluster.tasks_queued();
         }
         tracing::info!(task_id = %id, token = %created_by, "task queued");
     }
@@ -1149,6 +1146,33 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The row as stored (queued, nothing run yet) under `seq`, created by `created_by`.
+    pub fn stored(self, seq: i64, created_by: &str) -> TaskRow {
+        TaskRow {
+            seq,
+            id: self.id,
+            status: TaskStatus::Queued,
+            prompt: self.prompt,
+            options: self.options,
+            model: self.model,
+            max_tokens: self.max_tokens,
+            working_directory: self.working_directory,
+            timeout_seconds: self.timeout_seconds,
+            created_by: created_by.to_owned(),
+            created_at: self.created_at,
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+            error: None,
+            output: None,
+            files: None,
+            input_tokens: None,
+            output_tokens: None,
+            schedule: None,
+            schedule_slot: None,
+        }
+    }
+
     /// The row to insert, created by `created_by`.
     pub fn row<'a>(&'a self, created_by: &'a str) -> NewTask<'a> {
         NewTask {

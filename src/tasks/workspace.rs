@@ -58,7 +58,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -595,10 +595,23 @@ fn run_walk(
 ) -> std::io::Result<Found> {
     // Fail for a missing or unreadable working directory rather than report it empty.
     std::fs::read_dir(root)?;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
+    // Helper threads only when there may be more than one directory to read: a task's new
+    // working directory is one empty directory, and starting a thread (and asking the cgroup
+    // for the CPU count) per walk was a visible part of each task's cost. A directory's link
+    // count is 2 plus its subdirectories on the filesystems that keep it (1 on btrfs).
+    let lone = matches!(jobs.as_slice(), [job] if job.rel.is_empty())
+        && std::fs::symlink_metadata(root).is_ok_and(|m| m.nlink() == 2);
+    static PARALLELISM: OnceLock<usize> = OnceLock::new();
+    let threads = if lone {
+        1
+    } else {
+        *PARALLELISM.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(8)
+        })
+    };
     let walker = Walker {
         root,
         mode,
