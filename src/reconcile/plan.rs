@@ -1,6 +1,7 @@
 //! Desired vs actual -> plan: what to create, update and delete. Pure; `claw diff` prints it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -21,7 +22,8 @@ pub enum Action {
 pub struct Step {
     pub action: Action,
     pub kind: Kind,
-    pub name: String,
+    /// Shared with the resource's (or the applied map's) copy.
+    pub name: Arc<str>,
 }
 
 /// Why deletes were held back.
@@ -69,7 +71,7 @@ pub enum Decision {
 /// wait. The Config is never deleted: without one the last applied stays.
 pub fn decide(
     kind: Kind,
-    name: &str,
+    name: &Arc<str>,
     desired: Option<&Resource>,
     actual: Option<&Applied>,
     claimed: bool,
@@ -78,7 +80,7 @@ pub fn decide(
     let step = |action| Step {
         action,
         kind,
-        name: name.to_owned(),
+        name: name.clone(),
     };
     match (desired, actual) {
         (Some(_), None) => Decision::Do(step(Action::Create)),
@@ -93,7 +95,7 @@ pub fn decide(
 /// Computes the plan for a whole desired state (`claw diff`; the reconciler decides per name).
 pub fn plan(
     desired: &HashMap<(Kind, &str), &Resource>,
-    actual: &HashMap<(Kind, String), Applied>,
+    actual: &HashMap<(Kind, Arc<str>), Applied>,
     mut guards: Guards<'_>,
 ) -> Plan {
     let mut out = Plan::default();
@@ -106,21 +108,22 @@ pub fn plan(
         Decision::Held(step) => out.held.push(step),
         Decision::Nothing => {}
     };
-    for (&(kind, name), r) in desired {
+    for (&(kind, _), r) in desired {
+        let name = &r.metadata.name;
         take(decide(
             kind,
             name,
             Some(r),
-            actual.get(&(kind, name.to_owned())),
+            actual.get(&(kind, name.clone())),
             false,
             hold,
         ));
     }
     for ((kind, name), a) in actual {
-        if desired.contains_key(&(*kind, name.as_str())) {
+        if desired.contains_key(&(*kind, &**name)) {
             continue;
         }
-        let claimed = guards.claimed.contains(&(*kind, name.as_str()));
+        let claimed = guards.claimed.contains(&(*kind, &**name));
         take(decide(*kind, name, None, Some(a), claimed, hold));
     }
     if !out.held.is_empty() {
