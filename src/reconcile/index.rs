@@ -295,9 +295,9 @@ mod tests {
         put(&mut set, &mut index, "a.yaml", Some(&token("ci")));
         put(&mut set, &mut index, "b.yaml", Some(&token("other")));
         let touched = put(&mut set, &mut index, "c.yaml", Some(&token("ci")));
-        assert_eq!(touched, HashSet::from([(Kind::Token, "ci".to_owned())]));
+        assert_eq!(touched, HashSet::from([(Kind::Token, Arc::from("ci"))]));
         assert_eq!(index.rule_errors().count(), 1);
-        let key = (Kind::Token, "ci".to_owned());
+        let key = (Kind::Token, Arc::from("ci"));
         assert_eq!(
             index.desired(&key).unwrap().origin.file.as_ref(),
             Path::new("a.yaml")

@@ -153,8 +153,10 @@ mod tests {
 
     fn set_of(text: &str) -> ManifestSet {
         let mut s = ManifestSet::default();
-        s.files
-            .insert("a.yaml".into(), parse_file(Path::new("a.yaml"), text));
+        s.files.insert(
+            Path::new("a.yaml").into(),
+            parse_file(Path::new("a.yaml"), text),
+        );
         s
     }
 
@@ -165,14 +167,10 @@ mod tests {
         let set = set_of(SKILLS);
         let desired = Desired::of(&set, false);
         let mut actual = HashMap::new();
-        actual.insert((Kind::Skill, "one".to_string()), applied([9; 32]));
-        actual.insert((Kind::Skill, "gone".to_string()), applied([1; 32]));
+        actual.insert((Kind::Skill, "one".into()), applied([9; 32]));
+        actual.insert((Kind::Skill, "gone".into()), applied([1; 32]));
         let p = plan(&desired.resources, &actual, Guards::default());
-        let steps: Vec<_> = p
-            .steps
-            .iter()
-            .map(|s| (s.action, s.name.as_str()))
-            .collect();
+        let steps: Vec<_> = p.steps.iter().map(|s| (s.action, &*s.name)).collect();
         assert_eq!(
             steps,
             vec![
@@ -188,7 +186,7 @@ mod tests {
         let set = ManifestSet::default();
         let desired = Desired::of(&set, false);
         let mut actual = HashMap::new();
-        actual.insert((Kind::Token, "admin".to_string()), applied([1; 32]));
+        actual.insert((Kind::Token, "admin".into()), applied([1; 32]));
         let p = plan(&desired.resources, &actual, Guards::default());
         assert!(p.steps.is_empty());
         assert_eq!(p.held.len(), 1);
@@ -205,8 +203,8 @@ mod tests {
         let set = set_of(SKILLS);
         let desired = Desired::of(&set, false);
         let mut actual = HashMap::new();
-        actual.insert((Kind::Token, "typo".to_string()), applied([1; 32]));
-        actual.insert((Kind::Config, "default".to_string()), applied([1; 32]));
+        actual.insert((Kind::Token, "typo".into()), applied([1; 32]));
+        actual.insert((Kind::Config, "default".into()), applied([1; 32]));
         let mut guards = Guards::default();
         guards.claimed.insert((Kind::Token, "typo"));
         let p = plan(&desired.resources, &actual, guards);
