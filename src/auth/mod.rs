@@ -58,7 +58,8 @@ impl TokenEntry {
 /// A token as the reconciler hands it to the table.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
-    pub name: String,
+    /// Shared with the Token resource's copy of its name.
+    pub name: Arc<str>,
     pub scope: Scope,
     pub hash: TokenHash,
     pub expires_at: Option<i64>,
@@ -143,12 +144,12 @@ impl TokenTable {
         }
         for record in upserts {
             let mut last_used = record.last_used.unwrap_or(0);
-            if let Some(old) = next.by_name.take(record.name.as_str()) {
+            if let Some(old) = next.by_name.take(&*record.name) {
                 next.by_hash.remove(&old.0.hash);
                 last_used = last_used.max(old.0.last_used.load(Ordering::Relaxed));
             }
             let entry = Arc::new(TokenEntry {
-                name: Arc::from(record.name),
+                name: record.name,
                 scope: record.scope,
                 expires_at: record.expires_at,
                 rate_limit: record.rate_limit,

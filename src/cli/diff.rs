@@ -60,7 +60,7 @@ pub async fn run(args: Args) -> ExitCode {
     let mut guards = Guards::default();
     for (path, file) in &set.files {
         if file.unreadable && guards.hold.is_none() {
-            guards.hold = Some(Hold::Unreadable(path.clone()));
+            guards.hold = Some(Hold::Unreadable(path.to_path_buf()));
         }
     }
     let plan = plan::plan(&desired.resources, &actual, guards);
@@ -77,7 +77,7 @@ pub async fn run(args: Args) -> ExitCode {
                 };
                 let file = desired
                     .resources
-                    .get(&(step.kind, step.name.as_str()))
+                    .get(&(step.kind, &*step.name))
                     .map(|r| format!("  ({})", root.join(&r.origin.file).display()))
                     .unwrap_or_default();
                 println!("{sign} {}/{}{file}", step.kind, step.name);

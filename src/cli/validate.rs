@@ -77,7 +77,7 @@ fn load(path: &Path) -> std::io::Result<(PathBuf, ManifestSet, bool)> {
     }
     let mut set = ManifestSet::default();
     if let Some(load) = load_path(Path::new(""), path)? {
-        set.files.insert(path.to_path_buf(), load);
+        set.files.insert(load.shared_path(path), load);
     }
     Ok((PathBuf::new(), set, false))
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -106,8 +107,9 @@ impl FromStr for Kind {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
-    /// Resource name, unique per kind.
-    pub name: String,
+    /// Resource name, unique per kind. Shared: the index, the applied map, the reflector and
+    /// the token table key on this one copy (a large tree has ~100,000 names).
+    pub name: Arc<str>,
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "StringMap::is_empty")]
     pub labels: StringMap,
@@ -162,7 +164,7 @@ impl<'de> Deserialize<'de> for StringMap {
 
 impl Metadata {
     /// Metadata with only a name.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
         Metadata {
             name: name.into(),
             ..Metadata::default()
@@ -939,7 +941,7 @@ mod tests {
 
     fn full_metadata(name: &str) -> Metadata {
         Metadata {
-            name: name.to_owned(),
+            name: name.into(),
             labels: BTreeMap::from([("team".to_owned(), "platform".to_owned())]).into(),
             annotations: BTreeMap::from([("owner".to_owned(), "ops@example.com".to_owned())])
                 .into(),

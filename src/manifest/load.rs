@@ -27,10 +27,23 @@ pub struct FileLoad {
     pub diagnostics: Vec<Diagnostic>,
     /// Kind and name of the invalid documents that still say who they are: the reconciler
     /// never deletes these, so a typo cannot revoke a token or remove a skill.
-    pub claimed: Vec<(Kind, String)>,
+    pub claimed: Vec<(Kind, Arc<str>)>,
     /// True when the file is not even YAML: then nobody can tell what it declares, and the
     /// reconciler holds every delete until it is fixed.
     pub unreadable: bool,
+}
+
+impl FileLoad {
+    /// `rel` as a key of [`ManifestSet::files`]: the copy its resources' origins hold when it
+    /// has any (one path per file in memory, not two).
+    pub fn shared_path(&self, rel: &Path) -> Arc<Path> {
+        self.resources
+            .first()
+            .map(|r| &r.origin.file)
+            .filter(|f| ***f == *rel)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(rel))
+    }
 }
 
 /// True for the file names the loader reads: `*.yaml` / `*.yml`, not hidden (editor swap and
@@ -98,7 +111,7 @@ fn parse_file_with(
                 let kind = doc.value.get("kind").and_then(Value::as_str);
                 let name = doc.value.pointer("/metadata/name").and_then(Value::as_str);
                 if let (Some(Ok(kind)), Some(name)) = (kind.map(str::parse::<Kind>), name) {
-                    out.claimed.push((kind, name.to_owned()));
+                    out.claimed.push((kind, Arc::from(name)));
                 }
                 out.diagnostics.append(&mut diags);
             }
@@ -349,7 +362,8 @@ pub fn load_path(root: &Path, rel: &Path) -> io::Result<Option<FileLoad>> {
 #[derive(Debug, Clone, Default)]
 pub struct ManifestSet {
     /// Files by path relative to the root, in path order (which decides duplicate winners).
-    pub files: BTreeMap<PathBuf, FileLoad>,
+    /// The key is the path its resources' origins share ([`FileLoad::shared_path`]).
+    pub files: BTreeMap<Arc<Path>, FileLoad>,
 }
 
 impl ManifestSet {
@@ -365,7 +379,7 @@ impl ManifestSet {
     /// Loads (or reloads) one file; a file that no longer exists is dropped from the set.
     pub fn load_file(&mut self, root: &Path, rel: &Path) -> io::Result<()> {
         match load_path(root, rel)? {
-            Some(load) => self.files.insert(rel.to_path_buf(), load),
+            Some(load) => self.files.insert(load.shared_path(rel), load),
             None => self.files.remove(rel),
         };
         Ok(())
@@ -381,7 +395,7 @@ impl ManifestSet {
     /// The first resource of this kind and name, in file order.
     pub fn find(&self, kind: Kind, name: &str) -> Option<&Resource> {
         self.resources()
-            .find(|r| r.kind == kind && r.metadata.name == name)
+            .find(|r| r.kind == kind && r.name() == name)
     }
 
     /// Errors of the files themselves (not the cross-resource rules).

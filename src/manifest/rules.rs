@@ -128,7 +128,7 @@ mod tests {
         let mut s = ManifestSet::default();
         for (path, text) in files {
             s.files
-                .insert(path.into(), parse_file(Path::new(path), text));
+                .insert(Path::new(path).into(), parse_file(Path::new(path), text));
         }
         s
     }

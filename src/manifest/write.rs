@@ -383,8 +383,10 @@ mod tests {
     fn the_rules_judge_only_the_written_file_against_the_declarations_elsewhere() {
         let mut set = ManifestSet::default();
         let a = PathBuf::from("b.yaml");
-        set.files
-            .insert(a.clone(), load::parse_file(&a, &token("dup")));
+        set.files.insert(
+            std::sync::Arc::from(a.as_path()),
+            load::parse_file(&a, &token("dup")),
+        );
         // A later file declaring the same name is the duplicate: refused.
         let later = PathBuf::from("c.yaml");
         let new = load::parse_file(&later, &format!("{}---\n{}", token("dup"), token("ok")));

@@ -127,7 +127,7 @@ pub async fn start(
     live.tokens
         .apply(db::tokens::load_records(&store).await?, &[]);
     if let (Some(applied), Some(text)) = (
-        actual.get(&(Kind::Config, CONFIG_NAME.to_owned())),
+        actual.get(&(Kind::Config, Arc::from(CONFIG_NAME))),
         resources::spec_of(&store, Kind::Config, CONFIG_NAME).await?,
     ) {
         if let Ok(Spec::Config(spec)) = serde_json::from_str::<serde_json::Value>(&text)
@@ -257,7 +257,7 @@ impl Reconciler {
     ) -> Result<WriteOutcome, WriteError> {
         // Bring the file in question up to date first, so the edit applies to what is on disk.
         let (kind, name) = edit.target();
-        let key = (kind, name.to_owned());
+        let key = (kind, Arc::from(name));
         if let Some(r) = self.index.desired(&key) {
             let file = r.origin.file.to_path_buf();
             self.reconcile(Scope::file(file)).await;
@@ -347,7 +347,10 @@ impl Reconciler {
             paths.extend(changes.iter().map(|(p, _)| p.clone()));
             self.set.files = changes
                 .into_iter()
-                .filter_map(|(path, load)| Some((path, first_load(load?))))
+                .filter_map(|(path, load)| {
+                    let load = first_load(load?);
+                    Some((load.shared_path(&path), load))
+                })
                 .collect();
             for (path, load) in &self.set.files {
                 touched.extend(self.index.update(&self.set, path, None, Some(load)));
@@ -394,24 +397,24 @@ impl Reconciler {
     /// an invalid file keeps its last good resources in force.
     fn merge(&mut self, path: PathBuf, load: Option<FileLoad>) -> HashSet<Key> {
         let old = match load {
-            None => self.set.files.remove(&path),
+            None => self.set.files.remove(path.as_path()),
             Some(mut load) => {
                 if !load.diagnostics.is_empty() {
                     load.resources = self
                         .set
                         .files
-                        .get(&path)
+                        .get(path.as_path())
                         .map(|old| old.resources.clone())
                         .unwrap_or_default();
                     // Invalid documents that still name themselves must not be pruned either.
                     for r in &load.resources {
-                        load.claimed.push((r.kind, r.name().to_owned()));
+                        load.claimed.push((r.kind, r.metadata.name.clone()));
                     }
                 }
-                self.set.files.insert(path.clone(), load)
+                self.set.files.insert(load.shared_path(&path), load)
             }
         };
-        let new = self.set.files.get(&path);
+        let new = self.set.files.get(path.as_path());
         self.index.update(&self.set, &path, old.as_ref(), new)
     }
 
@@ -530,7 +533,7 @@ impl Reconciler {
                     self.book.remove(&self.live.resources, &key);
                     self.live.resources.set_resource(key.0, &key.1, None);
                     tracing::info!(kind = %step.kind, name = %step.name, "deleted");
-                    let job = Job::Delete(key.1.clone());
+                    let job = Job::Delete(key.1.to_string());
                     jobs.extend(self.work.schedule(
                         &self.handlers,
                         &key,
@@ -606,7 +609,7 @@ impl Reconciler {
             };
             self.live
                 .resources
-                .set_resource(r.kind, r.name(), Some(r.clone()));
+                .set_resource(r.kind, &r.metadata.name, Some(r.clone()));
             if planned.contains(key) {
                 continue;
             }
@@ -763,7 +766,7 @@ impl Reconciler {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let repaired = Repaired {
                     kind: key.0,
-                    name: key.1.clone(),
+                    name: key.1.to_string(),
                     reason: outcome.reason.to_owned(),
                     message: outcome.message.clone(),
                 };
@@ -802,7 +805,7 @@ impl Reconciler {
         let mut errors: Vec<_> = self
             .index
             .invalid_files()
-            .filter_map(|p| self.set.files.get(p))
+            .filter_map(|p| self.set.files.get(p.as_path()))
             .flat_map(|f| f.diagnostics.iter().cloned())
             .collect();
         errors.extend(self.index.rule_errors().cloned());

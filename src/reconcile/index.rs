@@ -16,8 +16,8 @@ use crate::manifest::rules::{self, CONFIG_NAME};
 use crate::manifest::write::Declarations;
 use crate::manifest::{Diagnostic, Digest, FileLoad, Kind, ManifestSet, Resource};
 
-/// A resource's identity.
-pub type Key = (Kind, String);
+/// A resource's identity: its kind and name (the name shared with the resource's own copy).
+pub type Key = (Kind, Arc<str>);
 
 /// Who declares one name.
 struct Owners {
@@ -60,7 +60,7 @@ impl Index {
         if let Some(old) = old {
             self.revision_term(path, old, false);
             for r in &old.resources {
-                let key = (r.kind, r.name().to_owned());
+                let key = (r.kind, r.metadata.name.clone());
                 if let Some(owners) = self.owners.get_mut(&key) {
                     owners.files.retain(|f| **f != *path);
                 }
@@ -80,7 +80,7 @@ impl Index {
         if let Some(new) = new {
             self.revision_term(path, new, true);
             for r in &new.resources {
-                let key = (r.kind, r.name().to_owned());
+                let key = (r.kind, r.metadata.name.clone());
                 let owners = self.owners.entry(key.clone()).or_insert_with(|| Owners {
                     files: Vec::with_capacity(1),
                     winner: None,
@@ -125,7 +125,7 @@ impl Index {
                         _ => set.files.get(p.as_ref()),
                     })
                     .flat_map(|f| f.resources.iter())
-                    .filter(|r| r.kind == key.0 && r.name() == key.1)
+                    .filter(|r| r.kind == key.0 && r.name() == &*key.1)
                     .collect();
                 let (winner, errors) = rules::admit_one(declared.iter().map(|r| &***r));
                 let winner = winner.and_then(|w| {
@@ -175,7 +175,7 @@ impl Index {
 
     /// Every valid declaration of `kind`/`name`, in file order (path, then document).
     pub fn declaring<'a>(&self, set: &'a ManifestSet, kind: Kind, name: &str) -> Vec<&'a Resource> {
-        let Some(owners) = self.owners.get(&(kind, name.to_owned())) else {
+        let Some(owners) = self.owners.get(&(kind, Arc::from(name))) else {
             return Vec::new();
         };
         owners
@@ -228,7 +228,7 @@ impl Index {
     /// True when the one Config takes part.
     pub fn has_config(&self) -> bool {
         self.owners
-            .get(&(Kind::Config, CONFIG_NAME.to_owned()))
+            .get(&(Kind::Config, Arc::from(CONFIG_NAME)))
             .is_some_and(|o| o.winner.is_some())
     }
 
@@ -282,8 +282,8 @@ mod tests {
         let p = PathBuf::from(path);
         let new = text.map(|t| parse_file(&p, t));
         let old = match &new {
-            Some(n) => set.files.insert(p.clone(), n.clone()),
-            None => set.files.remove(&p),
+            Some(n) => set.files.insert(n.shared_path(&p), n.clone()),
+            None => set.files.remove(p.as_path()),
         };
         index.update(set, &p, old.as_ref(), new.as_ref())
     }
@@ -295,9 +295,9 @@ mod tests {
         put(&mut set, &mut index, "a.yaml", Some(&token("ci")));
         put(&mut set, &mut index, "b.yaml", Some(&token("other")));
         let touched = put(&mut set, &mut index, "c.yaml", Some(&token("ci")));
-        assert_eq!(touched, HashSet::from([(Kind::Token, "ci".to_owned())]));
+        assert_eq!(touched, HashSet::from([(Kind::Token, Arc::from("ci"))]));
         assert_eq!(index.rule_errors().count(), 1);
-        let key = (Kind::Token, "ci".to_owned());
+        let key = (Kind::Token, Arc::from("ci"));
         assert_eq!(
             index.desired(&key).unwrap().origin.file.as_ref(),
             Path::new("a.yaml")

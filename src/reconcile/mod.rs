@@ -186,7 +186,7 @@ impl Controller {
             .report
             .failed
             .iter()
-            .any(|f| f.step.kind == kind && f.step.name == name);
+            .any(|f| f.step.kind == kind && *f.step.name == *name);
         if !failed {
             self.leader_has_written(kind, &name, outcome.digest).await;
         }

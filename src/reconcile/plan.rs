@@ -1,6 +1,7 @@
 //! Desired vs actual -> plan: what to create, update and delete. Pure; `claw diff` prints it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -21,7 +22,8 @@ pub enum Action {
 pub struct Step {
     pub action: Action,
     pub kind: Kind,
-    pub name: String,
+    /// Shared with the resource's (or the applied map's) copy.
+    pub name: Arc<str>,
 }
 
 /// Why deletes were held back.
@@ -69,7 +71,7 @@ pub enum Decision {
 /// wait. The Config is never deleted: without one the last applied stays.
 pub fn decide(
     kind: Kind,
-    name: &str,
+    name: &Arc<str>,
     desired: Option<&Resource>,
     actual: Option<&Applied>,
     claimed: bool,
@@ -78,7 +80,7 @@ pub fn decide(
     let step = |action| Step {
         action,
         kind,
-        name: name.to_owned(),
+        name: name.clone(),
     };
     match (desired, actual) {
         (Some(_), None) => Decision::Do(step(Action::Create)),
@@ -93,7 +95,7 @@ pub fn decide(
 /// Computes the plan for a whole desired state (`claw diff`; the reconciler decides per name).
 pub fn plan(
     desired: &HashMap<(Kind, &str), &Resource>,
-    actual: &HashMap<(Kind, String), Applied>,
+    actual: &HashMap<(Kind, Arc<str>), Applied>,
     mut guards: Guards<'_>,
 ) -> Plan {
     let mut out = Plan::default();
@@ -106,21 +108,22 @@ pub fn plan(
         Decision::Held(step) => out.held.push(step),
         Decision::Nothing => {}
     };
-    for (&(kind, name), r) in desired {
+    for (&(kind, _), r) in desired {
+        let name = &r.metadata.name;
         take(decide(
             kind,
             name,
             Some(r),
-            actual.get(&(kind, name.to_owned())),
+            actual.get(&(kind, name.clone())),
             false,
             hold,
         ));
     }
     for ((kind, name), a) in actual {
-        if desired.contains_key(&(*kind, name.as_str())) {
+        if desired.contains_key(&(*kind, &**name)) {
             continue;
         }
-        let claimed = guards.claimed.contains(&(*kind, name.as_str()));
+        let claimed = guards.claimed.contains(&(*kind, &**name));
         take(decide(*kind, name, None, Some(a), claimed, hold));
     }
     if !out.held.is_empty() {
@@ -150,8 +153,10 @@ mod tests {
 
     fn set_of(text: &str) -> ManifestSet {
         let mut s = ManifestSet::default();
-        s.files
-            .insert("a.yaml".into(), parse_file(Path::new("a.yaml"), text));
+        s.files.insert(
+            Path::new("a.yaml").into(),
+            parse_file(Path::new("a.yaml"), text),
+        );
         s
     }
 
@@ -162,14 +167,10 @@ mod tests {
         let set = set_of(SKILLS);
         let desired = Desired::of(&set, false);
         let mut actual = HashMap::new();
-        actual.insert((Kind::Skill, "one".to_string()), applied([9; 32]));
-        actual.insert((Kind::Skill, "gone".to_string()), applied([1; 32]));
+        actual.insert((Kind::Skill, "one".into()), applied([9; 32]));
+        actual.insert((Kind::Skill, "gone".into()), applied([1; 32]));
         let p = plan(&desired.resources, &actual, Guards::default());
-        let steps: Vec<_> = p
-            .steps
-            .iter()
-            .map(|s| (s.action, s.name.as_str()))
-            .collect();
+        let steps: Vec<_> = p.steps.iter().map(|s| (s.action, &*s.name)).collect();
         assert_eq!(
             steps,
             vec![
@@ -185,7 +186,7 @@ mod tests {
         let set = ManifestSet::default();
         let desired = Desired::of(&set, false);
         let mut actual = HashMap::new();
-        actual.insert((Kind::Token, "admin".to_string()), applied([1; 32]));
+        actual.insert((Kind::Token, "admin".into()), applied([1; 32]));
         let p = plan(&desired.resources, &actual, Guards::default());
         assert!(p.steps.is_empty());
         assert_eq!(p.held.len(), 1);
@@ -202,8 +203,8 @@ mod tests {
         let set = set_of(SKILLS);
         let desired = Desired::of(&set, false);
         let mut actual = HashMap::new();
-        actual.insert((Kind::Token, "typo".to_string()), applied([1; 32]));
-        actual.insert((Kind::Config, "default".to_string()), applied([1; 32]));
+        actual.insert((Kind::Token, "typo".into()), applied([1; 32]));
+        actual.insert((Kind::Config, "default".into()), applied([1; 32]));
         let mut guards = Guards::default();
         guards.claimed.insert((Kind::Token, "typo"));
         let p = plan(&desired.resources, &actual, guards);

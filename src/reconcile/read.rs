@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use super::Scope;
@@ -15,21 +16,24 @@ pub fn known_digests(set: &ManifestSet, scope: &Scope) -> HashMap<PathBuf, Diges
         Scope::Full => set
             .files
             .iter()
-            .map(|(p, f)| (p.clone(), f.digest))
+            .map(|(p, f)| (p.to_path_buf(), f.digest))
             .collect(),
         Scope::Paths { files, dirs } => {
             let mut known = HashMap::new();
             for p in files {
-                if let Some(f) = set.files.get(p) {
-                    known.insert(p.clone(), f.digest);
+                if let Some(f) = set.files.get(p.as_path()) {
+                    known.insert(p.to_path_buf(), f.digest);
                 }
             }
             for d in dirs {
-                for (p, f) in set.files.range(d.clone()..) {
+                for (p, f) in set
+                    .files
+                    .range::<Path, _>((Bound::Included(d.as_path()), Bound::Unbounded))
+                {
                     if !p.starts_with(d) {
                         break;
                     }
-                    known.insert(p.clone(), f.digest);
+                    known.insert(p.to_path_buf(), f.digest);
                 }
             }
             known

@@ -85,19 +85,24 @@ impl Reflector {
     }
 
     /// Sets the resource in force for `kind`/`name` (`None`: no longer declared).
-    pub(crate) fn set_resource(&self, kind: Kind, name: &str, resource: Option<Arc<Resource>>) {
+    pub(crate) fn set_resource(
+        &self,
+        kind: Kind,
+        name: &Arc<str>,
+        resource: Option<Arc<Resource>>,
+    ) {
         let mut entries = self.write();
         let of_kind = entries.entry(kind).or_default();
-        match of_kind.get_mut(name) {
+        match of_kind.get_mut(&**name) {
             Some(e) => {
                 e.resource = resource;
                 if e.resource.is_none() && e.status.is_none() {
-                    of_kind.remove(name);
+                    of_kind.remove(&**name);
                 }
             }
             None if resource.is_some() => {
                 of_kind.insert(
-                    Arc::from(name),
+                    name.clone(),
                     Entry {
                         resource,
                         status: None,
@@ -113,24 +118,24 @@ impl Reflector {
     pub(crate) fn update_status<R>(
         &self,
         kind: Kind,
-        name: &str,
+        name: &Arc<str>,
         change: impl FnOnce(&Arc<str>, &mut Option<Box<ResourceStatus>>) -> R,
     ) -> R {
         let mut entries = self.write();
         let of_kind = entries.entry(kind).or_default();
-        if !of_kind.contains_key(name) {
-            of_kind.insert(Arc::from(name), Entry::default());
+        if !of_kind.contains_key(&**name) {
+            of_kind.insert(name.clone(), Entry::default());
         }
         let (shared, entry) = of_kind
             .range_mut::<str, _>((
-                std::ops::Bound::Included(name),
-                std::ops::Bound::Included(name),
+                std::ops::Bound::Included(&**name),
+                std::ops::Bound::Included(&**name),
             ))
             .next()
             .expect("inserted above");
         let out = change(shared, &mut entry.status);
         if entry.resource.is_none() && entry.status.is_none() {
-            of_kind.remove(name);
+            of_kind.remove(&**name);
         }
         out
     }

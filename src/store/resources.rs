@@ -16,7 +16,7 @@ pub struct Applied {
 }
 
 /// Every applied resource, keyed by kind and name.
-pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, String), Applied>, StoreError> {
+pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, Arc<str>), Applied>, StoreError> {
     let rows: Vec<(String, String, String, String)> = with_pool!(store, pool => {
         sqlx::query_as("SELECT kind, name, digest, applied_revision FROM resources")
             .fetch_all(pool)
@@ -37,7 +37,7 @@ pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, String), Applied>,
             .entry(revision)
             .or_insert_with_key(|r| Arc::from(r.as_str()))
             .clone();
-        out.insert((kind, name), Applied { digest, revision });
+        out.insert((kind, Arc::from(name)), Applied { digest, revision });
     }
     Ok(out)
 }

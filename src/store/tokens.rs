@@ -74,7 +74,7 @@ pub async fn load_records(store: &Store) -> Result<Vec<TokenRecord>, StoreError>
         }
         out.push(TokenRecord {
             rate_limit: limits.remove(row.name.as_str()),
-            name: row.name,
+            name: std::sync::Arc::from(row.name),
             scope,
             hash,
             expires_at: row.expires_at.as_deref().and_then(parse_unix),

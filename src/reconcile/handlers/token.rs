@@ -126,7 +126,7 @@ impl TokenHandler {
         let hash = hash_of(spec)?;
         let expires_at = spec.expires_at.map(|t| t.unix_timestamp());
         self.staged().upserts.push(TokenRecord {
-            name: r.name().to_owned(),
+            name: r.metadata.name.clone(),
             scope: spec.scope,
             hash,
             expires_at,
