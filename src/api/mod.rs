@@ -32,6 +32,7 @@ pub mod ui;
 pub mod webhooks;
 pub mod whoami;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -249,6 +250,20 @@ pub fn router(state: AppState, limits: Limits) -> App {
     }
 }
 
+/// The future of [`App`] and [`Bearer`]'s services: one box per request.
+pub type Answer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// The response of a service that cannot fail.
+async fn infallible(
+    call: impl std::future::Future<Output = Result<Response, Infallible>>,
+) -> Response {
+    match call.await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
 /// The whole application as one service: the steps every request passes before the routes
 /// ([`front`]) written out by hand rather than stacked as middleware, because each
 /// `from_fn` layer boxes its future and a clone of everything below it, and each stacked
@@ -269,15 +284,13 @@ where
     B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
-    >;
+    type Error = Infallible;
+    type Future = Answer;
 
     fn poll_ready(
         &mut self,
         _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
+    ) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -318,22 +331,17 @@ struct BearerService<S> {
 
 impl<S> tower::Service<Request> for BearerService<S>
 where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
-    >;
+    type Error = Infallible;
+    type Future = Answer;
 
     fn poll_ready(
         &mut self,
         _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
+    ) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -343,15 +351,7 @@ where
         Box::pin(async move {
             let response = metrics::track_then(&state, req, |req| {
                 auth::authenticate_then(&state, req, |req| {
-                    idempotency::layer(&state, req, move |req| {
-                        let call = route.call(req);
-                        async move {
-                            match call.await {
-                                Ok(response) => response,
-                                Err(never) => match never {},
-                            }
-                        }
-                    })
+                    idempotency::layer(&state, req, move |req| infallible(route.call(req)))
                 })
             })
             .await;
@@ -401,13 +401,7 @@ async fn front(
         tracing::debug!("started processing request");
         let response = timeout_and_size(limits, req, |req| {
             use tower::Service;
-            let call = routes.call(req);
-            async move {
-                match call.await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                }
-            }
+            infallible(routes.call(req))
         })
         .await;
         tracing::debug!(
