@@ -353,17 +353,7 @@ async fn store_tasks(data: &Path, n: usize) -> (String, time::OffsetDateTime) {
         let batch: Vec<NewTask> = rows
             .iter()
             .filter(|r| r.3 == *status)
-            .map(|r| NewTask {
-                id: &r.0,
-                prompt: &r.1,
-                options: "{}",
-                model: "claude-sonnet-4-20250514",
-                max_tokens: 4096,
-                working_directory: None,
-                timeout_seconds: 600,
-                created_by: "bench",
-                created_at: &r.2,
-            })
+            .map(|r| bench_task(&r.0, &r.1, &r.2))
             .collect();
         insert_many(&mut tx, &batch, status.parse().expect("a task status"))
             .await
@@ -372,6 +362,21 @@ async fn store_tasks(data: &Path, n: usize) -> (String, time::OffsetDateTime) {
     tx.commit().await.unwrap();
     store.close().await;
     (rows[rows.len() / 2].0.clone(), base)
+}
+
+/// A finished task as the bench stores it.
+fn bench_task<'a>(id: &'a str, prompt: &'a str, created_at: &'a str) -> NewTask<'a> {
+    NewTask {
+        id,
+        prompt,
+        options: "{}",
+        model: "claude-sonnet-4-20250514",
+        max_tokens: 4096,
+        working_directory: None,
+        timeout_seconds: 600,
+        created_by: "bench",
+        created_at,
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -613,17 +618,7 @@ async fn time_lists(
                     claw::tasks::service::timestamp(time::OffsetDateTime::now_utc()),
                 );
                 added += 1;
-                let task = NewTask {
-                    id: &id,
-                    prompt: "added while listing",
-                    options: "{}",
-                    model: "claude-sonnet-4-20250514",
-                    max_tokens: 4096,
-                    working_directory: None,
-                    timeout_seconds: 600,
-                    created_by: "bench",
-                    created_at: &created,
-                };
+                let task = bench_task(&id, "added while listing", &created);
                 let mut tx = store.begin().await.unwrap();
                 insert_many(&mut tx, &[task], "cancelled".parse().unwrap())
                     .await

@@ -83,10 +83,10 @@ pub(super) async fn begin_write(store: &Store) -> Result<Tx, StoreError> {
     store.begin_write().await
 }
 
-/// The insert of [`NewTask`] `$t` for engine `$engine`, started by `$schedule` (the Schedule
-/// and slot, if one did); it returns the task's `seq`.
+/// The insert of [`NewTask`] `$t` with `$status` for engine `$engine`, started by `$schedule`
+/// (the Schedule and slot, if one did); it returns the task's `seq`.
 macro_rules! insert_query {
-    ($engine:ty, $t:expr, $schedule:expr) => {{
+    ($engine:ty, $t:expr, $status:expr, $schedule:expr) => {{
         let (t, schedule): (&NewTask<'_>, Option<(&str, Option<&str>)>) = ($t, $schedule);
         sqlx::query_scalar::<$engine, i64>(
             "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at, schedule, schedule_slot)
@@ -101,7 +101,7 @@ macro_rules! insert_query {
         .bind(t.timeout_seconds)
         .bind(t.created_by)
         .bind(t.created_at)
-        .bind(TaskStatus::Queued)
+        .bind($status)
         .bind(schedule.map(|s| s.0))
         .bind(schedule.and_then(|s| s.1))
     }};
@@ -112,7 +112,7 @@ macro_rules! insert_query {
 /// lock from its `BEGIN` (see [`begin_write`]).
 pub async fn insert(store: &Store, t: &NewTask<'_>) -> Result<i64, StoreError> {
     if let Db::Postgres(pool) = store.db() {
-        return Ok(insert_query!(sqlx::Postgres, t, None)
+        return Ok(insert_query!(sqlx::Postgres, t, TaskStatus::Queued, None)
             .fetch_one(pool)
             .await?);
     }
@@ -130,7 +130,9 @@ pub(super) async fn insert_in(
     schedule: Option<(&str, Option<&str>)>,
 ) -> Result<i64, StoreError> {
     Ok(with_tx!(&mut *tx, conn => {
-        insert_query!(Engine, t, schedule).fetch_one(conn).await?
+        insert_query!(Engine, t, TaskStatus::Queued, schedule)
+            .fetch_one(conn)
+            .await?
     }))
 }
 
@@ -652,22 +654,7 @@ pub async fn insert_many(
 ) -> Result<(), StoreError> {
     for t in rows {
         with_tx!(&mut *tx, conn => {
-            sqlx::query(
-                "INSERT INTO tasks (id, status, prompt, options, model, max_tokens, working_directory, timeout_seconds, created_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(t.id)
-            .bind(status)
-            .bind(t.prompt)
-            .bind(t.options)
-            .bind(t.model)
-            .bind(t.max_tokens)
-            .bind(t.working_directory)
-            .bind(t.timeout_seconds)
-            .bind(t.created_by)
-            .bind(t.created_at)
-            .execute(conn)
-            .await?;
+            insert_query!(Engine, t, status, None).fetch_one(conn).await?;
         });
     }
     Ok(())
@@ -684,22 +671,7 @@ mod tests {
         for (_, store) in &stores {
             for (i, p) in prompts.iter().enumerate() {
                 let id = format!("task_{i}");
-                insert(
-                    store,
-                    &NewTask {
-                        id: &id,
-                        prompt: p,
-                        options: "{}",
-                        model: "m",
-                        max_tokens: 1,
-                        working_directory: None,
-                        timeout_seconds: 1,
-                        created_by: "t",
-                        created_at: "2026-01-01T00:00:00.000Z",
-                    },
-                )
-                .await
-                .unwrap();
+                insert(store, &new_task(&id, p)).await.unwrap();
             }
         }
         stores
