@@ -12,6 +12,9 @@
 //! `task.completed`, so each task makes that many deliveries; the receiver answers 200 and
 //! counts each delivery id.
 //!
+//! - warm-up: `--warmup` tasks (default 200) are created, run and delivered before the clock
+//!   starts, so each replica's connections have prepared their statements and its workers have
+//!   started: a fixed cost per process, not the steady state a long-running replica is in;
 //! - tasks/s: from the first create to the last task's log line;
 //! - deliveries/s: all deliveries over the time from the first create to the last delivery
 //!   received (fan-out, claims and sends of every replica inside);
@@ -56,7 +59,7 @@ use axum::Router;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const USAGE: &str = "usage: cargo bench --bench replicas -- [--tasks N] [--endpoints N] [--rounds N] [--statements]";
+const USAGE: &str = "usage: cargo bench --bench replicas -- [--tasks N] [--endpoints N] [--rounds N] [--warmup N] [--statements]";
 
 const SCRIPT: &str = r#"cat >/dev/null; echo "$CLAW_TASK_ID" >> "$CLAW_BENCH_LOG"; echo ok"#;
 
@@ -64,6 +67,8 @@ struct Args {
     tasks: usize,
     endpoints: usize,
     rounds: usize,
+    /// Tasks run (with their deliveries) before the clock starts.
+    warmup: usize,
     statements: bool,
 }
 
@@ -72,6 +77,7 @@ fn args() -> Args {
         tasks: 1000,
         endpoints: 5,
         rounds: 3,
+        warmup: 200,
         statements: false,
     };
     let mut it = std::env::args().skip(1);
@@ -85,6 +91,7 @@ fn args() -> Args {
             "--tasks" => a.tasks = value("--tasks"),
             "--endpoints" => a.endpoints = value("--endpoints"),
             "--rounds" => a.rounds = value("--rounds").max(1),
+            "--warmup" => a.warmup = value("--warmup"),
             "--statements" => a.statements = true,
             "--bench" => {}
             other => panic!("unknown argument {other}\n{USAGE}"),
@@ -413,13 +420,6 @@ async fn setup(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let stats = match (&database, a.statements) {
-        (Some(url), true) => Some(Statements::reset(url).await?),
-        _ => None,
-    };
-    let cpu_before: Vec<f64> = procs.iter().map(|p| cpu_seconds(p.pid)).collect();
-    let pg_before = postgres_cpu(pg_data);
-    let started = Instant::now();
     let urls: Vec<String> = procs.iter().map(|p| p.url.clone()).collect();
     let create = |n: usize| {
         let http = http.clone();
@@ -436,14 +436,6 @@ async fn setup(
             Ok(())
         }
     };
-    let results: Vec<Result<()>> = futures_util::stream::iter(0..a.tasks)
-        .map(create)
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
     let lines = |log: &Path| -> Vec<String> {
         std::fs::read_to_string(log)
             .unwrap_or_default()
@@ -451,25 +443,60 @@ async fn setup(
             .map(str::to_owned)
             .collect()
     };
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while lines(&log).len() < a.tasks {
-        ensure!(
-            Instant::now() < deadline,
-            "{name}: tasks not all run within 600 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Creates tasks `from..to` (32 in flight) and waits until they have run.
+    let run_tasks = |from: usize, to: usize| {
+        let (create, log) = (&create, &log);
+        async move {
+            let results: Vec<Result<()>> = futures_util::stream::iter(from..to)
+                .map(create)
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while lines(log).len() < to {
+                ensure!(
+                    Instant::now() < deadline,
+                    "{name}: tasks not all run within 600 s"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        }
+    };
+    // Waits until the receiver has counted `want` deliveries.
+    let delivered = |want: usize| {
+        let counts = &counts;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while counts.lock().unwrap().0.len() < want {
+                ensure!(
+                    Instant::now() < deadline,
+                    "{name}: {} of {want} deliveries within 600 s",
+                    counts.lock().unwrap().0.len()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        }
+    };
+    if a.warmup > 0 {
+        run_tasks(0, a.warmup).await?;
+        delivered(a.warmup * a.endpoints).await?;
     }
+    let stats = match (&database, a.statements) {
+        (Some(url), true) => Some(Statements::reset(url).await?),
+        _ => None,
+    };
+    let cpu_before: Vec<f64> = procs.iter().map(|p| cpu_seconds(p.pid)).collect();
+    let pg_before = postgres_cpu(pg_data);
+    let started = Instant::now();
+    run_tasks(a.warmup, a.warmup + a.tasks).await?;
     let tasks_elapsed = started.elapsed().as_secs_f64();
     let want = a.tasks * a.endpoints;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while counts.lock().unwrap().0.len() < want {
-        ensure!(
-            Instant::now() < deadline,
-            "{name}: {} of {want} deliveries within 600 s",
-            counts.lock().unwrap().0.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    delivered((a.warmup + a.tasks) * a.endpoints).await?;
     // A moment for any duplicate to arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (sent_twice, last) = {
@@ -493,10 +520,10 @@ async fn setup(
     }
     let run_twice = runs.values().filter(|n| **n > 1).count();
     ensure!(
-        runs.len() == a.tasks,
+        runs.len() == a.warmup + a.tasks,
         "{name}: {} of {} tasks ran",
         runs.len(),
-        a.tasks
+        a.warmup + a.tasks
     );
 
     let failover = if failover {

@@ -164,6 +164,8 @@ async fn report_unopenable_secrets(store: &Store) -> Result<(), StoreError> {
 pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     // Until the first pass is done (see `crate::alloc`).
     let purge = crate::alloc::purge_at_once();
+    // Before the pass, whose state would otherwise lie under their short-lived allocations.
+    let routers = api::Routers::new();
     let mut store = Store::open_with(&options.data, options.database_url.as_deref()).await?;
     store.set_secret_key(secret_key(&options, &store)?);
     if store.is_postgres() {
@@ -359,6 +361,7 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
             status_body: Default::default(),
         }),
         options.limits,
+        routers,
     );
     tasks.push(tokio::spawn(serve_http(
         listener,

@@ -195,18 +195,52 @@ pub(crate) fn routes() -> Routes {
     }
 }
 
+/// The routes as plain axum routers, their OpenAPI descriptions dropped (only
+/// [`openapi::document`] reads those). Start-up builds them before its first pass: the
+/// descriptions are ~2 MB of short-lived allocations, which built after the pass would sit on
+/// top of everything it keeps, at the process's peak RSS.
+pub struct Routers {
+    bearer: Router<AppState>,
+    hooks: Router<AppState>,
+    public: Router<AppState>,
+    openai: Router<AppState>,
+}
+
+impl Routers {
+    pub fn new() -> Routers {
+        let Routes {
+            bearer,
+            hooks,
+            public,
+            openai,
+        } = routes();
+        Routers {
+            bearer: bearer.into(),
+            hooks: hooks.into(),
+            public: public.into(),
+            openai: openai.into(),
+        }
+    }
+}
+
+impl Default for Routers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The whole application.
-pub fn router(state: AppState, limits: Limits) -> App {
-    let Routes {
+pub fn router(state: AppState, limits: Limits, routers: Routers) -> App {
+    let Routers {
         bearer,
         hooks,
         public,
         openai,
-    } = routes();
+    } = routers;
     // One layer for every `/api/v1` route: metrics, authentication and `Idempotency-Key`
     // (inside authentication: a key belongs to the caller's token).
-    let bearer = Router::from(bearer).route_layer(Bearer(state.clone()));
-    let hooks = Router::from(hooks)
+    let bearer = bearer.route_layer(Bearer(state.clone()));
+    let hooks = hooks
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             hooks::authenticate_unless_signed,
@@ -216,7 +250,7 @@ pub fn router(state: AppState, limits: Limits) -> App {
             metrics::track,
         ));
     // The switch before authentication: while it is off, `/v1` is not there for anyone.
-    let openai = Router::from(openai)
+    let openai = openai
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -229,7 +263,7 @@ pub fn router(state: AppState, limits: Limits) -> App {
             state.clone(),
             metrics::track,
         ));
-    let public = Router::from(public).route_layer(middleware::from_fn_with_state(
+    let public = public.route_layer(middleware::from_fn_with_state(
         state.clone(),
         metrics::track,
     ));
