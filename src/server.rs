@@ -193,7 +193,10 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
     let mut admin_token = None;
     // In pull mode the repository is the source of truth: never scaffold into the clone.
     if checkout.is_none() && scaffold::needs_init(&options.manifests) {
-        if store::resources::load_all(&store).await?.is_empty() {
+        if store::resources::load_all::<std::hash::RandomState>(&store)
+            .await?
+            .is_empty()
+        {
             let done = scaffold::init(&options.manifests)?;
             admin_token = done.admin_token;
         } else {

@@ -44,7 +44,7 @@ pub async fn run(args: Args) -> ExitCode {
     }
     let actual =
         match Store::open_existing(&args.data.data, args.data.database_url.as_deref()).await {
-            Ok(Some(store)) => match resources::load_all(&store).await {
+            Ok(Some(store)) => match resources::load_all::<std::hash::RandomState>(&store).await {
                 Ok(actual) => actual,
                 Err(e) => {
                     eprintln!("claw diff: {e}");

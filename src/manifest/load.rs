@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -280,18 +282,51 @@ pub fn resource_digest(kind: Kind, metadata: &Metadata, spec: &Spec) -> Digest {
 /// skipped, and so are symlinked directories (they can form cycles).
 pub fn scan(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    scan_into(root, Path::new(""), &mut out)?;
-    out.sort();
+    let _: ControlFlow<()> = scan_into(root, Path::new(""), &mut |p| {
+        out.push(p);
+        ControlFlow::Continue(())
+    })?;
+    out.sort_unstable_by(|a, b| path_order(a, b));
     Ok(out)
 }
 
-fn scan_into(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+/// True when some manifest file below `root` (relative to it) satisfies `pred`; stops at the
+/// first, in directory order (nothing is sorted).
+pub fn any_file(root: &Path, mut pred: impl FnMut(&Path) -> bool) -> io::Result<bool> {
+    let mut found = false;
+    let _: ControlFlow<()> = scan_into(root, Path::new(""), &mut |p| {
+        found = pred(&p);
+        if found {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    Ok(found)
+}
+
+/// The order of `Path`'s `Ord` for the relative paths [`scan`] finds (plain names joined by
+/// single slashes): component by component is byte by byte with the separator lowest. The
+/// same answer as comparing `Components`, without parsing them (sorting 100,000 paths that way
+/// was a tenth of a second of start-up).
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    a.iter().map(key).cmp(b.iter().map(key))
+}
+
+/// Walks the manifest files below `root.join(rel)`, in directory order, until `visit` breaks.
+fn scan_into(
+    root: &Path,
+    rel: &Path,
+    visit: &mut impl FnMut(PathBuf) -> ControlFlow<()>,
+) -> io::Result<ControlFlow<()>> {
     let dir = root.join(rel);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         // A directory removed while we walk is simply gone.
         Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.as_os_str().is_empty() => {
-            return Ok(())
+            return Ok(ControlFlow::Continue(()))
         }
         Err(e) => return Err(e),
     };
@@ -303,15 +338,20 @@ fn scan_into(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> 
         }
         let child = rel.join(&name);
         let file_type = entry.file_type()?;
-        if file_type.is_dir() {
-            scan_into(root, &child, out)?;
+        let flow = if file_type.is_dir() {
+            scan_into(root, &child, visit)?
         } else if is_manifest_file(&child)
             && (file_type.is_file() || std::fs::metadata(root.join(&child))?.is_file())
         {
-            out.push(child);
+            visit(child)
+        } else {
+            ControlFlow::Continue(())
+        };
+        if flow.is_break() {
+            return Ok(flow);
         }
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Reads one manifest file; `None` when it does not exist (any more). The text comes back with
@@ -417,6 +457,38 @@ impl ManifestSet {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn path_order_is_the_order_of_path_components() {
+        let names = [
+            "a.yaml",
+            "a-b/x.yaml",
+            "a/x.yaml",
+            "a/b/c.yaml",
+            "a.b/x.yaml",
+            "a b/x.yaml",
+            "ab.yaml",
+            "a/b.yaml",
+            "a/b-c.yaml",
+            "a/b/a.yaml",
+            "A/x.yaml",
+            "a!/x.yaml",
+            "a/.x.yaml",
+            "é/x.yaml",
+        ];
+        for a in names {
+            for b in names {
+                let (a, b) = (Path::new(a), Path::new(b));
+                assert_eq!(
+                    path_order(a, b),
+                    a.cmp(b),
+                    "{} vs {}",
+                    a.display(),
+                    b.display()
+                );
+            }
+        }
+    }
     use super::*;
 
     const TOKEN: &str = "apiVersion: openclaw.dev/v1

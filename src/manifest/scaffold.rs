@@ -94,19 +94,16 @@ pub fn needs_init(root: &Path) -> bool {
     // (A symlinked `tokens/` is not looked into: the loader skips symlinked directories.)
     let tokens = Path::new("tokens");
     let is_dir = std::fs::symlink_metadata(root.join(tokens)).is_ok_and(|m| m.is_dir());
-    if is_dir {
-        if let Ok(files) = super::load::scan(&root.join(tokens)) {
-            if files.iter().any(|rel| declares_token(&tokens.join(rel))) {
-                return false;
-            }
-        }
+    if is_dir
+        && super::load::any_file(&root.join(tokens), |rel| declares_token(&tokens.join(rel)))
+            .unwrap_or(false)
+    {
+        return false;
     }
-    let Ok(files) = super::load::scan(root) else {
-        return !root.exists();
-    };
-    !files
-        .iter()
-        .any(|rel| !rel.starts_with(tokens) && declares_token(rel))
+    match super::load::any_file(root, |rel| !rel.starts_with(tokens) && declares_token(rel)) {
+        Ok(found) => !found,
+        Err(_) => !root.exists(),
+    }
 }
 
 #[cfg(test)]

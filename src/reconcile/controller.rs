@@ -2,7 +2,7 @@
 //! results of slow work back from the scheduler. Each request is fast; nothing here waits on
 //! the network or a process (see [`super::handler`] for where slow work goes).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, StepResult};
 use super::handler::{Handler, Job};
-use super::index::{Index, Key, View};
+use super::index::{Index, Key, KeyHasher, KeyMap, KeySet, View};
 use super::plan::{self, Action, Decision, Hold, Step};
 use super::read;
 use super::record::{self, Book, SummaryParts};
@@ -93,7 +93,7 @@ struct Reconciler {
     checkout: Option<Checkout>,
     set: ManifestSet,
     index: Index,
-    actual: HashMap<Key, Applied>,
+    actual: KeyMap<Applied>,
     handlers: Vec<Arc<dyn Handler>>,
     store: Store,
     live: Arc<Live>,
@@ -102,7 +102,7 @@ struct Reconciler {
     messages: Messages,
     work: Work,
     /// Resources whose fast apply failed: planned again on every pass until they succeed.
-    failed: HashSet<Key>,
+    failed: KeySet,
     /// Deletes the prune guard holds back.
     held: BTreeSet<Key>,
     hold: Option<Hold>,
@@ -154,7 +154,7 @@ pub async fn start(
         book: Book::default(),
         messages: Messages::default(),
         work,
-        failed: HashSet::new(),
+        failed: KeySet::default(),
         held: BTreeSet::new(),
         hold: None,
         prune_confirmed: options.confirm_prune,
@@ -339,7 +339,7 @@ impl Reconciler {
             return (report, Vec::new());
         }
         let changed_files = changes.len();
-        let mut touched: HashSet<Key> = HashSet::new();
+        let mut touched = KeySet::default();
         let mut paths = Vec::with_capacity(changes.len());
         if self.set.files.is_empty() {
             // Start-up: build the set in one go from the sorted changes (not one tree insert,
@@ -395,7 +395,7 @@ impl Reconciler {
 
     /// Takes a file's new content into the desired state and returns the names it touched;
     /// an invalid file keeps its last good resources in force.
-    fn merge(&mut self, path: PathBuf, load: Option<FileLoad>) -> HashSet<Key> {
+    fn merge(&mut self, path: PathBuf, load: Option<FileLoad>) -> KeySet {
         let old = match load {
             None => self.set.files.remove(path.as_path()),
             Some(mut load) => {
@@ -419,7 +419,7 @@ impl Reconciler {
     }
 
     /// Plans the touched names (every name on a full pass), applies, records, schedules.
-    async fn converge(&mut self, full: bool, mut touched: HashSet<Key>) -> (Report, Vec<u64>) {
+    async fn converge(&mut self, full: bool, mut touched: KeySet) -> (Report, Vec<u64>) {
         let now = OffsetDateTime::now_utc();
         let revision: Arc<str> = Arc::from(self.revision.as_str());
         if full {
@@ -432,7 +432,7 @@ impl Reconciler {
         let (steps, held) = self.plan(&touched);
         // Borrowed from `touched` (every step is of a touched name): a first pass on 100,000
         // resources would otherwise hold another copy of every name.
-        let planned: HashSet<&Key> = steps
+        let planned: HashSet<&Key, KeyHasher> = steps
             .iter()
             .filter_map(|s| touched.get(&(s.kind, s.name.clone())))
             .collect();
@@ -480,7 +480,7 @@ impl Reconciler {
 
     /// Decides each touched name: the steps to apply (creates and updates with deletes first)
     /// and the deletes the prune guard holds back.
-    fn plan(&mut self, touched: &HashSet<Key>) -> (Vec<Step>, Vec<Step>) {
+    fn plan(&mut self, touched: &KeySet) -> (Vec<Step>, Vec<Step>) {
         self.hold = match self.index.unreadable() {
             Some(path) => Some(Hold::Unreadable(path.clone())),
             None if self.index.is_empty() && !self.actual.is_empty() && !self.prune_confirmed => {
@@ -591,8 +591,8 @@ impl Reconciler {
     /// whether their file is valid (an invalid file keeps the last good version in force).
     fn record_unplanned(
         &mut self,
-        touched: &HashSet<Key>,
-        planned: &HashSet<&Key>,
+        touched: &KeySet,
+        planned: &HashSet<&Key, KeyHasher>,
         now: OffsetDateTime,
     ) {
         for key in touched {
@@ -648,7 +648,11 @@ impl Reconciler {
     /// Full passes: slow work to repair drift of every applied, unchanged resource (or to try
     /// failing work again). `touched` holds every admitted name on a full pass. Returns the
     /// jobs started.
-    fn resync_unchanged(&mut self, touched: &HashSet<Key>, planned: &HashSet<&Key>) -> Vec<u64> {
+    fn resync_unchanged(
+        &mut self,
+        touched: &KeySet,
+        planned: &HashSet<&Key, KeyHasher>,
+    ) -> Vec<u64> {
         let mut jobs = Vec::new();
         for key in touched {
             if planned.contains(key) || self.work.busy(key) {

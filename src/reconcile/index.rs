@@ -19,6 +19,16 @@ use crate::manifest::{Diagnostic, Digest, FileLoad, Kind, ManifestSet, Resource}
 /// A resource's identity: its kind and name (the name shared with the resource's own copy).
 pub type Key = (Kind, Arc<str>);
 
+/// The hashing of maps and sets keyed by [`Key`]: foldhash, several times faster than the
+/// standard SipHash on short names (a first pass on 100,000 resources hashes every key a dozen
+/// times, and SipHash was 3 % of its CPU). The keys come from reviewed manifests, and the seed
+/// is still random per process.
+pub type KeyHasher = foldhash::fast::RandomState;
+/// A map keyed by [`Key`].
+pub type KeyMap<V> = HashMap<Key, V, KeyHasher>;
+/// A set of [`Key`]s.
+pub type KeySet = HashSet<Key, KeyHasher>;
+
 /// Who declares one name.
 struct Owners {
     /// Files declaring it with a valid document, in path order (a file declaring a name twice
@@ -32,13 +42,13 @@ struct Owners {
 /// Names declared by the manifests and the rules' verdict on each.
 #[derive(Default)]
 pub struct Index {
-    owners: HashMap<Key, Owners>,
+    owners: KeyMap<Owners>,
     /// How many names are admitted.
     admitted: usize,
     /// Rule errors (duplicates, a misnamed Config) by name.
-    rule_errors: HashMap<Key, Vec<Diagnostic>>,
+    rule_errors: KeyMap<Vec<Diagnostic>>,
     /// Invalid documents that still say who they are, by name: never deleted.
-    claims: HashMap<Key, usize>,
+    claims: KeyMap<usize>,
     /// Files that are not even YAML: every delete waits until they are fixed.
     unreadable: BTreeSet<PathBuf>,
     /// Files with errors of their own.
@@ -55,8 +65,8 @@ impl Index {
         path: &Path,
         old: Option<&FileLoad>,
         new: Option<&FileLoad>,
-    ) -> HashSet<Key> {
-        let mut touched = HashSet::new();
+    ) -> KeySet {
+        let mut touched = KeySet::default();
         if let Some(old) = old {
             self.revision_term(path, old, false);
             for r in &old.resources {
@@ -273,12 +283,7 @@ mod tests {
         )
     }
 
-    fn put(
-        set: &mut ManifestSet,
-        index: &mut Index,
-        path: &str,
-        text: Option<&str>,
-    ) -> HashSet<Key> {
+    fn put(set: &mut ManifestSet, index: &mut Index, path: &str, text: Option<&str>) -> KeySet {
         let p = PathBuf::from(path);
         let new = text.map(|t| parse_file(&p, t));
         let old = match &new {
@@ -295,7 +300,7 @@ mod tests {
         put(&mut set, &mut index, "a.yaml", Some(&token("ci")));
         put(&mut set, &mut index, "b.yaml", Some(&token("other")));
         let touched = put(&mut set, &mut index, "c.yaml", Some(&token("ci")));
-        assert_eq!(touched, HashSet::from([(Kind::Token, Arc::from("ci"))]));
+        assert_eq!(touched, KeySet::from_iter([(Kind::Token, Arc::from("ci"))]));
         assert_eq!(index.rule_errors().count(), 1);
         let key = (Kind::Token, Arc::from("ci"));
         assert_eq!(

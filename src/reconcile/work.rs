@@ -3,7 +3,7 @@
 //! run in the [`scheduler`](super::scheduler); their results come back to the loop, which
 //! alone records them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::controller::{Repaired, Report};
 use super::handler::{Handler, Job, WorkResult};
-use super::index::Key;
+use super::index::{Key, KeyMap};
 use super::scheduler::{Done, Scheduler};
 use super::Request;
 use crate::manifest::Digest;
@@ -45,9 +45,9 @@ struct Waiter {
 pub struct Work {
     scheduler: Scheduler<Key, Finished>,
     /// The job running or waiting per resource, by id.
-    inflight: HashMap<Key, u64>,
+    inflight: KeyMap<u64>,
     /// Resources whose slow work failed, with the attempts so far (for the backoff).
-    retries: HashMap<Key, u32>,
+    retries: KeyMap<u32>,
     waiters: Vec<Waiter>,
     /// The loop's own mailbox, for retries when their backoff has passed.
     requests: mpsc::UnboundedSender<Request>,
@@ -61,8 +61,8 @@ impl Work {
         let (scheduler, done) = Scheduler::new(WORK_LIMIT);
         let work = Work {
             scheduler,
-            inflight: HashMap::new(),
-            retries: HashMap::new(),
+            inflight: KeyMap::default(),
+            retries: KeyMap::default(),
             waiters: Vec::new(),
             requests,
         };

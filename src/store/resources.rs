@@ -16,13 +16,15 @@ pub struct Applied {
 }
 
 /// Every applied resource, keyed by kind and name.
-pub async fn load_all(store: &Store) -> Result<HashMap<(Kind, Arc<str>), Applied>, StoreError> {
+pub async fn load_all<S: std::hash::BuildHasher + Default>(
+    store: &Store,
+) -> Result<HashMap<(Kind, Arc<str>), Applied, S>, StoreError> {
     let rows: Vec<(String, String, String, String)> = with_pool!(store, pool => {
         sqlx::query_as("SELECT kind, name, digest, applied_revision FROM resources")
             .fetch_all(pool)
             .await?
     });
-    let mut out = HashMap::with_capacity(rows.len());
+    let mut out = HashMap::with_capacity_and_hasher(rows.len(), S::default());
     let mut revisions: HashMap<String, Arc<str>> = HashMap::new();
     for (kind, name, digest_hex, revision) in rows {
         // A kind this build does not know (a newer server wrote it) is left alone.

@@ -331,3 +331,30 @@ async fn a_duplicate_digest_among_many_tokens_fails_only_the_duplicate() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_created_after_start_are_watched_too() {
+    // Each directory has a watch of its own (start-up lists directories instead of letting
+    // notify stat every file): a new one gets its watch when its creation is seen, and the
+    // resync is minutes away, so only that watch can report the second file.
+    let s = TestServer::start().await;
+    let before = s.live().tokens.len();
+    std::fs::create_dir_all(s.path("teams/new")).unwrap();
+    s.write(
+        "teams/new/a.yaml",
+        &token_manifest("new-a", &claw::auth::token::generate(), "read", ""),
+    );
+    s.wait_for("the token in the new directory", |l| {
+        l.tokens.len() == before + 1
+    })
+    .await;
+    s.write(
+        "teams/new/b.yaml",
+        &token_manifest("new-b", &claw::auth::token::generate(), "read", ""),
+    );
+    s.wait_for("the token added to the new directory later", |l| {
+        l.tokens.len() == before + 2
+    })
+    .await;
+    s.stop().await;
+}
