@@ -52,28 +52,46 @@ impl Handler for TokenHandler {
         tx: &mut Tx,
         resources: &[&Resource],
     ) -> Vec<Result<Outcome, ApplyError>> {
-        let mut out = Vec::with_capacity(resources.len());
-        for chunk in resources.chunks(500) {
+        // Rows go in in digest order. Names come sorted, so otherwise the `sha256` index is
+        // the one written at random, and at 70,000 tokens (5.5 MB) it outgrows SQLite's page
+        // cache: every insert read its page back from the WAL and spilled it again (that was
+        // half of a 100,000-resource start-up's SQLite time). The name index, in random order
+        // instead, is a quarter of that size and stays cached.
+        fn digest(r: &Resource) -> &str {
+            match &r.spec {
+                Spec::Token(spec) => &spec.sha256,
+                _ => "",
+            }
+        }
+        let mut order: Vec<usize> = (0..resources.len()).collect();
+        // Stable: of two tokens with one digest, the first by name is applied, as before.
+        order.sort_by(|&a, &b| digest(resources[a]).cmp(digest(resources[b])));
+        let mut out: Vec<Option<Result<Outcome, ApplyError>>> = std::iter::repeat_with(|| None)
+            .take(resources.len())
+            .collect();
+        for chunk in order.chunks(500) {
             let rows: Vec<(&str, &TokenSpec)> = chunk
                 .iter()
-                .filter_map(|r| match &r.spec {
-                    Spec::Token(spec) if hash_of(spec).is_ok() => Some((r.name(), spec)),
+                .filter_map(|&i| match &resources[i].spec {
+                    Spec::Token(spec) if hash_of(spec).is_ok() => Some((resources[i].name(), spec)),
                     _ => None,
                 })
                 .collect();
             let batched =
                 rows.len() == chunk.len() && store::tokens::upsert_many(tx, &rows).await.is_ok();
-            for r in chunk {
-                out.push(if batched {
-                    self.record(r)
+            for &i in chunk {
+                out[i] = Some(if batched {
+                    self.record(resources[i])
                 } else {
                     // Something in the chunk is wrong (a duplicate digest): one by one, so
                     // that only the culprit fails.
-                    self.apply(tx, r).await
+                    self.apply(tx, resources[i]).await
                 });
             }
         }
-        out
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ApplyError::new("Skipped", "not applied"))))
+            .collect()
     }
 
     async fn apply(&self, tx: &mut Tx, r: &Resource) -> Result<Outcome, ApplyError> {
