@@ -137,6 +137,9 @@ impl TokenTable {
             return;
         }
         let mut next = Tables::clone(&self.tables.load());
+        // At start-up every token at once: one allocation per map, not a rehash per doubling.
+        next.by_name.reserve(upserts.len());
+        next.by_hash.reserve(upserts.len());
         for name in removes {
             if let Some(old) = next.by_name.take(name.as_str()) {
                 next.by_hash.remove(&old.0.hash);

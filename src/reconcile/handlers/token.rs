@@ -57,15 +57,18 @@ impl Handler for TokenHandler {
         // cache: every insert read its page back from the WAL and spilled it again (that was
         // half of a 100,000-resource start-up's SQLite time). The name index, in random order
         // instead, is a quarter of that size and stays cached.
-        fn digest(r: &Resource) -> &str {
-            match &r.spec {
-                Spec::Token(spec) => &spec.sha256,
-                _ => "",
-            }
-        }
-        let mut order: Vec<usize> = (0..resources.len()).collect();
-        // Stable: of two tokens with one digest, the first by name is applied, as before.
-        order.sort_by(|&a, &b| digest(resources[a]).cmp(digest(resources[b])));
+        let mut keyed: Vec<(&str, usize)> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| match &r.spec {
+                Spec::Token(spec) => (spec.sha256.as_str(), i),
+                _ => ("", i),
+            })
+            .collect();
+        // By index among equal digests: of two tokens with one digest, the first by name is
+        // applied, as before.
+        keyed.sort_unstable();
+        let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
         let mut out: Vec<Option<Result<Outcome, ApplyError>>> = std::iter::repeat_with(|| None)
             .take(resources.len())
             .collect();
