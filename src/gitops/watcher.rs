@@ -80,7 +80,14 @@ pub fn spawn(
                 // Listing directories and adding watches blocks: off the runtime's workers.
                 let watching = tokio::task::spawn_blocking(move || {
                     for dir in &dirs {
-                        let _ = watch_tree(&mut watcher, dir, false);
+                        // A path in the batch that is not a directory (any more) has no watch.
+                        if dir.is_dir() {
+                            if let Err(e) = watch_tree(&mut watcher, dir, false) {
+                                if !is_gone(&e) {
+                                    tracing::warn!(dir = %dir.display(), "cannot watch a directory; its changes are seen at the next resync: {e}");
+                                }
+                            }
+                        }
                     }
                     watcher
                 });
@@ -102,25 +109,40 @@ pub fn spawn(
 /// Watches `dir` and every directory below it that the loader reads (hidden ones and linked
 /// ones are not), each on its own: notify's recursive mode stats every file of the tree to
 /// find the directories (~0.3 s on 100,000 files, on the way to listening), where the file
-/// types of a directory listing are enough. Only `dir`'s own watch can fail when `required`;
-/// a directory gone in the meantime is skipped.
-fn watch_tree(watcher: &mut impl Watcher, dir: &Path, required: bool) -> notify::Result<()> {
-    match watcher.watch(dir, RecursiveMode::NonRecursive) {
-        Ok(()) => {}
-        Err(e) if required => return Err(e),
-        Err(_) => return Ok(()),
-    }
+/// types of a directory listing are enough. A directory below `dir` that is gone by the time
+/// it is watched is skipped. Any other failure (the inotify watch limit) is returned when
+/// `strict` (start-up), else logged: that directory's changes are then seen by the resync.
+fn watch_tree(watcher: &mut impl Watcher, dir: &Path, strict: bool) -> notify::Result<()> {
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with('.')
-            && entry.file_type().is_ok_and(|t| t.is_dir())
+        if entry.file_name().to_string_lossy().starts_with('.')
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
         {
-            watch_tree(watcher, &entry.path(), false)?;
+            continue;
+        }
+        let sub = entry.path();
+        match watch_tree(watcher, &sub, strict) {
+            Ok(()) => {}
+            Err(e) if is_gone(&e) => {}
+            Err(e) if strict => return Err(e),
+            Err(e) => tracing::warn!(
+                dir = %sub.display(),
+                "cannot watch a directory; its changes are seen at the next resync: {e}"
+            ),
         }
     }
     Ok(())
+}
+
+fn is_gone(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::PathNotFound => true,
+        notify::ErrorKind::Io(io) => io.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 #[derive(Default)]
