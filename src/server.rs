@@ -296,6 +296,9 @@ pub async fn start(mut options: ServeOptions) -> Result<Server, ServeError> {
         store.clone(),
         stop.child_token(),
     ));
+    if !store.is_postgres() {
+        tasks.push(spawn_checkpointer(store.clone(), stop.child_token()));
+    }
     // Listening before tasks start: with replicas, this one's address is in its first
     // heartbeat, which comes before its first claim.
     let listener = tokio::net::TcpListener::bind(&options.listen)
@@ -561,6 +564,25 @@ fn spawn_last_used_flusher(
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = every.tick() => flush_last_used(&live, &store).await,
+            }
+        }
+    })
+}
+
+/// SQLite's WAL checkpoints, off every caller's path (see `Store::checkpoint`): once a second,
+/// the first one right away (start-up's first pass leaves its whole write in the WAL).
+fn spawn_checkpointer(store: Store, stop: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => {
+                    if let Err(e) = store.checkpoint().await {
+                        tracing::warn!("cannot checkpoint the database's WAL: {e}");
+                    }
+                }
             }
         }
     })
